@@ -1,0 +1,40 @@
+// Command bitstorm is a BitTorrent client whose download is a staged stream processor.
+//
+//	bitstorm download [--out DIR] [--port N] [--max-peers N] [--verbose] [--quiet] FILE.torrent
+//	bitstorm info FILE.torrent
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := newApp().RunContext(ctx, os.Args)
+	stop()
+	if err == nil {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "bitstorm: %v\n", err)
+	if errors.Is(err, context.Canceled) {
+		os.Exit(130)
+	}
+	os.Exit(1)
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:            "bitstorm",
+		Usage:           "a BitTorrent client built as a stream processor",
+		HideHelpCommand: true,
+		Commands:        []*cli.Command{downloadCommand(), infoCommand()},
+	}
+}

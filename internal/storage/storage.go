@@ -1,0 +1,144 @@
+// Package storage maps a torrent's concatenated byte space onto its files on disk.
+//
+// BEP 3 lays the files of a multi-file torrent end to end, so a piece may span the tail of
+// one file and the head of the next. Files turns an offset in that space into positioned
+// reads and writes (pread/pwrite) on the files, and refuses to touch anything outside its
+// root directory.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/bitstorm/bitstorm/internal/metainfo"
+)
+
+// ErrUnsafePath is returned when a file of the torrent would resolve outside the root
+// directory, or through a symbolic link.
+var ErrUnsafePath = errors.New("unsafe path")
+
+// Files is the on-disk storage of one torrent. It is safe for concurrent use: every
+// read and write is positioned, and the file set is fixed after Open.
+type Files struct {
+	files  []*os.File // nil for zero-length files
+	layout []metainfo.File
+	size   int64
+}
+
+// Open creates or opens every file of info below root, creating directories as needed.
+// Existing data is kept; files shorter than their length are extended (sparse).
+func Open(root string, info *metainfo.Info) (*Files, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	s := &Files{layout: info.Files, size: info.Length, files: make([]*os.File, len(info.Files))}
+	for i, f := range info.Files {
+		name, err := safeJoin(root, f.Path)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		fh, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		s.files[i] = fh
+		st, err := fh.Stat()
+		if err == nil && st.Size() < f.Length {
+			err = fh.Truncate(f.Length)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("storage: %s: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+// safeJoin joins path below root and checks that no component is a symbolic link and that
+// the result stays inside root. metainfo has already rejected "..", absolute paths and
+// separators inside components; this is the last line of defence.
+func safeJoin(root string, path []string) (string, error) {
+	name := filepath.Join(append([]string{root}, path...)...)
+	rel, err := filepath.Rel(root, name)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("storage: %q: %w: outside %s", filepath.Join(path...), ErrUnsafePath, root)
+	}
+	cur := root
+	for _, c := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, c)
+		st, err := os.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("storage: %w", err)
+		}
+		if st.Mode()&os.ModeSymlink != 0 {
+			return "", fmt.Errorf("storage: %s: %w: symbolic link", cur, ErrUnsafePath)
+		}
+	}
+	return name, nil
+}
+
+// WriteAt writes p at offset off of the torrent's byte space, across file boundaries.
+func (s *Files) WriteAt(p []byte, off int64) (int, error) {
+	return s.span(p, off, func(f *os.File, b []byte, at int64) (int, error) { return f.WriteAt(b, at) })
+}
+
+// ReadAt reads len(p) bytes at offset off of the torrent's byte space.
+func (s *Files) ReadAt(p []byte, off int64) (int, error) {
+	return s.span(p, off, func(f *os.File, b []byte, at int64) (int, error) { return f.ReadAt(b, at) })
+}
+
+func (s *Files) span(p []byte, off int64, op func(*os.File, []byte, int64) (int, error)) (int, error) {
+	if off < 0 || off+int64(len(p)) > s.size {
+		return 0, fmt.Errorf("storage: range [%d, %d) outside torrent of %d bytes", off, off+int64(len(p)), s.size)
+	}
+	// The first file whose end lies beyond off holds the first byte.
+	i := sort.Search(len(s.layout), func(i int) bool { return s.layout[i].Offset+s.layout[i].Length > off })
+	done := 0
+	for done < len(p) && i < len(s.layout) {
+		f := s.layout[i]
+		at := off + int64(done) - f.Offset
+		n := min(int64(len(p)-done), f.Length-at)
+		if n > 0 {
+			m, err := op(s.files[i], p[done:done+int(n)], at)
+			done += m
+			if err != nil && !(errors.Is(err, io.EOF) && m == int(n)) {
+				return done, fmt.Errorf("storage: %s: %w", filepath.Join(f.Path...), err)
+			}
+		}
+		i++
+	}
+	return done, nil
+}
+
+// Close closes every file; it returns the first error.
+func (s *Files) Close() error {
+	var first error
+	for i, f := range s.files {
+		if f == nil {
+			continue
+		}
+		if err := f.Close(); err != nil && first == nil {
+			first = fmt.Errorf("storage: %w", err)
+		}
+		s.files[i] = nil
+	}
+	return first
+}

@@ -1,0 +1,341 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/bufpool"
+	"github.com/bitstorm/bitstorm/internal/wire"
+	"github.com/reugn/go-streams"
+)
+
+// RequestConfig tunes the per-peer sessions of the Request stage.
+type RequestConfig struct {
+	Queue         int           // most block requests outstanding per peer (default 64: 1 MiB in flight)
+	InitialQueue  int           // requests outstanding at first; one more per block received, up to Queue (default 4)
+	SilentTimeout time.Duration // requests outstanding and no block for this long: drop the peer (default 20s)
+	IdleTimeout   time.Duration // nothing received for this long: drop the peer (default 3m)
+	KeepAlive     time.Duration // send a keep-alive after this long without sending (default 90s)
+	Tick          time.Duration // how often timeouts are checked (default 1s)
+	Blocks        *bufpool.Pool // block buffers, wire.BlockSize each
+}
+
+func (c *RequestConfig) defaults() {
+	c.Queue = cmp0(c.Queue, 64)
+	c.InitialQueue = min(cmp0(c.InitialQueue, 4), c.Queue)
+	c.SilentTimeout = cmp0(c.SilentTimeout, 20*time.Second)
+	c.IdleTimeout = cmp0(c.IdleTimeout, 3*time.Minute)
+	c.KeepAlive = cmp0(c.KeepAlive, 90*time.Second)
+	c.Tick = cmp0(c.Tick, time.Second)
+	if c.Blocks == nil {
+		c.Blocks = bufpool.New(wire.BlockSize, 256)
+	}
+}
+
+// Request runs one session per connected peer: it tells the peer we are interested, keeps
+// up to Queue block requests outstanding while unchoked (pipelined, not stop-and-wait), and
+// emits the blocks that arrive. In: *Conn. Out: *Block, from all peers, in arrival order.
+// Each session has a reader and a writer goroutine and ends when the peer breaks the protocol
+// (logged as the reason it was dropped), disconnects, goes silent, is banned, or ctx ends;
+// its outstanding requests then go back to the Scheduler for the other peers.
+func Request(ctx context.Context, env *Env, cfg RequestConfig) streams.Flow {
+	cfg.defaults()
+	return newNode(256, func(in <-chan any, out chan<- any) {
+		var wg sync.WaitGroup
+		for e := range in {
+			c := e.(*Conn)
+			if ctx.Err() != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := newSession(env, cfg, c, out)
+				s.run(ctx)
+			}()
+		}
+		wg.Wait()
+	})
+}
+
+var (
+	errUnsolicited = errors.New("sent a block we did not request")
+	errBanned      = errors.New("banned for corrupt data")
+	errSilent      = errors.New("silent with requests outstanding")
+	errIdle        = errors.New("idle too long")
+	errBitfield    = errors.New("bitfield after other messages")
+)
+
+type session struct {
+	env *Env
+	cfg RequestConfig
+	c   *Conn
+	p   *Peer
+	dec *wire.Decoder
+	out chan<- any
+	log *slog.Logger
+
+	mu         sync.Mutex
+	choked     bool // the peer chokes us
+	interested bool // we told the peer we are interested
+	has        wire.Bitfield
+	pending    map[BlockReq]struct{}
+	released   map[BlockReq]struct{} // requests dropped on choke whose blocks may still arrive
+	lastBlock  time.Time
+	lastRecv   time.Time
+	dropErr    error // why the writer closed the connection
+	window     int   // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
+	reqs       []BlockReq
+}
+
+func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any) *session {
+	n := env.Info.NumPieces()
+	now := time.Now()
+	return &session{
+		env: env, cfg: cfg, c: c, p: NewPeer(c.Addr), out: out,
+		dec:     wire.NewDecoder(c.R, n),
+		log:     env.Log.With("stage", "request", "peer", c.Addr),
+		choked:  true,
+		window:  cfg.InitialQueue,
+		has:     wire.NewBitfield(n),
+		pending: make(map[BlockReq]struct{}), released: make(map[BlockReq]struct{}),
+		lastBlock: now, lastRecv: now,
+	}
+}
+
+func (s *session) run(ctx context.Context) {
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(sctx, func() { s.c.Close() })
+	s.env.Sched.PeerJoined(s.p)
+	s.log.Debug("peer connected")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.writer(sctx)
+	}()
+	err := s.reader(sctx)
+	cancel()
+	stop()
+	s.c.Close()
+	wg.Wait()
+	s.mu.Lock()
+	if s.dropErr != nil {
+		err = s.dropErr
+	}
+	left := make([]BlockReq, 0, len(s.pending))
+	for r := range s.pending {
+		left = append(left, r)
+	}
+	s.mu.Unlock()
+	s.env.Sched.PeerLeft(s.p, s.has, left)
+	switch {
+	case ctx.Err() != nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		s.log.Debug("peer disconnected", "err", err)
+	default:
+		s.log.Warn("dropping peer", "reason", err)
+	}
+}
+
+// reader decodes the peer's messages until an error; a panic becomes an error, never a crash.
+func (s *session) reader(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	first := true
+	for {
+		m, err := s.dec.Next()
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.lastRecv = time.Now()
+		s.mu.Unlock()
+		if m.KeepAlive {
+			continue
+		}
+		switch m.ID {
+		case wire.Choke:
+			s.mu.Lock()
+			s.choked = true
+			left := make([]BlockReq, 0, len(s.pending))
+			for r := range s.pending {
+				left = append(left, r)
+				s.released[r] = struct{}{}
+			}
+			clear(s.pending)
+			s.mu.Unlock()
+			// BEP 3: a choking peer discards our requests; they go to the others.
+			s.env.Sched.Release(s.p, left)
+		case wire.Unchoke:
+			s.mu.Lock()
+			s.choked = false
+			clear(s.released) // blocks sent before the choke have all arrived by now
+			s.mu.Unlock()
+			s.p.Kick()
+		case wire.Have:
+			s.mu.Lock()
+			fresh := !s.has.Has(int(m.Index))
+			s.has.Set(int(m.Index))
+			s.mu.Unlock()
+			if fresh {
+				s.env.Sched.PeerHas(int(m.Index))
+				s.p.Kick()
+			}
+		case wire.BitfieldID:
+			// BEP 3: the bitfield may only be sent immediately after the handshake.
+			if !first {
+				return errBitfield
+			}
+			s.mu.Lock()
+			copy(s.has, m.Bitfield)
+			s.mu.Unlock()
+			for i := range s.env.Info.NumPieces() {
+				if m.Bitfield.Has(i) {
+					s.env.Sched.PeerHas(i)
+				}
+			}
+			s.p.Kick()
+		case wire.Piece:
+			if err := s.block(ctx, m); err != nil {
+				return err
+			}
+		}
+		first = false
+	}
+}
+
+// block reads the data of a piece message into a pooled buffer and passes it on.
+func (s *session) block(ctx context.Context, m wire.Message) error {
+	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
+	s.mu.Lock()
+	_, ok := s.pending[r]
+	if ok {
+		delete(s.pending, r)
+	} else if _, ok = s.released[r]; ok {
+		delete(s.released, r)
+	}
+	if ok && s.window < s.cfg.Queue {
+		s.window++
+	}
+	low := len(s.pending) <= s.window/2
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: piece %d begin %d length %d", errUnsolicited, r.Piece, r.Begin, r.Length)
+	}
+	buf := s.cfg.Blocks.Get()[:r.Length]
+	if err := s.dec.ReadBlock(buf); err != nil {
+		s.cfg.Blocks.Put(buf)
+		return err
+	}
+	s.mu.Lock()
+	s.lastBlock = time.Now()
+	s.mu.Unlock()
+	if low {
+		s.p.Kick()
+	}
+	if !s.env.Sched.Received(s.p, r) {
+		s.cfg.Blocks.Put(buf)
+		return nil
+	}
+	select {
+	case s.out <- &Block{Piece: r.Piece, Begin: r.Begin, Data: buf, Peer: s.p}:
+	case <-ctx.Done():
+		s.cfg.Blocks.Put(buf)
+		return ctx.Err()
+	}
+	if s.p.Banned() {
+		return errBanned
+	}
+	return nil
+}
+
+// writer sends interest, requests and keep-alives, and watches the peer's timeouts.
+func (s *session) writer(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.Tick)
+	defer tick.Stop()
+	lastSend := time.Now()
+	var buf []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.p.Kicked():
+		case now := <-tick.C:
+			if err := s.check(now); err != nil {
+				s.mu.Lock()
+				s.dropErr = err
+				s.mu.Unlock()
+				s.c.Close()
+				return
+			}
+			if s.p.Banned() {
+				s.c.Close()
+				return
+			}
+			if now.Sub(lastSend) >= s.cfg.KeepAlive {
+				buf = wire.AppendKeepAlive(buf)
+			}
+		}
+		buf = s.plan(buf)
+		if len(buf) == 0 {
+			continue
+		}
+		s.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := s.c.Write(buf); err != nil {
+			s.c.Close()
+			return
+		}
+		lastSend = time.Now()
+		buf = buf[:0]
+	}
+}
+
+func (s *session) check(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 && now.Sub(s.lastBlock) > s.cfg.SilentTimeout {
+		return errSilent
+	}
+	if now.Sub(s.lastRecv) > s.cfg.IdleTimeout {
+		return errIdle
+	}
+	return nil
+}
+
+// plan appends the messages the session should send now: interested once the peer has a
+// piece we lack, and requests to refill the queue while unchoked.
+func (s *session) plan(buf []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.interested {
+		if !s.env.Sched.Interesting(s.has) {
+			return buf
+		}
+		s.interested = true
+		buf = wire.AppendState(buf, wire.Interested)
+	}
+	if s.choked || len(s.pending) >= s.window {
+		return buf
+	}
+	s.reqs = s.env.Sched.Next(s.p, s.has, s.window-len(s.pending), s.isPending, s.reqs[:0])
+	for _, r := range s.reqs {
+		s.pending[r] = struct{}{}
+		buf = wire.AppendRequest(buf, uint32(r.Piece), uint32(r.Begin), uint32(r.Length))
+	}
+	return buf
+}
+
+func (s *session) isPending(r BlockReq) bool {
+	_, ok := s.pending[r]
+	return ok
+}

@@ -1,0 +1,121 @@
+// Package stages holds the typed units of BitStorm's download graph and the elements
+// that flow between them. pipeline/graph.go wires them on github.com/reugn/go-streams:
+//
+//	PeerSource ──*PeerAddr──▶ Dial ──*Conn──▶ Request ──*Block──▶ Assemble ──*Piece──▶ Verify ──*Piece──▶ Write
+//	(tracker,                 (bounded      (one session per    (blocks → piece    (SHA-1 on    (pwrite into
+//	 static list)              slots)        peer, pipelined)     buffers, p=1)      all cores)    the files)
+//	                                              ▲                                                  │
+//	                                              └────────── Scheduler (picker, block state) ◀──────┘
+//
+// Every edge is a chan any carrying pointers; the types are stated in each constructor's
+// doc. go-streams has no error path and no cancellation, so errors ride on the elements
+// (Piece.Err), every stage drains its input until it is closed, and cancellation enters at
+// the edges: sources close their outlet when the run's context ends and the close cascades.
+// The Scheduler is the one piece of shared state: sessions ask it what to request and tell
+// it what arrived; the Write sink tells it which pieces are verified on disk or failed.
+package stages
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/internal/wire"
+	"github.com/reugn/go-streams"
+)
+
+// PeerAddr is the address of a peer to dial.
+type PeerAddr struct {
+	Addr netip.AddrPort
+}
+
+// Conn is a connection to a peer whose handshake is done: the info hash matched.
+type Conn struct {
+	net.Conn
+	Addr     netip.AddrPort
+	PeerID   [20]byte
+	Reserved [8]byte       // BEP 3 reserved bits as the peer sent them, for later extensions
+	R        *bufio.Reader // buffered reader positioned after the handshake
+
+	once    sync.Once
+	release func() // frees the connection slot the dialer holds for this peer
+}
+
+// Close closes the connection and frees its slot; it is safe to call more than once.
+func (c *Conn) Close() error {
+	var err error
+	c.once.Do(func() {
+		err = c.Conn.Close()
+		if c.release != nil {
+			c.release()
+		}
+	})
+	return err
+}
+
+// Block is one block of piece data received from a peer (BEP 3 "piece" message).
+// Data comes from the pipeline's block pool; whoever consumes the block returns it.
+type Block struct {
+	Piece int
+	Begin int
+	Data  []byte
+	Peer  *Peer
+}
+
+// Piece is a whole piece, assembled from blocks. Err is set by Verify when the piece fails
+// its hash; Peers are the peers that sent its blocks, for blame.
+type Piece struct {
+	Index int
+	Data  []byte
+	Err   error
+	Peers []*Peer
+}
+
+// ErrHashMismatch marks a piece whose SHA-1 is not the one in the metainfo.
+var ErrHashMismatch = errors.New("piece hash mismatch")
+
+// PeerSource produces the addresses of peers to dial (a tracker, a static list, an
+// experiment's generator). Open returns a Source whose outlet the implementation closes when
+// ctx ends; it may call env.Fail with an error that ends the run (tracker unreachable).
+type PeerSource interface {
+	Open(ctx context.Context, env *Env) streams.Source
+}
+
+// Picker chooses which piece to start next for a peer. The Scheduler calls it under its
+// lock, so implementations need not be safe for concurrent use. Availability calls let a
+// rarest-first picker count how many peers hold each piece.
+type Picker interface {
+	// Pick returns a piece that has reports the peer holds and want accepts (not complete,
+	// not in progress); ok is false when there is none.
+	Pick(has wire.Bitfield, want func(piece int) bool) (piece int, ok bool)
+	// PeerHas records that one more peer holds piece.
+	PeerHas(piece int)
+	// PeerGone records that a peer holding the pieces set in has left.
+	PeerGone(has wire.Bitfield)
+}
+
+// Storage holds the torrent's bytes, addressed as one concatenated byte space (BEP 3).
+// Implementations must allow concurrent calls.
+type Storage interface {
+	io.WriterAt
+	io.ReaderAt
+	Close() error
+}
+
+// Env is what the pipeline shares with its stages for one run.
+type Env struct {
+	Info     *metainfo.Info
+	InfoHash [20]byte
+	PeerID   [20]byte
+	Port     uint16
+	Log      *slog.Logger
+	Sched    *Scheduler
+	// Fail ends the run with err; the first error wins and Run returns it.
+	Fail func(err error)
+}

@@ -1,0 +1,174 @@
+package stagetest
+
+import (
+	"bufio"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/wire"
+)
+
+// Behavior is how a FakePeer treats the peers that connect to it.
+type Behavior int
+
+const (
+	// Honest serves every request with the right data.
+	Honest Behavior = iota
+	// Corrupt serves every block with its bytes flipped.
+	Corrupt
+	// NeverUnchoke announces all pieces and never unchokes.
+	NeverUnchoke
+	// HangUp serves HangUpAfter blocks per connection, then sends half a block and disconnects.
+	HangUp
+	// Mute accepts the connection and never says anything, not even a handshake.
+	Mute
+	// Stall handshakes, unchokes, and then never answers a request.
+	Stall
+	// Unsolicited answers requests with blocks at an offset nobody asks for.
+	Unsolicited
+)
+
+// FakePeer is an in-process seeder on 127.0.0.1 with a chosen behaviour.
+type FakePeer struct {
+	t        *Torrent
+	behavior Behavior
+	ln       net.Listener
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+
+	// HangUpAfter is the number of blocks a HangUp peer serves per connection.
+	HangUpAfter int
+	// Delay is slept before serving each block (a slow peer).
+	Delay time.Duration
+
+	Served   atomic.Int64 // blocks sent
+	Accepted atomic.Int64 // connections accepted
+}
+
+// NewFakePeer starts a fake peer seeding t; it stops when the test ends.
+func NewFakePeer(tb testing.TB, t *Torrent, b Behavior) *FakePeer {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &FakePeer{t: t, behavior: b, ln: ln, conns: make(map[net.Conn]struct{}), HangUpAfter: 3}
+	p.wg.Add(1)
+	go p.accept()
+	tb.Cleanup(p.Close)
+	return p
+}
+
+// Addr is the peer's listening address.
+func (p *FakePeer) Addr() netip.AddrPort {
+	return p.ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// Close stops the peer and waits for its goroutines.
+func (p *FakePeer) Close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *FakePeer) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.Accepted.Add(1)
+		p.mu.Lock()
+		p.conns[c] = struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.serve(c)
+			c.Close()
+			p.mu.Lock()
+			delete(p.conns, c)
+			p.mu.Unlock()
+		}()
+	}
+}
+
+func (p *FakePeer) serve(c net.Conn) {
+	if p.behavior == Mute {
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}
+	info := &p.t.Meta.Info
+	r := bufio.NewReader(c)
+	hs, err := wire.ReadHandshake(r)
+	if err != nil || hs.CheckInfoHash(p.t.Meta.InfoHash) != nil {
+		return
+	}
+	ours := wire.Handshake{InfoHash: p.t.Meta.InfoHash}
+	copy(ours.PeerID[:], "-FK0001-fakepeer0000")
+	out := ours.Append(nil)
+	bf := wire.NewBitfield(info.NumPieces())
+	for i := range info.NumPieces() {
+		bf.Set(i)
+	}
+	out = wire.AppendMessage(out, wire.Message{ID: wire.BitfieldID, Bitfield: bf})
+	if _, err := c.Write(out); err != nil {
+		return
+	}
+	dec := wire.NewDecoder(r, info.NumPieces())
+	served := 0
+	for {
+		m, err := dec.Next()
+		if err != nil {
+			return
+		}
+		switch {
+		case m.KeepAlive:
+		case m.ID == wire.Interested && p.behavior != NeverUnchoke:
+			if _, err := c.Write(wire.AppendState(nil, wire.Unchoke)); err != nil {
+				return
+			}
+		case m.ID == wire.Request && p.behavior != Stall:
+			if p.Delay > 0 {
+				time.Sleep(p.Delay)
+			}
+			off := info.PieceOffset(int(m.Index)) + int64(m.Begin)
+			data := append([]byte(nil), p.t.Data[off:off+int64(m.Length)]...)
+			index, begin := m.Index, m.Begin
+			switch p.behavior {
+			case Corrupt:
+				for i := range data {
+					data[i] ^= 0xA5
+				}
+			case Unsolicited:
+				begin++
+			case HangUp:
+				if served >= p.HangUpAfter {
+					msg := wire.AppendPieceHeader(nil, index, begin, len(data))
+					c.Write(append(msg, data[:len(data)/2]...))
+					return
+				}
+			}
+			msg := append(wire.AppendPieceHeader(nil, index, begin, len(data)), data...)
+			if _, err := c.Write(msg); err != nil {
+				return
+			}
+			served++
+			p.Served.Add(1)
+		}
+	}
+}
