@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"runtime"
 	"sync"
 	"time"
@@ -29,13 +30,19 @@ var ErrNoPeers = errors.New("no peers")
 // Config holds the tunables of a run. The zero value of each field means its default.
 type Config struct {
 	OutDir         string        // where the files go (default ".")
-	Port           uint16        // port announced to trackers (default 6881)
+	Port           uint16        // port we listen on and announce (default 6881)
+	ListenAddr     string        // address to accept peers on (default ":Port", IPv4 and IPv6); its real port is announced
+	NoListen       bool          // accept no incoming peers (leech only)
+	Seed           bool          // keep seeding after the download completes, until the context ends
+	SeedRatio      float64       // after completion, seed until uploaded/size reaches this (0: not a limit)
+	SeedTime       time.Duration // after completion, seed this long (0: not a limit)
+	CacheBytes     int64         // read cache for uploads (default 32 MiB)
 	PeerID         [20]byte      // default: "-BS0001-" and 12 random bytes
 	MaxPeers       int           // concurrent connections (default 50)
 	Queue          int           // outstanding requests per peer (default 64)
 	MaxInFlight    int64         // bytes of pieces in progress, the memory bound (default 64 MiB)
 	Verifiers      int           // SHA-1 workers (default GOMAXPROCS)
-	NoPeersTimeout time.Duration // fail when no peer is connected for this long (default 2m)
+	NoPeersTimeout time.Duration // fail when no peer is connected for this long while pieces are missing, unless Seed (default 2m)
 	Dial           stages.DialConfig
 	Request        stages.RequestConfig
 }
@@ -68,6 +75,7 @@ type Pipeline struct {
 	store  stages.Storage
 	log    *slog.Logger
 	sched  *stages.Scheduler
+	port   uint16 // announced: the listener's real port, or Config.Port
 }
 
 // New builds a pipeline for m. It opens no file and no connection until Run.
@@ -98,6 +106,12 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if c.Verifiers <= 0 {
 		c.Verifiers = runtime.GOMAXPROCS(0)
 	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = 32 << 20
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = fmt.Sprintf(":%d", c.Port)
+	}
 	if c.NoPeersTimeout <= 0 {
 		c.NoPeersTimeout = 2 * time.Minute
 	}
@@ -114,6 +128,7 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if p.picker == nil {
 		p.picker = stages.NewSequential(m.Info.NumPieces())
 	}
+	p.port = c.Port
 	maxActive := int(max(c.MaxInFlight/m.Info.PieceLength, 4))
 	p.sched = stages.NewScheduler(&m.Info, p.picker, maxActive)
 	return p, nil
@@ -142,12 +157,22 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		store = fs
 	}
+	var ln net.Listener
+	if !p.cfg.NoListen {
+		l, err := net.Listen("tcp", p.cfg.ListenAddr)
+		if err != nil {
+			store.Close()
+			return fmt.Errorf("listen: %w", err)
+		}
+		ln = l
+		p.port = uint16(l.Addr().(*net.TCPAddr).Port)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var once sync.Once
 	var fatal error
 	env := &stages.Env{
-		Info: &p.meta.Info, InfoHash: p.meta.InfoHash, PeerID: p.cfg.PeerID, Port: p.cfg.Port,
+		Info: &p.meta.Info, InfoHash: p.meta.InfoHash, PeerID: p.cfg.PeerID, Port: p.port,
 		Log: p.log, Sched: p.sched,
 		Fail: func(err error) {
 			once.Do(func() { fatal = err; cancel(err) })
@@ -160,19 +185,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.watch(ctx, env, cancel)
 	}()
 	p.log.Info("download starting", "name", p.meta.Info.Name, "size", p.meta.Info.Length, "pieces", p.meta.Info.NumPieces())
-	p.graph(ctx, env, store)
+	p.graph(ctx, env, store, ln)
 	cancel(nil)
 	wg.Wait()
 	cerr := store.Close()
-	select {
-	case <-p.sched.Complete():
-		if cerr != nil {
-			return cerr
-		}
-		return nil
-	default:
-	}
 	once.Do(func() {}) // no Fail after this point
+	if p.sched.IsComplete() && (fatal == nil || !p.seeding()) {
+		// Complete and verified; a failure while seeding afterwards is not the download's.
+		return cerr
+	}
 	if fatal != nil {
 		return fatal
 	}
@@ -185,27 +206,52 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return fmt.Errorf("download interrupted: %w", context.Canceled)
 }
 
-// watch ends the run when the download completes or when no peer has been connected for
-// NoPeersTimeout.
+// watch ends the run when the download completes (or, when seeding, once the seed ratio
+// or time is reached) and when no peer has been connected for NoPeersTimeout while pieces
+// are missing.
 func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.CancelCauseFunc) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastPeer := time.Now()
+	complete := p.sched.Complete()
+	var completedAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-p.sched.Complete():
+		case <-complete:
+			complete = nil
+			completedAt = time.Now()
 			p.log.Info("download complete", "name", p.meta.Info.Name)
-			cancel(nil)
-			return
+			if !p.seeding() {
+				cancel(nil)
+				return
+			}
+			p.log.Info("seeding", "ratio", p.cfg.SeedRatio, "time", p.cfg.SeedTime)
 		case now := <-tick.C:
-			if p.sched.Stats().Peers > 0 {
+			st := p.sched.Stats()
+			switch {
+			case !completedAt.IsZero():
+				ratio := float64(st.Uploaded) / float64(max(st.Total, 1))
+				if (p.cfg.SeedRatio > 0 && ratio >= p.cfg.SeedRatio) || (p.cfg.SeedTime > 0 && now.Sub(completedAt) >= p.cfg.SeedTime) {
+					p.log.Info("seeding done", "uploaded", st.Uploaded, "ratio", ratio)
+					cancel(nil)
+					return
+				}
+			case st.Peers > 0 || p.cfg.Seed:
 				lastPeer = now
-			} else if now.Sub(lastPeer) > p.cfg.NoPeersTimeout {
+			case now.Sub(lastPeer) > p.cfg.NoPeersTimeout:
 				env.Fail(fmt.Errorf("%w: none connected for %s", ErrNoPeers, p.cfg.NoPeersTimeout))
 				return
 			}
 		}
 	}
 }
+
+// seeding reports whether the run goes on after completion.
+func (p *Pipeline) seeding() bool {
+	return p.cfg.Seed || p.cfg.SeedRatio > 0 || p.cfg.SeedTime > 0
+}
+
+// Port is the port announced to trackers: the listener's once Run has started.
+func (p *Pipeline) Port() uint16 { return p.port }

@@ -94,7 +94,7 @@ func checkGoroutines(t *testing.T) {
 func run(t *testing.T, tor *stagetest.Torrent, timeout time.Duration, opts ...pipeline.Option) (error, *logRecorder) {
 	t.Helper()
 	rec := &logRecorder{}
-	opts = append([]pipeline.Option{pipeline.WithLogger(slog.New(rec))}, opts...)
+	opts = append([]pipeline.Option{pipeline.WithLogger(slog.New(rec)), withConfig(pipeline.Config{})}, opts...)
 	p, err := pipeline.New(tor.Meta, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +102,14 @@ func run(t *testing.T, tor *stagetest.Torrent, timeout time.Duration, opts ...pi
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return p.Run(ctx), rec
+}
+
+// withConfig sets c, listening on an ephemeral loopback port unless c says otherwise.
+func withConfig(c pipeline.Config) pipeline.Option {
+	if c.ListenAddr == "" {
+		c.ListenAddr = "127.0.0.1:0"
+	}
+	return pipeline.WithConfig(c)
 }
 
 func addrs(ps ...*stagetest.FakePeer) stages.StaticPeers {
@@ -127,7 +135,7 @@ func TestDownloadAmongHostilePeers(t *testing.T) {
 	err, logs := run(t, tor, 60*time.Second,
 		pipeline.WithPeerSource(addrs(corrupt, never, hangup, honest1, honest2)),
 		pipeline.WithStorage(store),
-		pipeline.WithConfig(pipeline.Config{Queue: 8}))
+		withConfig(pipeline.Config{Queue: 8}))
 	if err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
@@ -158,7 +166,7 @@ func TestDownloadToFiles(t *testing.T) {
 	dir := t.TempDir()
 	err, _ := run(t, tor, 30*time.Second,
 		pipeline.WithPeerSource(addrs(honest)),
-		pipeline.WithConfig(pipeline.Config{OutDir: dir}))
+		withConfig(pipeline.Config{OutDir: dir}))
 	if err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
@@ -210,8 +218,7 @@ func TestStartupWithManyBadPeers(t *testing.T) {
 	// The honest peers come last: they wait behind every bad one.
 	rec := &logRecorder{}
 	p, err := pipeline.New(tor.Meta, pipeline.WithLogger(slog.New(rec)), pipeline.WithPeerSource(src),
-		pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)),
-	)
+		pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)), withConfig(pipeline.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +268,7 @@ func TestStalledPeerRequestsGoElsewhere(t *testing.T) {
 	rec := &logRecorder{}
 	p, err := pipeline.New(tor.Meta, pipeline.WithLogger(slog.New(rec)), pipeline.WithStorage(store),
 		pipeline.WithPeerSource(addrs(stall)),
-		pipeline.WithConfig(pipeline.Config{Request: stages.RequestConfig{SilentTimeout: 500 * time.Millisecond, Tick: 50 * time.Millisecond}}))
+		withConfig(pipeline.Config{Request: stages.RequestConfig{SilentTimeout: 500 * time.Millisecond, Tick: 50 * time.Millisecond}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +300,7 @@ func TestCancelStopsPromptly(t *testing.T) {
 	slow.Delay = 20 * time.Millisecond
 	stall := stagetest.NewFakePeer(t, tor, stagetest.Stall)
 	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
-	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow, stall)), pipeline.WithStorage(store))
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow, stall)), pipeline.WithStorage(store), withConfig(pipeline.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +385,7 @@ func TestNoPeers(t *testing.T) {
 	dead := netip.MustParseAddrPort("127.0.0.1:1")
 	err, _ := run(t, tor, 30*time.Second, pipeline.WithPeerSource(stages.StaticPeers{dead}),
 		pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)),
-		pipeline.WithConfig(pipeline.Config{NoPeersTimeout: 1500 * time.Millisecond}))
+		withConfig(pipeline.Config{NoPeersTimeout: 1500 * time.Millisecond}))
 	if !errors.Is(err, pipeline.ErrNoPeers) {
 		t.Fatalf("Run() = %v, want ErrNoPeers", err)
 	}

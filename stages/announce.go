@@ -54,7 +54,7 @@ func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
 	}
 	maxFail, backoff := cmp0(t.MaxFailures, 5), cmp0(t.Backoff, time.Second)
 	seen := make(map[netip.AddrPort]bool)
-	event, answered, failures := tracker.EventStarted, false, 0
+	event, answered, failures, sentCompleted := tracker.EventStarted, false, 0, false
 	complete := env.Sched.Complete()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -62,7 +62,7 @@ func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
 		select {
 		case <-ctx.Done():
 			if answered {
-				t.farewell(ctx, env, client, tiers, complete, log)
+				t.farewell(ctx, env, client, tiers, !sentCompleted && env.Sched.IsComplete(), log)
 			}
 			return
 		case <-complete:
@@ -72,7 +72,14 @@ func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
 			continue
 		case <-timer.C:
 		}
-		resp, err := announceTiers(ctx, client, tiers, t.request(env, event))
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if event == tracker.EventCompleted {
+			// The run usually ends right after completion: let this announce finish (briefly)
+			// rather than cut it and send completed twice.
+			actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), cmp0(t.StopTimeout, time.Second))
+		}
+		resp, err := announceTiers(actx, client, tiers, t.request(env, event))
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				continue
@@ -87,6 +94,7 @@ func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
 			timer.Reset(wait)
 			continue
 		}
+		sentCompleted = sentCompleted || event == tracker.EventCompleted
 		answered, failures, event = true, 0, tracker.EventNone
 		if resp.Warning != "" {
 			log.Warn("tracker warning", "msg", resp.Warning)
@@ -115,16 +123,12 @@ func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
 // farewell announces completed, if the download completed since the last announce (the run
 // ends at once on completion, so this is where it is usually sent), then stopped; both within
 // StopTimeout, so that Ctrl-C stays prompt.
-func (t *Tracker) farewell(ctx context.Context, env *Env, client *http.Client, tiers [][]string, complete <-chan struct{}, log *slog.Logger) {
+func (t *Tracker) farewell(ctx context.Context, env *Env, client *http.Client, tiers [][]string, completed bool, log *slog.Logger) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp0(t.StopTimeout, time.Second))
 	defer cancel()
-	if complete != nil {
-		select {
-		case <-complete:
-			_, err := announceTiers(sctx, client, tiers, t.request(env, tracker.EventCompleted))
-			log.Debug("announced completed", "err", err)
-		default:
-		}
+	if completed {
+		_, err := announceTiers(sctx, client, tiers, t.request(env, tracker.EventCompleted))
+		log.Debug("announced completed", "err", err)
 	}
 	_, err := announceTiers(sctx, client, tiers, t.request(env, tracker.EventStopped))
 	log.Debug("announced stopped", "err", err)
@@ -133,7 +137,7 @@ func (t *Tracker) farewell(ctx context.Context, env *Env, client *http.Client, t
 func (t *Tracker) request(env *Env, ev tracker.Event) tracker.Request {
 	st := env.Sched.Stats()
 	return tracker.Request{InfoHash: env.InfoHash, PeerID: env.PeerID, Port: env.Port,
-		Downloaded: st.Downloaded, Left: st.Left(), Event: ev, NumWant: cmp0(t.NumWant, 80)}
+		Downloaded: st.Downloaded, Uploaded: st.Uploaded, Left: st.Left(), Event: ev, NumWant: cmp0(t.NumWant, 80)}
 }
 
 // httpTiers keeps the http and https trackers of each tier.

@@ -5,7 +5,7 @@ import "github.com/bitstorm/bitstorm/internal/wire"
 // Sequential is the simplest Picker: the lowest-numbered piece the peer has and we want.
 // It ignores availability. Good for streaming and as a baseline for experiments.
 type Sequential struct {
-	n    int
+	n int
 }
 
 var _ Picker = (*Sequential)(nil)

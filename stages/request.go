@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/bufpool"
@@ -17,13 +18,17 @@ import (
 
 // RequestConfig tunes the per-peer sessions of the Request stage.
 type RequestConfig struct {
-	Queue         int           // most block requests outstanding per peer (default 64: 1 MiB in flight)
-	InitialQueue  int           // requests outstanding at first; one more per block received, up to Queue (default 4)
-	SilentTimeout time.Duration // requests outstanding and no block for this long: drop the peer (default 20s)
-	IdleTimeout   time.Duration // nothing received for this long: drop the peer (default 3m)
-	KeepAlive     time.Duration // send a keep-alive after this long without sending (default 90s)
-	Tick          time.Duration // how often timeouts are checked (default 1s)
-	Blocks        *bufpool.Pool // block buffers, wire.BlockSize each
+	Queue          int           // most block requests outstanding per peer (default 64: 1 MiB in flight)
+	InitialQueue   int           // requests outstanding at first; one more per block received, up to Queue (default 4)
+	SilentTimeout  time.Duration // requests outstanding and no block for this long: drop the peer (default 20s)
+	IdleTimeout    time.Duration // nothing received for this long: drop the peer (default 3m)
+	KeepAlive      time.Duration // send a keep-alive after this long without sending (default 90s)
+	Tick           time.Duration // how often timeouts are checked (default 1s)
+	Blocks         *bufpool.Pool // block buffers, wire.BlockSize each
+	Cache          *PieceCache   // where uploaded blocks are read from; nil: requests are ignored
+	Choker         Choker        // who may download from us (default RateChoker with 4 slots)
+	ChokeRound     time.Duration // how often the choker re-decides (default 10s)
+	MaxUploadQueue int           // requests a peer may have queued at us; more is a protocol violation (default 512)
 }
 
 func (c *RequestConfig) defaults() {
@@ -36,18 +41,32 @@ func (c *RequestConfig) defaults() {
 	if c.Blocks == nil {
 		c.Blocks = bufpool.New(wire.BlockSize, 256)
 	}
+	if c.Choker == nil {
+		c.Choker = &RateChoker{Slots: 4}
+	}
+	c.ChokeRound = cmp0(c.ChokeRound, 10*time.Second)
+	c.MaxUploadQueue = cmp0(c.MaxUploadQueue, 512)
 }
 
 // Request runs one session per connected peer: it tells the peer we are interested, keeps
 // up to Queue block requests outstanding while unchoked (pipelined, not stop-and-wait), and
 // emits the blocks that arrive. In: *Conn. Out: *Block, from all peers, in arrival order.
+// The same session uploads: it sends our bitfield and have messages, and serves the requests
+// of a peer the Choker unchokes from the PieceCache (upload.go).
 // Each session has a reader and a writer goroutine and ends when the peer breaks the protocol
 // (logged as the reason it was dropped), disconnects, goes silent, is banned, or ctx ends;
 // its outstanding requests then go back to the Scheduler for the other peers.
 func Request(ctx context.Context, env *Env, cfg RequestConfig) streams.Flow {
 	cfg.defaults()
 	return newNode(256, func(in <-chan any, out chan<- any) {
+		reg := newRegistry(env, cfg.Choker, cfg.ChokeRound)
+		env.Sched.OnPieceDone(func(int) { reg.pokeHave() })
 		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reg.run(ctx)
+		}()
 		for e := range in {
 			c := e.(*Conn)
 			if ctx.Err() != nil {
@@ -57,8 +76,10 @@ func Request(ctx context.Context, env *Env, cfg RequestConfig) streams.Flow {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s := newSession(env, cfg, c, out)
+				s := newSession(env, cfg, c, out, reg)
+				reg.add(s)
 				s.run(ctx)
+				reg.remove(s)
 			}()
 		}
 		wg.Wait()
@@ -71,6 +92,7 @@ var (
 	errSilent      = errors.New("silent with requests outstanding")
 	errIdle        = errors.New("idle too long")
 	errBitfield    = errors.New("bitfield after other messages")
+	errBothSeeds   = errors.New("both sides are seeds")
 )
 
 type session struct {
@@ -81,6 +103,7 @@ type session struct {
 	dec *wire.Decoder
 	out chan<- any
 	log *slog.Logger
+	reg *registry
 
 	mu         sync.Mutex
 	choked     bool // the peer chokes us
@@ -93,17 +116,29 @@ type session struct {
 	dropErr    error // why the writer closed the connection
 	window     int   // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
 	reqs       []BlockReq
+
+	// The upload side (upload.go).
+	peerInterested bool
+	choking        bool // we choke the peer: what the choker decided
+	chokeSent      bool // what the peer was last told; a connection starts choked (BEP 3)
+	bitfieldSent   bool
+	haveCursor     int
+	haves          []int
+	upq            []BlockReq
+	recvBytes      atomic.Int64
+	sentBytes      atomic.Int64
 }
 
-func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any) *session {
+func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any, reg *registry) *session {
 	n := env.Info.NumPieces()
 	now := time.Now()
 	return &session{
-		env: env, cfg: cfg, c: c, p: NewPeer(c.Addr), out: out,
+		env: env, cfg: cfg, c: c, p: NewPeer(c.Addr), out: out, reg: reg,
 		dec:     wire.NewDecoder(c.R, n),
 		log:     env.Log.With("stage", "request", "peer", c.Addr),
 		choked:  true,
 		window:  cfg.InitialQueue,
+		choking: true, chokeSent: true,
 		has:     wire.NewBitfield(n),
 		pending: make(map[BlockReq]struct{}), released: make(map[BlockReq]struct{}),
 		lastBlock: now, lastRecv: now,
@@ -115,6 +150,7 @@ func (s *session) run(ctx context.Context) {
 	stop := context.AfterFunc(sctx, func() { s.c.Close() })
 	s.env.Sched.PeerJoined(s.p)
 	s.log.Debug("peer connected")
+	s.p.Kick() // the writer sends our bitfield first
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -209,6 +245,17 @@ func (s *session) reader(ctx context.Context) (err error) {
 			if err := s.block(ctx, m); err != nil {
 				return err
 			}
+		case wire.Interested, wire.NotInterested:
+			s.mu.Lock()
+			s.peerInterested = m.ID == wire.Interested
+			s.mu.Unlock()
+			s.reg.poke()
+		case wire.Request:
+			if err := s.queueUpload(m); err != nil {
+				return err
+			}
+		case wire.Cancel:
+			s.cancelUpload(m)
 		}
 		first = false
 	}
@@ -243,6 +290,7 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 	if low {
 		s.p.Kick()
 	}
+	s.recvBytes.Add(int64(r.Length))
 	if !s.env.Sched.Received(s.p, r) {
 		s.cfg.Blocks.Put(buf)
 		return nil
@@ -259,12 +307,13 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 	return nil
 }
 
-// writer sends interest, requests and keep-alives, and watches the peer's timeouts.
+// writer sends our messages: bitfield and haves, choke state, interest, requests,
+// keep-alives and the blocks we upload; and it watches the peer's timeouts.
 func (s *session) writer(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()
 	lastSend := time.Now()
-	var buf []byte
+	var w uploadWriter
 	for {
 		select {
 		case <-ctx.Done():
@@ -283,20 +332,33 @@ func (s *session) writer(ctx context.Context) {
 				return
 			}
 			if now.Sub(lastSend) >= s.cfg.KeepAlive {
-				buf = wire.AppendKeepAlive(buf)
+				w.ctl = wire.AppendKeepAlive(w.ctl)
 			}
 		}
-		buf = s.plan(buf)
-		if len(buf) == 0 {
-			continue
-		}
-		s.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := s.c.Write(buf); err != nil {
+		w.ctl = s.plan(w.ctl)
+		more, err := s.serve(&w)
+		if err != nil {
+			s.mu.Lock()
+			s.dropErr = err
+			s.mu.Unlock()
 			s.c.Close()
 			return
 		}
+		if w.empty() {
+			continue
+		}
+		s.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		n, err := w.flush(s.c.Conn)
+		if err != nil {
+			s.c.Close()
+			return
+		}
+		s.sentBytes.Add(n)
+		s.env.Sched.Uploaded(int(n))
 		lastSend = time.Now()
-		buf = buf[:0]
+		if more {
+			s.p.Kick()
+		}
 	}
 }
 
@@ -309,6 +371,9 @@ func (s *session) check(now time.Time) error {
 	if now.Sub(s.lastRecv) > s.cfg.IdleTimeout {
 		return errIdle
 	}
+	if s.has.Count() == s.env.Info.NumPieces() && s.env.Sched.IsComplete() {
+		return errBothSeeds
+	}
 	return nil
 }
 
@@ -317,6 +382,11 @@ func (s *session) check(now time.Time) error {
 func (s *session) plan(buf []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	buf = s.planUpload(buf)
+	if s.interested && s.env.Sched.IsComplete() {
+		s.interested = false
+		return wire.AppendState(buf, wire.NotInterested)
+	}
 	if !s.interested {
 		if !s.env.Sched.Interesting(s.has) {
 			return buf

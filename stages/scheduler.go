@@ -29,6 +29,8 @@ type Scheduler struct {
 	picker  Picker
 	done    wire.Bitfield
 	numDone int
+	order   []int // pieces in the order they completed, for have messages
+	onDone  []func(piece int)
 	active  map[int]*activePiece
 	live    []*activePiece // active pieces in the order they started
 	starved map[*Peer]struct{}
@@ -37,6 +39,7 @@ type Scheduler struct {
 
 	peers      atomic.Int32
 	downloaded atomic.Int64 // bytes of accepted blocks
+	uploaded   atomic.Int64 // bytes of blocks sent to peers
 	verified   atomic.Int64 // bytes of pieces verified and written
 	wasted     atomic.Int64 // bytes of pieces that failed their hash
 }
@@ -50,7 +53,7 @@ type activePiece struct {
 	got         []bool
 	reqs        []uint8
 	reqAt       []int64 // unix nanoseconds of the latest request of each block
-	cursor      int // no block before cursor is unrequested
+	cursor      int     // no block before cursor is unrequested
 	unrequested int
 	received    int
 	owner       *Peer   // the peer the piece is assigned to; nil when any peer may take it
@@ -86,6 +89,41 @@ func (s *Scheduler) MarkDone(piece int) {
 		s.finish(piece)
 	}
 }
+
+// OnPieceDone registers f to be called (under the Scheduler's lock: f must not call back
+// into it, only signal) each time a piece is verified and written.
+func (s *Scheduler) OnPieceDone(f func(piece int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onDone = append(s.onDone, f)
+}
+
+// Snapshot returns a copy of the bitfield of verified pieces, and a cursor for DoneSince.
+func (s *Scheduler) Snapshot() (wire.Bitfield, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(wire.Bitfield(nil), s.done...), len(s.order)
+}
+
+// DoneSince appends to dst the pieces completed after cursor and returns the new cursor.
+func (s *Scheduler) DoneSince(cursor int, dst []int) ([]int, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(dst, s.order[cursor:]...), len(s.order)
+}
+
+// IsComplete reports whether every piece is verified and written.
+func (s *Scheduler) IsComplete() bool {
+	select {
+	case <-s.complete:
+		return true
+	default:
+		return false
+	}
+}
+
+// Uploaded counts n bytes sent to a peer.
+func (s *Scheduler) Uploaded(n int) { s.uploaded.Add(int64(n)) }
 
 // Has reports whether piece is verified and written.
 func (s *Scheduler) Has(piece int) bool {
@@ -353,6 +391,10 @@ func (s *Scheduler) PieceDone(piece int) {
 
 func (s *Scheduler) finish(piece int) {
 	s.done.Set(piece)
+	s.order = append(s.order, piece)
+	for _, f := range s.onDone {
+		f(piece)
+	}
 	s.numDone++
 	s.verified.Add(s.info.PieceSize(piece))
 	if s.numDone == s.info.NumPieces() {
@@ -402,6 +444,7 @@ type Stats struct {
 	Total      int64 // bytes in the torrent
 	Verified   int64 // bytes verified and written
 	Downloaded int64 // bytes of blocks received and accepted
+	Uploaded   int64 // bytes of blocks sent
 	Wasted     int64 // bytes of pieces that failed their hash
 	Pieces     int   // pieces verified
 	NumPieces  int
@@ -420,6 +463,7 @@ func (s *Scheduler) Stats() Stats {
 		Total:      s.info.Length,
 		Verified:   s.verified.Load(),
 		Downloaded: s.downloaded.Load(),
+		Uploaded:   s.uploaded.Load(),
 		Wasted:     s.wasted.Load(),
 		Pieces:     n,
 		NumPieces:  s.info.NumPieces(),

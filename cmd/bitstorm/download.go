@@ -21,10 +21,12 @@ func downloadCommand() *cli.Command {
 		ArgsUsage: "FILE.torrent",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "directory to download into"},
-			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port announced to trackers"},
+			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce"},
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
 			&cli.DurationFlag{Name: "no-peers-timeout", Value: 2 * time.Minute, Usage: "give up when no peer is connected for this long"},
+			&cli.Float64Flag{Name: "seed-ratio", Usage: "after completing, seed until uploaded/size reaches `R`"},
+			&cli.DurationFlag{Name: "seed-time", Usage: "after completing, seed for `D` (e.g. 30m)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors, no progress"},
 		},
@@ -36,11 +38,25 @@ func download(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return fmt.Errorf("download: expected one .torrent file, got %d arguments", c.NArg())
 	}
+	return run(c, pipeline.Config{
+		OutDir: c.String("out"), Port: uint16(c.Uint("port")), MaxPeers: c.Int("max-peers"),
+		NoPeersTimeout: c.Duration("no-peers-timeout"),
+		SeedRatio:      c.Float64("seed-ratio"), SeedTime: c.Duration("seed-time"),
+	})
+}
+
+// run loads the torrent named on the command line and runs a pipeline with cfg, with the
+// logging, progress display and peer flags every command shares.
+func run(c *cli.Context, cfg pipeline.Config) error {
+	name := c.Command.Name
 	if c.Uint("port") == 0 || c.Uint("port") > 65535 {
-		return fmt.Errorf("download: --port %d: must be 1-65535", c.Uint("port"))
+		return fmt.Errorf("%s: --port %d: must be 1-65535", name, c.Uint("port"))
 	}
 	if c.Int("max-peers") < 1 {
-		return fmt.Errorf("download: --max-peers %d: must be at least 1", c.Int("max-peers"))
+		return fmt.Errorf("%s: --max-peers %d: must be at least 1", name, c.Int("max-peers"))
+	}
+	if c.Float64("seed-ratio") < 0 || c.Duration("seed-time") < 0 {
+		return fmt.Errorf("%s: --seed-ratio and --seed-time must not be negative", name)
 	}
 	m, err := metainfo.Load(c.Args().First())
 	if err != nil {
@@ -58,17 +74,14 @@ func download(c *cli.Context) error {
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 	opts := []pipeline.Option{
 		pipeline.WithLogger(log),
-		pipeline.WithConfig(pipeline.Config{
-			OutDir: c.String("out"), Port: uint16(c.Uint("port")), MaxPeers: c.Int("max-peers"),
-			NoPeersTimeout: c.Duration("no-peers-timeout"),
-		}),
+		pipeline.WithConfig(cfg),
 	}
 	if peers := c.StringSlice("peer"); len(peers) > 0 {
 		var static stages.StaticPeers
 		for _, s := range peers {
 			a, err := netip.ParseAddrPort(s)
 			if err != nil {
-				return fmt.Errorf("download: --peer %q: %w", s, err)
+				return fmt.Errorf("%s: --peer %q: %w", name, s, err)
 			}
 			static = append(static, a)
 		}
@@ -76,7 +89,7 @@ func download(c *cli.Context) error {
 	}
 	p, err := pipeline.New(m, opts...)
 	if err != nil {
-		return fmt.Errorf("download: %w", err)
+		return fmt.Errorf("%s: %w", c.Command.Name, err)
 	}
 	start := time.Now()
 	var prog *progress
@@ -91,9 +104,31 @@ func download(c *cli.Context) error {
 		return err
 	}
 	elapsed := time.Since(start)
-	if !c.Bool("quiet") {
+	if !c.Bool("quiet") && !cfg.Seed {
 		fmt.Fprintf(out, "%s: %s verified in %s (%s/s)\n", m.Info.Name, humanBytes(m.Info.Length),
 			elapsed.Round(time.Millisecond), humanBytes(int64(float64(m.Info.Length)/elapsed.Seconds())))
 	}
 	return nil
+}
+
+func seedCommand() *cli.Command {
+	flags := downloadCommand().Flags
+	flags = append([]cli.Flag{&cli.StringFlag{Name: "data", Value: ".", Usage: "directory holding the torrent's files (as download --out)"}}, flags[1:]...)
+	return &cli.Command{
+		Name:      "seed",
+		Usage:     "check the data, then seed it (downloading what is missing) until Ctrl-C or the seed limits",
+		ArgsUsage: "FILE.torrent",
+		Flags:     flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return fmt.Errorf("seed: expected one .torrent file, got %d arguments", c.NArg())
+			}
+			return run(c, pipeline.Config{
+				OutDir: c.String("data"), Port: uint16(c.Uint("port")), MaxPeers: c.Int("max-peers"),
+				NoPeersTimeout: c.Duration("no-peers-timeout"),
+				Seed:           c.Float64("seed-ratio") == 0 && c.Duration("seed-time") == 0,
+				SeedRatio:      c.Float64("seed-ratio"), SeedTime: c.Duration("seed-time"),
+			})
+		},
+	}
 }

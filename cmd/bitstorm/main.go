@@ -35,6 +35,6 @@ func newApp() *cli.App {
 		Name:            "bitstorm",
 		Usage:           "a BitTorrent client built as a stream processor",
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{downloadCommand(), infoCommand()},
+		Commands:        []*cli.Command{downloadCommand(), seedCommand(), infoCommand()},
 	}
 }

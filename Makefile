@@ -1,0 +1,52 @@
+# BitStorm. `make test` is what CI runs (.ci/run); `make demo` and `make bench`
+# run the client against real BitTorrent software on 127.0.0.1.
+
+GO     ?= go
+BIN    := bin/bitstorm
+# Debian packages for the real-peer harness (internal/swarmtest).
+DEBS   := python3-libtorrent opentracker mktorrent aria2
+# Extra flags, e.g. make bench BENCHFLAGS='-size 256 -clients bitstorm,aria2c,libtorrent'
+DEMOFLAGS  ?=
+BENCHFLAGS ?=
+
+.PHONY: all deps build test demo bench fmt clean
+
+all: build
+
+# Installs the Debian packages when one is missing and we are root; otherwise
+# says what is missing (interop tests then skip, or fail under CI=true).
+deps:
+	@missing=""; \
+	command -v opentracker >/dev/null 2>&1 || missing="$$missing opentracker"; \
+	command -v mktorrent >/dev/null 2>&1 || missing="$$missing mktorrent"; \
+	command -v aria2c >/dev/null 2>&1 || missing="$$missing aria2"; \
+	/usr/bin/python3 -I -c 'import libtorrent' >/dev/null 2>&1 || missing="$$missing python3-libtorrent"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "deps: installing$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get -q update && \
+		DEBIAN_FRONTEND=noninteractive apt-get -q install -y $(DEBS); \
+	else \
+		echo "deps: missing Debian packages:$$missing (run as root: make deps)"; \
+	fi
+
+build:
+	$(GO) build -o $(BIN) ./cmd/bitstorm
+
+test: deps
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -timeout 30m ./...
+
+demo: deps build
+	$(GO) run ./internal/swarmtest/cmd/demo -bitstorm $(BIN) $(DEMOFLAGS)
+
+bench: deps build
+	$(GO) run ./internal/swarmtest/cmd/bench -bitstorm $(BIN) $(BENCHFLAGS)
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,312 @@
+// Package metainfo reads .torrent files (BEP 3): it validates the info dictionary, lays
+// the files out in the torrent's byte space, and computes the info hash over the info
+// dictionary's bytes exactly as they appear in the file.
+//
+// Everything that decides what is downloaded and where it is written (the info
+// dictionary, announce, announce-list) is checked strictly, and an error names the field:
+//
+//	metainfo: info.piece length: must be > 0
+//	metainfo: info.files[2].path[1]: ".." is not allowed
+//
+// Informational fields (comment, created by, creation date, url-list) are ignored when
+// they have the wrong type, as other clients do, rather than failing the whole torrent.
+// File paths are safe to join below an output directory: no component is empty, ".", ".."
+// or contains '/', '\\' or NUL, and no two files share a path or nest in one another.
+package metainfo
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/bencode"
+)
+
+// MaxTorrentSize is the largest .torrent Parse reads. Real ones are well under a few MiB
+// (a 4,000,000-piece torrent carries 80 MB of hashes and is rejected anyway).
+const MaxTorrentSize = 64 << 20
+
+// MaxPieces bounds the number of pieces, and so the size of per-piece state (bitfields,
+// availability counts) that a torrent can make us allocate.
+const MaxPieces = 4_000_000
+
+// MaxPieceLength bounds the piece length, because a piece is assembled and verified in
+// memory. 256 MiB is the largest piece length mktorrent and qBittorrent offer.
+const MaxPieceLength = 256 << 20
+
+// hashLen is the length of a piece hash: SHA-1 (BEP 3).
+const hashLen = sha1.Size
+
+// File is one file of a torrent.
+type File struct {
+	// Path is the file's path relative to the output directory, one element per
+	// component, each validated: []string{Name} for a single-file torrent,
+	// []string{Name, dir..., file} for a multi-file one.
+	Path   []string
+	Length int64
+	Offset int64 // byte offset of the file in the torrent's concatenated byte space
+}
+
+// Info is the validated info dictionary of a torrent (BEP 3).
+type Info struct {
+	Name        string
+	PieceLength int64
+	Pieces      []byte // concatenated 20-byte SHA-1 hashes, one per piece
+	Length      int64  // total length of all files
+	Files       []File // never empty; in the order of the torrent, which is the byte order
+	MultiFile   bool
+	Private     bool // BEP 27: "private" is the integer 1
+}
+
+// NumPieces returns the number of pieces.
+func (i *Info) NumPieces() int { return len(i.Pieces) / hashLen }
+
+// PieceSize returns the length of piece index: PieceLength, except that the last piece
+// holds what is left and may be shorter. It panics if index is out of range.
+func (i *Info) PieceSize(index int) int64 {
+	i.checkIndex(index)
+	if index == i.NumPieces()-1 {
+		return i.Length - int64(index)*i.PieceLength
+	}
+	return i.PieceLength
+}
+
+// PieceHash returns the SHA-1 hash of piece index. It panics if index is out of range.
+func (i *Info) PieceHash(index int) [20]byte {
+	i.checkIndex(index)
+	return [20]byte(i.Pieces[index*hashLen : (index+1)*hashLen])
+}
+
+// PieceOffset returns the byte offset of piece index in the torrent's concatenated byte
+// space. It panics if index is out of range.
+func (i *Info) PieceOffset(index int) int64 {
+	i.checkIndex(index)
+	return int64(index) * i.PieceLength
+}
+
+func (i *Info) checkIndex(index int) {
+	if index < 0 || index >= i.NumPieces() {
+		panic(fmt.Sprintf("metainfo: piece index %d out of range [0, %d)", index, i.NumPieces()))
+	}
+}
+
+// MetaInfo is a parsed .torrent file.
+type MetaInfo struct {
+	Info Info
+	// InfoHash is the SHA-1 of the info dictionary's bytes as they appear in the file,
+	// not of a re-encoding: keys out of order or unknown keys are part of what peers hash.
+	InfoHash     [20]byte
+	Announce     string
+	AnnounceList [][]string // BEP 12 tiers, as in the file; Trackers cleans them up
+	Comment      string
+	CreatedBy    string
+	CreationDate time.Time // zero if absent or not positive
+	URLList      []string  // BEP 19 web seeds ("url-list", a string or a list of strings)
+}
+
+// Parse reads a .torrent from r, at most MaxTorrentSize bytes, and validates it.
+func Parse(r io.Reader) (*MetaInfo, error) {
+	data, err := readAtMost(r, MaxTorrentSize)
+	if err != nil {
+		return nil, err
+	}
+	return parse(data)
+}
+
+// readAtMost reads r to its end, failing once it has more than limit bytes: memory
+// follows what was sent, never what a header claims.
+func readAtMost(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: read: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("metainfo: torrent larger than %d bytes", limit)
+	}
+	return data, nil
+}
+
+// Load reads and validates the .torrent file at path. Errors name the file.
+func Load(path string) (*MetaInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: %w", err) // *PathError names the file
+	}
+	defer f.Close()
+	m, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// Trackers returns the announce URLs in tiers (BEP 12): announce-list when it has any
+// URL, else announce as a single tier, else nil. Empty URLs, empty tiers and repeats of a
+// URL already listed are dropped. The result is a fresh copy: callers may shuffle each
+// tier, as BEP 12 asks, without touching m.
+func (m *MetaInfo) Trackers() [][]string {
+	var tiers [][]string
+	seen := make(map[string]bool)
+	for _, tier := range m.AnnounceList {
+		var t []string
+		for _, u := range tier {
+			if u != "" && !seen[u] {
+				seen[u] = true
+				t = append(t, u)
+			}
+		}
+		if len(t) > 0 {
+			tiers = append(tiers, t)
+		}
+	}
+	if len(tiers) > 0 {
+		return tiers
+	}
+	// BEP 12: announce is used only when announce-list is absent (or, here, useless).
+	if m.Announce != "" {
+		return [][]string{{m.Announce}}
+	}
+	return nil
+}
+
+// HexHash returns the info hash as 40 lowercase hex digits.
+func (m *MetaInfo) HexHash() string { return hex.EncodeToString(m.InfoHash[:]) }
+
+func parse(data []byte) (*MetaInfo, error) {
+	v, err := bencode.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: %w", err)
+	}
+	top, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("metainfo: top level: want a dictionary, got %s", typeName(v))
+	}
+	rawInfo, err := bencode.DictValue(data, "info")
+	if errors.Is(err, bencode.ErrNoKey) {
+		return nil, errors.New("metainfo: info: missing")
+	} else if err != nil {
+		return nil, fmt.Errorf("metainfo: info: %w", err)
+	}
+	infoDict, ok := top["info"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("metainfo: info: want a dictionary, got %s", typeName(top["info"]))
+	}
+	info, err := parseInfo(infoDict)
+	if err != nil {
+		return nil, err
+	}
+	m := &MetaInfo{Info: *info, InfoHash: sha1.Sum(rawInfo)}
+
+	if m.Announce, _, err = optString(top, "announce", "announce"); err != nil {
+		return nil, err
+	}
+	if m.AnnounceList, err = parseAnnounceList(top["announce-list"]); err != nil {
+		return nil, err
+	}
+	m.Comment, _ = top["comment"].(string)
+	m.CreatedBy, _ = top["created by"].(string)
+	if sec, ok := top["creation date"].(int64); ok && sec > 0 {
+		m.CreationDate = time.Unix(sec, 0).UTC()
+	}
+	m.URLList = parseURLList(top["url-list"])
+	return m, nil
+}
+
+// parseAnnounceList reads BEP 12 tiers: a list of lists of URLs. A tier given as a bare
+// string, which some old creators write, is taken as a tier of one.
+func parseAnnounceList(v any) ([][]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("metainfo: announce-list: want a list, got %s", typeName(v))
+	}
+	tiers := make([][]string, 0, len(list))
+	for i, t := range list {
+		switch t := t.(type) {
+		case string:
+			tiers = append(tiers, []string{t})
+		case []any:
+			tier := make([]string, 0, len(t))
+			for j, u := range t {
+				s, ok := u.(string)
+				if !ok {
+					return nil, fmt.Errorf("metainfo: announce-list[%d][%d]: want a string, got %s", i, j, typeName(u))
+				}
+				tier = append(tier, s)
+			}
+			tiers = append(tiers, tier)
+		default:
+			return nil, fmt.Errorf("metainfo: announce-list[%d]: want a list, got %s", i, typeName(t))
+		}
+	}
+	return tiers, nil
+}
+
+// parseURLList reads BEP 19 "url-list": one URL or a list of them. Anything else, and
+// empty URLs, are ignored: web seeds are optional.
+func parseURLList(v any) []string {
+	switch v := v.(type) {
+	case string:
+		if v != "" {
+			return []string{v}
+		}
+	case []any:
+		var urls []string
+		for _, u := range v {
+			if s, ok := u.(string); ok && s != "" {
+				urls = append(urls, s)
+			}
+		}
+		return urls
+	}
+	return nil
+}
+
+// optString returns d[key] if it is a string; field names it in errors.
+func optString(d map[string]any, key, field string) (s string, ok bool, err error) {
+	v, present := d[key]
+	if !present {
+		return "", false, nil
+	}
+	s, ok = v.(string)
+	if !ok {
+		return "", false, fmt.Errorf("metainfo: %s: want a string, got %s", field, typeName(v))
+	}
+	return s, true, nil
+}
+
+// optInt returns d[key] if it is an integer; field names it in errors.
+func optInt(d map[string]any, key, field string) (n int64, ok bool, err error) {
+	v, present := d[key]
+	if !present {
+		return 0, false, nil
+	}
+	n, ok = v.(int64)
+	if !ok {
+		return 0, false, fmt.Errorf("metainfo: %s: want an integer, got %s", field, typeName(v))
+	}
+	return n, true, nil
+}
+
+// typeName names the bencode type of a decoded value.
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case int64:
+		return "integer"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "dictionary"
+	case nil:
+		return "nothing"
+	}
+	return fmt.Sprintf("%T", v)
+}

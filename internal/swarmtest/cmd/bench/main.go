@@ -1,0 +1,362 @@
+// Command bench is the driver of `make bench`: it measures bitstorm against
+// aria2c downloading one generated file (1 GiB by default, 256 KiB pieces)
+// from one libtorrent seeder through opentracker, all on 127.0.0.1.
+//
+//	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm [-size 1024] [-clients bitstorm,aria2c,libtorrent]
+//
+// First it prints this machine's ceilings (SHA-1 per core, one loopback TCP
+// stream), then leeches with each client in turn into a fresh directory,
+// checks the SHA-256 of the result, and prints one row per client: wall-clock
+// throughput, CPU seconds (user+sys of the client process), CPU seconds per
+// GiB and peak RSS, plus the CPU the seeder spent meanwhile. Wall time covers
+// the whole process: start, announce, download, exit.
+//
+// All processes it started are stopped, also on Ctrl-C or when -timeout
+// passes, and its directories are deleted.
+package main
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/swarmtest"
+)
+
+type config struct {
+	bitstorm      string
+	sizeMiB       int
+	pieceLog2     int
+	clients       []string
+	timeout       time.Duration
+	clientTimeout time.Duration
+	dir           string
+	keep          bool
+}
+
+func main() {
+	var cfg config
+	var clients string
+	flag.StringVar(&cfg.bitstorm, "bitstorm", "bin/bitstorm", "path of the bitstorm binary")
+	flag.IntVar(&cfg.sizeMiB, "size", 1024, "payload size in MiB (one file)")
+	flag.IntVar(&cfg.pieceLog2, "piece-log2", 18, "log2 of the piece length (18 = 256 KiB)")
+	flag.StringVar(&clients, "clients", "bitstorm,aria2c", "comma-separated leechers to run in turn: bitstorm, aria2c, libtorrent")
+	flag.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "bound on the whole run")
+	flag.DurationVar(&cfg.clientTimeout, "client-timeout", 5*time.Minute, "bound on one client's download")
+	flag.StringVar(&cfg.dir, "dir", "", "directory for the payload and downloads (default: the system's temporary directory)")
+	flag.BoolVar(&cfg.keep, "keep", false, "keep the payload and logs")
+	flag.Parse()
+	for _, c := range strings.Split(clients, ",") {
+		switch c = strings.TrimSpace(c); c {
+		case "bitstorm", "aria2c", "libtorrent":
+			cfg.clients = append(cfg.clients, c)
+		case "":
+		default:
+			fmt.Fprintf(os.Stderr, "bench: unknown client %q\n", c)
+			os.Exit(2)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, cfg)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// row is one client's measurement.
+type row struct {
+	client    string
+	res       swarmtest.Result
+	seederCPU time.Duration
+	err       error
+}
+
+func run(ctx context.Context, cfg config) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+
+	var bin string
+	if slices.Contains(cfg.clients, "bitstorm") {
+		var err error
+		if bin, err = filepath.Abs(cfg.bitstorm); err != nil {
+			return err
+		}
+		if st, err := os.Stat(bin); err != nil || st.IsDir() {
+			return fmt.Errorf("no bitstorm binary at %s (make build)", bin)
+		}
+	}
+	tools := []swarmtest.Tool{swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent}
+	if slices.Contains(cfg.clients, "aria2c") {
+		tools = append(tools, swarmtest.Aria2c)
+	}
+	if err := swarmtest.Ensure(tools...); err != nil {
+		return err
+	}
+
+	fmt.Printf("machine: %d cores (GOMAXPROCS %d), %s/%s, load average %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, loadAvg())
+	fmt.Println("ceilings:")
+	fmt.Printf("  SHA-1 (Go crypto/sha1, one core, 256 MiB): %s\n", rate(sha1Ceiling()))
+	if r, err := loopbackCeiling(ctx, 1<<30); err == nil {
+		fmt.Printf("  loopback TCP (Go, one stream, 1 GiB):      %s\n", rate(r))
+	} else {
+		fmt.Printf("  loopback TCP: %v\n", err)
+	}
+
+	dir, err := os.MkdirTemp(cfg.dir, "bitstorm-bench-")
+	if err != nil {
+		return err
+	}
+	if cfg.keep {
+		defer fmt.Printf("kept %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	size := int64(cfg.sizeMiB) << 20
+	name := fmt.Sprintf("bench-%dMiB.bin", cfg.sizeMiB)
+	files := []swarmtest.FileSpec{{Path: name, Size: size}}
+	t0 := time.Now()
+	if err := swarmtest.WritePayload(dir, 1, files); err != nil {
+		return err
+	}
+	fmt.Printf("  payload write (ChaCha8 + page cache):      %s\n", rate(float64(size)/time.Since(t0).Seconds()))
+	src := filepath.Join(dir, name)
+	want, err := swarmtest.SHA256File(src)
+	if err != nil {
+		return err
+	}
+
+	tr, err := swarmtest.StartTracker(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer tr.Stop()
+	torrent := filepath.Join(dir, "bench.torrent")
+	if err := swarmtest.MakeTorrent(ctx, src, torrent, tr.AnnounceURL, cfg.pieceLog2); err != nil {
+		return err
+	}
+	hash, err := swarmtest.InfoHash(ctx, torrent)
+	if err != nil {
+		return err
+	}
+	if err := tr.Allow(ctx, hash); err != nil {
+		return err
+	}
+	seeder, err := swarmtest.StartLibtorrentSeeder(ctx, torrent, dir)
+	if err != nil {
+		return err
+	}
+	defer seeder.Stop()
+	if err := tr.WaitSeeders(ctx, hash, 1); err != nil {
+		return err
+	}
+	fmt.Printf("\npayload: %d MiB in one file, %d KiB pieces, one libtorrent seeder (seed_mode)\n\n",
+		cfg.sizeMiB, 1<<cfg.pieceLog2>>10)
+
+	var rows []row
+	for _, c := range cfg.clients {
+		if ctx.Err() != nil {
+			break
+		}
+		fmt.Printf("running %s ...\n", c)
+		r := leech(ctx, cfg, c, bin, dir, torrent, name, want, seeder.PID())
+		if r.err != nil {
+			fmt.Printf("  %s failed: %v\n", c, r.err)
+		}
+		rows = append(rows, r)
+	}
+
+	fmt.Println()
+	gib := float64(size) / (1 << 30)
+	const format = "%-10s  %8s  %7s  %9s  %12s  %12s\n"
+	fmt.Printf(format, "client", "MiB/s", "CPU s", "CPU s/GiB", "peak RSS MiB", "seeder CPU s")
+	var failed []string
+	for _, r := range rows {
+		if r.err != nil {
+			fmt.Printf(format, r.client, "FAILED", "", "", "", "")
+			failed = append(failed, r.client)
+			continue
+		}
+		cpu := r.res.CPU().Seconds()
+		fmt.Printf(format, r.client,
+			fmt.Sprintf("%.1f", float64(size)/(1<<20)/r.res.Wall.Seconds()),
+			fmt.Sprintf("%.2f", cpu), fmt.Sprintf("%.2f", cpu/gib),
+			fmt.Sprintf("%.1f", float64(r.res.MaxRSS)/(1<<20)),
+			fmt.Sprintf("%.2f", r.seederCPU.Seconds()))
+	}
+	fmt.Printf("\nload average now: %s (figures from a busy machine are not comparable)\n", loadAvg())
+	fmt.Println("MiB/s is over the client's whole run (start to exit); aria2c adds ~3 s of fixed ticks.")
+	fmt.Println("libtorrent's peak RSS counts its mmap-ed file pages.")
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped: %w", context.Cause(ctx))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// leech downloads with one client into a fresh directory, verifies the file
+// and deletes it.
+func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, want string, seederPID int) row {
+	r := row{client: client}
+	ctx, cancel := context.WithTimeout(ctx, cfg.clientTimeout)
+	defer cancel()
+	out := filepath.Join(dir, "out-"+client)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		r.err = err
+		return r
+	}
+	defer func() {
+		if !cfg.keep {
+			os.RemoveAll(out)
+		}
+	}()
+
+	cpu0 := procCPU(seederPID)
+	switch client {
+	case "bitstorm":
+		port, err := swarmtest.FreePort()
+		if err != nil {
+			r.err = err
+			return r
+		}
+		cmd := exec.Command(bin, "download", "--out", out, "--port", strconv.Itoa(port), "--quiet", torrent)
+		p, err := swarmtest.Start(ctx, cmd, out+".log")
+		if err != nil {
+			r.err = err
+			return r
+		}
+		r.res, r.err = p.Wait()
+	case "aria2c":
+		r.res, r.err = swarmtest.RunAria2c(ctx, torrent, out)
+	case "libtorrent":
+		r.res, r.err = swarmtest.RunLibtorrentLeecher(ctx, torrent, out)
+	}
+	r.seederCPU = procCPU(seederPID) - cpu0
+	if r.err == nil && ctx.Err() != nil {
+		r.err = context.Cause(ctx)
+	}
+	if r.err != nil {
+		return r
+	}
+	got, err := swarmtest.SHA256File(filepath.Join(out, name))
+	if err != nil {
+		r.err = err
+	} else if got != want {
+		r.err = fmt.Errorf("sha256 of the download is %s, want %s", got, want)
+	}
+	return r
+}
+
+// sha1Ceiling hashes 256 MiB on one goroutine and returns bytes per second.
+func sha1Ceiling() float64 {
+	buf := make([]byte, 1<<20)
+	r := rand.NewChaCha8([32]byte{1})
+	_, _ = r.Read(buf)
+	h := sha1.New()
+	t0 := time.Now()
+	for range 256 {
+		h.Write(buf)
+	}
+	h.Sum(nil)
+	return float64(256<<20) / time.Since(t0).Seconds()
+}
+
+// loopbackCeiling sends n bytes over one TCP connection on 127.0.0.1 and
+// returns bytes per second.
+func loopbackCeiling(ctx context.Context, n int64) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		_, err = io.Copy(io.Discard, c)
+		done <- err
+	}()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp4", l.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	buf := make([]byte, 1<<20)
+	t0 := time.Now()
+	for sent := int64(0); sent < n; sent += int64(len(buf)) {
+		if _, err := c.Write(buf); err != nil {
+			c.Close()
+			<-done
+			return 0, err
+		}
+	}
+	c.Close()
+	if err := <-done; err != nil && !errors.Is(err, net.ErrClosed) {
+		return 0, err
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
+// procCPU returns the user+sys time a running process has used so far, from
+// /proc/PID/stat (clock ticks of 10 ms, the Linux default), or 0.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	// After "(comm)": state is f[0], utime is f[11], stime f[12].
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+func rate(bytesPerSec float64) string {
+	return fmt.Sprintf("%.0f MiB/s (%.2f GiB/s)", bytesPerSec/(1<<20), bytesPerSec/(1<<30))
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages, or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

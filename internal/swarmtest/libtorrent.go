@@ -1,0 +1,101 @@
+package swarmtest
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+//go:embed ltpeer.py
+var libtorrentScript string
+
+// StartLibtorrentSeeder seeds torrentPath from dataDir (the directory that
+// holds the torrent's name) with libtorrent on 127.0.0.1 at a free port. It
+// skips the initial hash check (seed_mode), announces to the torrent's
+// tracker, and returns once libtorrent seeds and the tracker has answered.
+// The seeder runs until Stop or until ctx ends. Its log goes beside
+// torrentPath.
+func StartLibtorrentSeeder(ctx context.Context, torrentPath, dataDir string) (*Process, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	logPath := logBeside(torrentPath, fmt.Sprintf("libtorrent-seed-%d", port))
+	cmd, err := libtorrentCmd("seed", torrentPath, dataDir, port, filepath.Dir(logPath))
+	if err != nil {
+		return nil, err
+	}
+	var lw *lineWatcher
+	p, err := start(ctx, "libtorrent seeder", cmd, logPath,
+		func(w io.Writer) io.Writer { lw = newLineWatcher(w, "seeding "); return lw })
+	if err != nil {
+		return nil, err
+	}
+	if _, err := waitLine(ctx, p, lw, time.Minute); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// RunLibtorrentLeecher downloads torrentPath into outDir with libtorrent on
+// 127.0.0.1 and returns when it has every piece. Result.Wall includes the
+// interpreter's start and the first announce. Its log goes to outDir+".log".
+func RunLibtorrentLeecher(ctx context.Context, torrentPath, outDir string) (Result, error) {
+	port, err := FreePort()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return Result{}, fmt.Errorf("swarmtest: libtorrent leecher: %w", err)
+	}
+	logPath := filepath.Clean(outDir) + ".log"
+	cmd, err := libtorrentCmd("leech", torrentPath, outDir, port, filepath.Dir(logPath))
+	if err != nil {
+		return Result{}, err
+	}
+	p, err := start(ctx, "libtorrent leecher", cmd, logPath, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := p.Wait()
+	if err == nil && len(scanLines(p.LogPath, "finished ")) == 0 {
+		err = fmt.Errorf("swarmtest: libtorrent leecher exited without finishing%s", p.tailSuffix())
+	}
+	return res, err
+}
+
+// libtorrentCmd writes the script into scriptDir (so that ps shows a short
+// command line) and returns the command that runs it. -I keeps the user's
+// site-packages and environment out.
+func libtorrentCmd(mode, torrentPath, dir string, port int, scriptDir string) (*exec.Cmd, error) {
+	script := filepath.Join(scriptDir, "swarmtest-ltpeer.py")
+	tmp, err := os.CreateTemp(scriptDir, "swarmtest-ltpeer-*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("swarmtest: libtorrent script: %w", err)
+	}
+	_, err = tmp.WriteString(libtorrentScript)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), script) // atomic: peers may start side by side
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("swarmtest: libtorrent script: %w", err)
+	}
+	return exec.Command(Python, "-I", "-u", script, mode,
+		"--torrent", torrentPath, "--save", dir, "--port", strconv.Itoa(port)), nil
+}
+
+// logBeside names a log file in the directory of path.
+func logBeside(path, name string) string {
+	return filepath.Join(filepath.Dir(path), name+".log")
+}

@@ -1,0 +1,145 @@
+"""Seed or leech one torrent with libtorrent 2.0 on 127.0.0.1 (swarmtest).
+
+seed:  prints "seeding port=P" once the torrent seeds and the tracker has
+       answered an announce, then runs until killed.
+leech: downloads into --save, prints "finished elapsed=S bytes=N" and exits 0.
+
+Plain TCP on loopback only: no DHT, LSD, UPnP, NAT-PMP or uTP. Every peer is
+127.0.0.1, so several connections per IP are allowed. Errors go to stderr.
+"""
+
+import argparse
+import sys
+import time
+
+import libtorrent as lt
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def make_session(port):
+    s = lt.default_settings()
+    s.update({
+        "listen_interfaces": "127.0.0.1:%d" % port,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "enable_incoming_utp": False,
+        "enable_outgoing_utp": False,
+        "enable_incoming_tcp": True,
+        "enable_outgoing_tcp": True,
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": (lt.alert.category_t.error_notification
+                       | lt.alert.category_t.status_notification
+                       | lt.alert.category_t.tracker_notification),
+    })
+    return lt.session(s)
+
+
+def add(ses, torrent, save, seed):
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save
+    # Both are set by default; with them the torrent never announces.
+    flags = atp.flags & ~lt.torrent_flags.paused & ~lt.torrent_flags.auto_managed
+    if seed:
+        flags |= lt.torrent_flags.seed_mode  # skip the initial hash check
+    atp.flags = flags
+    return ses.add_torrent(atp), atp.ti.total_size()
+
+
+def drain(ses):
+    """Logs errors and tracker events; returns whether a tracker replied."""
+    replied = False
+    for a in ses.pop_alerts():
+        if isinstance(a, lt.tracker_reply_alert):
+            replied = True
+        if isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert,
+                          lt.listen_failed_alert, lt.file_error_alert,
+                          lt.torrent_error_alert, lt.hash_failed_alert)) \
+                or a.category() & lt.alert.category_t.error_notification:
+            log("alert:", a.what(), a.message())
+    return replied
+
+
+def seed(args):
+    ses = make_session(args.port)
+    h, _ = add(ses, args.torrent, args.save, True)
+    announced = False
+    said = False
+    last = 0.0
+    while True:
+        ses.wait_for_alert(500)
+        announced = drain(ses) or announced
+        st = h.status()
+        if st.errc.value() != 0:
+            log("torrent error:", st.errc.message())
+            sys.exit(1)
+        if not said and st.is_seeding and announced:
+            print("seeding port=%d" % args.port, flush=True)
+            said = True
+        now = time.monotonic()
+        if now - last >= 10:
+            last = now
+            log("status state=%s peers=%d uploaded=%d upload_rate=%d" % (
+                st.state, st.num_peers, st.all_time_upload, st.upload_rate))
+
+
+def wait_announce(ses, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(50)
+        for a in ses.pop_alerts():
+            if isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert)):
+                return
+
+
+def leech(args):
+    ses = make_session(args.port)
+    start = time.monotonic()
+    h, size = add(ses, args.torrent, args.save, False)
+    last = 0.0
+    while True:
+        ses.wait_for_alert(200)
+        drain(ses)
+        st = h.status()
+        if st.errc.value() != 0:
+            log("torrent error:", st.errc.message())
+            sys.exit(1)
+        if st.is_finished or st.is_seeding:
+            elapsed = time.monotonic() - start
+            print("finished elapsed=%.3f bytes=%d" % (elapsed, size), flush=True)
+            # Returning drops the session: its destructor announces
+            # event=stopped, so that the tracker does not hand out this
+            # address as a seeder once the process is gone. It does not while
+            # the "completed" announce is in flight, so wait for that first.
+            wait_announce(ses, 2)
+            ses.apply_settings({"stop_tracker_timeout": 1})
+            return
+        now = time.monotonic()
+        if now - last >= 2:
+            last = now
+            log("status state=%s peers=%d progress=%.3f download_rate=%d" % (
+                st.state, st.num_peers, st.progress, st.download_rate))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["seed", "leech"])
+    p.add_argument("--torrent", required=True)
+    p.add_argument("--save", required=True, help="directory that holds (or will hold) the torrent's name")
+    p.add_argument("--port", type=int, required=True)
+    args = p.parse_args()
+    log("libtorrent", lt.__version__, args.mode, "port", args.port)
+    if args.mode == "seed":
+        seed(args)
+    else:
+        leech(args)
+        log("session closed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+package swarmtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestTrackerAndSeeder brings up opentracker and a libtorrent seeder on a
+// small payload and checks what the tracker sees. Downloads are the job of
+// pipeline/interop_test.go.
+func TestTrackerAndSeeder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs opentracker and libtorrent")
+	}
+	Require(t, Opentracker, Mktorrent, Libtorrent)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	files := []FileSpec{{"smoke/a.bin", 1<<20 + 3}, {"smoke/sub/b.txt", 999}}
+	if err := WritePayload(dir, 5, files); err != nil {
+		t.Fatal(err)
+	}
+
+	tr, err := StartTracker(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	torrent := filepath.Join(dir, "smoke.torrent")
+	if err := MakeTorrent(ctx, filepath.Join(dir, "smoke"), torrent, tr.AnnounceURL, 15); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := InfoHash(ctx, torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := infoHashOf(t, torrent); hash != want {
+		t.Errorf("InfoHash = %s, want %s (SHA-1 of the info dictionary)", hash, want)
+	}
+	if err := tr.Allow(ctx, hash); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := tr.Scrape(ctx, hash); err != nil || s != (ScrapeResult{}) {
+		t.Errorf("Scrape before any peer = %+v, %v; want zeros (the Allow probe must leave)", s, err)
+	}
+
+	seeder, err := StartLibtorrentSeeder(ctx, torrent, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeder.Stop()
+	if err := tr.WaitSeeders(ctx, hash, 1); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := tr.Scrape(ctx, hash); err != nil || s.Complete != 1 || s.Incomplete != 0 {
+		t.Errorf("Scrape with one seeder = %+v, %v; want 1 complete", s, err)
+	}
+
+	// A second tracker that knows the hash from the start.
+	tr2, err := StartTracker(ctx, dir, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr2.Port == tr.Port {
+		t.Errorf("two trackers on port %d", tr.Port)
+	}
+	tr2.Stop()
+
+	seeder.Stop()
+	select {
+	case <-seeder.Done():
+	default:
+		t.Error("seeder still runs after Stop")
+	}
+	if b, err := os.ReadFile(seeder.LogPath); err != nil || !bytes.Contains(b, []byte("seeding port=")) {
+		t.Errorf("seeder log %s: %v\n%s", seeder.LogPath, err, b)
+	}
+}
+
+// infoHashOf computes the info hash without libtorrent: mktorrent writes
+// canonical bencode (sorted keys), so re-encoding the decoded info dictionary
+// gives back its exact bytes.
+func infoHashOf(t *testing.T, torrent string) string {
+	t.Helper()
+	b, err := os.ReadFile(torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := decodeBencode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, ok := v.(map[string]any)["info"]
+	if !ok {
+		t.Fatalf("%s has no info dictionary", torrent)
+	}
+	var buf bytes.Buffer
+	encodeBencode(&buf, info)
+	sum := sha1.Sum(buf.Bytes())
+	return hex.EncodeToString(sum[:])
+}
+
+func encodeBencode(w *bytes.Buffer, v any) {
+	switch v := v.(type) {
+	case int64:
+		fmt.Fprintf(w, "i%de", v)
+	case string:
+		fmt.Fprintf(w, "%d:%s", len(v), v)
+	case []any:
+		w.WriteByte('l')
+		for _, x := range v {
+			encodeBencode(w, x)
+		}
+		w.WriteByte('e')
+	case map[string]any:
+		w.WriteByte('d')
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			encodeBencode(w, k)
+			encodeBencode(w, v[k])
+		}
+		w.WriteByte('e')
+	}
+}

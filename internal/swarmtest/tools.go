@@ -1,0 +1,164 @@
+package swarmtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tool is a program the harness drives, named for its Debian package.
+type Tool string
+
+// The tools swarmtest knows how to find and install.
+const (
+	Opentracker Tool = "opentracker"
+	Mktorrent   Tool = "mktorrent"
+	Aria2c      Tool = "aria2"
+	Libtorrent  Tool = "python3-libtorrent"
+)
+
+// AllTools lists every Tool.
+var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent}
+
+// Python is the interpreter that has the libtorrent bindings (Debian's).
+const Python = "/usr/bin/python3"
+
+// present reports whether t can be run.
+func (t Tool) present() bool {
+	switch t {
+	case Opentracker:
+		return onPath("opentracker")
+	case Mktorrent:
+		return onPath("mktorrent")
+	case Aria2c:
+		return onPath("aria2c")
+	case Libtorrent:
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return exec.CommandContext(ctx, Python, "-I", "-c", "import libtorrent").Run() == nil
+	}
+	return false
+}
+
+func onPath(name string) bool {
+	_, err := exec.LookPath(name)
+	return err == nil
+}
+
+func missing(tools []Tool) []Tool {
+	var out []Tool
+	for _, t := range tools {
+		if !t.present() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Ensure makes sure the tools are installed. When some are missing and this
+// process runs as root, it installs their Debian packages (apt-get update
+// once, then apt-get install -y); otherwise it returns an error that names
+// the missing packages. With no arguments it ensures AllTools.
+func Ensure(tools ...Tool) error {
+	if len(tools) == 0 {
+		tools = AllTools
+	}
+	miss := missing(tools)
+	if len(miss) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("swarmtest: missing %s; install as root: apt-get install -y %s",
+			joinTools(miss), joinTools(miss))
+	}
+	if err := install(miss); err != nil {
+		return err
+	}
+	if miss := missing(tools); len(miss) > 0 {
+		return fmt.Errorf("swarmtest: still missing after apt-get install: %s", joinTools(miss))
+	}
+	return nil
+}
+
+// Require is Ensure for tests: when a tool is still missing afterwards it
+// fails the test if the environment has CI=true and skips it otherwise.
+func Require(tb testing.TB, tools ...Tool) {
+	tb.Helper()
+	if err := Ensure(tools...); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
+}
+
+var (
+	aptMu      sync.Mutex
+	aptUpdated bool
+)
+
+// install runs apt-get for pkgs. A file lock keeps test binaries that run at
+// the same time (go test runs packages in parallel) from racing for dpkg.
+func install(pkgs []Tool) error {
+	aptMu.Lock()
+	defer aptMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	lock, err := os.OpenFile(os.TempDir()+"/swarmtest-apt.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("swarmtest: apt lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("swarmtest: apt lock: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+
+	// Another process may have installed them while we waited for the lock.
+	if pkgs = missing(pkgs); len(pkgs) == 0 {
+		return nil
+	}
+	if !aptUpdated {
+		if err := apt(ctx, "update"); err != nil {
+			return err
+		}
+		aptUpdated = true
+	}
+	args := []string{"install", "-y"}
+	for _, p := range pkgs {
+		args = append(args, string(p))
+	}
+	return apt(ctx, args...)
+}
+
+func apt(ctx context.Context, args ...string) error {
+	args = append([]string{"-o", "DPkg::Lock::Timeout=600", "-q"}, args...)
+	cmd := exec.CommandContext(ctx, "apt-get", args...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) > 10 {
+			lines = lines[len(lines)-10:]
+		}
+		return fmt.Errorf("swarmtest: apt-get %s: %w\n%s", strings.Join(args, " "), err, strings.Join(lines, "\n"))
+	}
+	return nil
+}
+
+func joinTools(ts []Tool) string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = string(t)
+	}
+	return strings.Join(s, " ")
+}

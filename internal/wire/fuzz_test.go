@@ -1,0 +1,175 @@
+package wire_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/bitstorm/bitstorm/internal/wire"
+)
+
+// FuzzDecode decodes arbitrary bytes for an arbitrary piece count. It must not panic;
+// every error must be io.EOF at a message boundary or wrap one of the package's
+// sentinels or io.ErrUnexpectedEOF; and every message decoded must re-encode to the
+// bytes it was decoded from.
+func FuzzDecode(f *testing.F) {
+	for _, tt := range roundTrips {
+		if len(tt.wire) <= 4096 {
+			f.Add(uint16(testPieces), []byte(tt.wire))
+		}
+	}
+	data, _, _ := stream(4096)
+	f.Add(uint16(testPieces), data)
+	f.Add(uint16(0), []byte("\x00\x00\x00\x01\x05"))                      // empty bitfield for no pieces
+	f.Add(uint16(8), []byte("\x00\x00\x00\x02\x05\xff"))                  // bitfield without spare bits
+	f.Add(uint16(testPieces), []byte("\xff\xff\xff\xff\x07"))             // piece of 2^32-1 bytes
+	f.Add(uint16(testPieces), []byte("\x00\x00\x00\x0e\x07\x00\x00\x00")) // piece cut in its header
+	f.Add(uint16(testPieces), []byte(goodHandshake))                      // a handshake is not a message
+
+	// Fuzz functions run one at a time in a process, so they can share a block buffer.
+	buf := make([]byte, wire.MaxBlockLen)
+	f.Fuzz(func(t *testing.T, numPieces uint16, data []byte) {
+		br := bytes.NewReader(data)
+		var r io.Reader = br
+		var bufr *bufio.Reader
+		if numPieces&1 == 1 { // both skip paths: bufio.Reader.Discard and io.Copy
+			bufr = bufio.NewReaderSize(br, 16)
+			r = bufr
+		}
+		// consumed is how far into data the Decoder has read.
+		consumed := func() int {
+			n := len(data) - br.Len()
+			if bufr != nil {
+				n -= bufr.Buffered()
+			}
+			return n
+		}
+		d := wire.NewDecoder(r, int(numPieces))
+		next := 0 // where the next message starts, past any block left to Next to skip
+		for {
+			m, err := d.Next()
+			if err != nil {
+				checkDecodeError(t, err, next == len(data))
+				return
+			}
+			start, end := next, consumed()
+			next = end
+			enc := wire.AppendMessage(nil, m)
+			switch {
+			case m.KeepAlive || m.ID <= wire.Port && m.ID != wire.Piece:
+				if !bytes.Equal(enc, data[start:end]) {
+					t.Fatalf("Next() = %+v from %q, which encodes to %q", m, data[start:end], enc)
+				}
+			case m.ID == wire.Piece:
+				if !bytes.Equal(enc, data[start:end]) || len(enc) != 13 {
+					t.Fatalf("Next() = %+v from header %q, which encodes to %q", m, data[start:end], enc)
+				}
+				if m.Length > wire.MaxBlockLen {
+					t.Fatalf("Next() = %+v: block longer than MaxBlockLen", m)
+				}
+				switch m.Begin % 3 {
+				case 0:
+					block := buf[:m.Length]
+					if err := d.ReadBlock(block); err != nil {
+						checkDecodeError(t, err, false)
+						return
+					}
+					next = consumed()
+					if !bytes.Equal(block, data[end:next]) {
+						t.Fatalf("ReadBlock() = %q, want %q", block, data[end:next])
+					}
+				case 1:
+					if err := d.Discard(); err != nil {
+						checkDecodeError(t, err, false)
+						return
+					}
+					if next = consumed(); next != end+int(m.Length) {
+						t.Fatalf("Discard() skipped %d bytes of a %d-byte block", next-end, m.Length)
+					}
+				case 2: // leave the block to Next
+					next = end + int(m.Length)
+				}
+			default:
+				if !bytes.Equal(enc, data[start:start+5]) || end-start != 5+int(m.Length) {
+					t.Fatalf("Next() = %+v from %q, which encodes to header %q", m, data[start:end], enc)
+				}
+				if m.Length > wire.MaxUnknownLen {
+					t.Fatalf("Next() = %+v: skipped more than MaxUnknownLen", m)
+				}
+			}
+			switch m.ID {
+			case wire.Have, wire.Request, wire.Piece, wire.Cancel:
+				if !m.KeepAlive && m.Index >= uint32(numPieces) {
+					t.Fatalf("Next() = %+v: index out of range for %d pieces", m, numPieces)
+				}
+			case wire.BitfieldID:
+				if _, err := wire.ParseBitfield(m.Bitfield, int(numPieces)); err != nil {
+					t.Fatalf("Next() = %+v: %v", m, err)
+				}
+			}
+		}
+	})
+}
+
+// checkDecodeError fails t unless err is one the Decoder may return: io.EOF, only at
+// the end of the input, or a "wire: " error wrapping a sentinel or io.ErrUnexpectedEOF.
+func checkDecodeError(t *testing.T, err error, atEnd bool) {
+	t.Helper()
+	if err == io.EOF {
+		if !atEnd {
+			t.Fatalf("io.EOF before the end of the input")
+		}
+		return
+	}
+	for _, want := range []error{
+		wire.ErrMessageTooLong, wire.ErrBadLength, wire.ErrBadBitfield, wire.ErrBadIndex, io.ErrUnexpectedEOF,
+	} {
+		if errors.Is(err, want) {
+			if !strings.HasPrefix(err.Error(), "wire: ") {
+				t.Fatalf("error %q does not start with %q", err, "wire: ")
+			}
+			return
+		}
+	}
+	t.Fatalf("unexpected error %v", err)
+}
+
+// FuzzHandshake reads a handshake from arbitrary bytes. It must not panic, never read
+// more than HandshakeLen bytes, and accept exactly the inputs that start with pstrlen
+// and Protocol and are long enough, re-encoding them to the same bytes.
+func FuzzHandshake(f *testing.F) {
+	f.Add([]byte(goodHandshake))
+	f.Add([]byte(goodHandshake + "\x00\x00\x00\x00"))
+	f.Add([]byte(goodHandshake[:20]))
+	f.Add([]byte("\x13BitTorrent Protocol" + goodHandshake[20:]))
+	f.Add([]byte("\x12" + goodHandshake[1:]))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		h, err := wire.ReadHandshake(r)
+		read := len(data) - r.Len()
+		if read > wire.HandshakeLen {
+			t.Fatalf("ReadHandshake(%q) read %d bytes", data, read)
+		}
+		valid := len(data) >= wire.HandshakeLen && string(data[:20]) == "\x13"+wire.Protocol
+		if !valid {
+			if err == nil {
+				t.Fatalf("ReadHandshake(%q) = %+v, want an error", data, h)
+			}
+			if !errors.Is(err, wire.ErrNotBitTorrent) && !errors.Is(err, io.ErrUnexpectedEOF) &&
+				!(err == io.EOF && len(data) == 0) {
+				t.Fatalf("ReadHandshake(%q) = unexpected error %v", data, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("ReadHandshake(%q) = %v, want a handshake", data, err)
+		}
+		if enc := h.Append(nil); !bytes.Equal(enc, data[:wire.HandshakeLen]) {
+			t.Fatalf("ReadHandshake(%q) = %+v, which encodes to %q", data, h, enc)
+		}
+	})
+}

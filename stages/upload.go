@@ -1,0 +1,153 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+
+	"github.com/bitstorm/bitstorm/internal/wire"
+)
+
+var (
+	errBadRequest    = errors.New("bad request")
+	errRequestsFlood = errors.New("too many requests queued")
+)
+
+// uploadBatch is how many blocks one write carries at most (256 KiB).
+const uploadBatch = 16
+
+// planUpload appends our bitfield (first, BEP 3), have messages for pieces completed since,
+// and a choke or unchoke when the choker changed its mind. Called with s.mu held.
+func (s *session) planUpload(buf []byte) []byte {
+	if !s.bitfieldSent {
+		bf, cursor := s.env.Sched.Snapshot()
+		s.bitfieldSent, s.haveCursor = true, cursor
+		if bf.Count() > 0 {
+			buf = wire.AppendMessage(buf, wire.Message{ID: wire.BitfieldID, Bitfield: bf})
+		}
+	} else {
+		s.haves, s.haveCursor = s.env.Sched.DoneSince(s.haveCursor, s.haves[:0])
+		for _, i := range s.haves {
+			if !s.has.Has(i) {
+				buf = wire.AppendHave(buf, uint32(i))
+			}
+		}
+	}
+	if s.choking != s.chokeSent {
+		s.chokeSent = s.choking
+		if s.choking {
+			// BEP 3: choking discards the peer's queued requests.
+			s.upq = s.upq[:0]
+			buf = wire.AppendState(buf, wire.Choke)
+		} else {
+			buf = wire.AppendState(buf, wire.Unchoke)
+		}
+	}
+	return buf
+}
+
+// setChoking records the choker's decision; the writer tells the peer.
+func (s *session) setChoking(choke bool) {
+	s.mu.Lock()
+	changed := s.choking != choke
+	s.choking = choke
+	s.mu.Unlock()
+	if changed {
+		s.p.Kick()
+	}
+}
+
+// queueUpload validates a request and queues it. A request for a piece we lack, or outside
+// its piece, or longer than 16 KiB breaks the protocol and drops the peer; one that arrives
+// while the peer is choked is discarded (BEP 3).
+func (s *session) queueUpload(m wire.Message) error {
+	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
+	switch {
+	case s.cfg.Cache == nil:
+		return nil
+	case r.Length == 0 || r.Length > wire.BlockSize:
+		return fmt.Errorf("%w: length %d, want 1 to %d", errBadRequest, r.Length, wire.BlockSize)
+	case int64(r.Begin)+int64(r.Length) > s.env.Info.PieceSize(r.Piece):
+		return fmt.Errorf("%w: [%d, %d) outside piece %d", errBadRequest, r.Begin, r.Begin+r.Length, r.Piece)
+	case !s.env.Sched.Has(r.Piece):
+		return fmt.Errorf("%w: piece %d, which we do not have", errBadRequest, r.Piece)
+	}
+	s.mu.Lock()
+	if s.chokeSent {
+		s.mu.Unlock()
+		return nil
+	}
+	if len(s.upq) >= s.cfg.MaxUploadQueue {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: more than %d", errRequestsFlood, s.cfg.MaxUploadQueue)
+	}
+	s.upq = append(s.upq, r)
+	s.mu.Unlock()
+	s.p.Kick()
+	return nil
+}
+
+// cancelUpload drops a queued request (BEP 3 cancel).
+func (s *session) cancelUpload(m wire.Message) {
+	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
+	s.mu.Lock()
+	s.upq = slices.DeleteFunc(s.upq, func(q BlockReq) bool { return q == r })
+	s.mu.Unlock()
+}
+
+// serve moves up to uploadBatch queued requests into w, reading their blocks from the
+// cache; more reports that requests remain.
+func (s *session) serve(w *uploadWriter) (more bool, err error) {
+	if s.cfg.Cache == nil {
+		return false, nil
+	}
+	s.mu.Lock()
+	n := min(len(s.upq), uploadBatch)
+	w.reqs = append(w.reqs[:0], s.upq[:n]...)
+	s.upq = append(s.upq[:0], s.upq[n:]...)
+	more = len(s.upq) > 0
+	s.mu.Unlock()
+	for _, r := range w.reqs {
+		data, err := s.cfg.Cache.Block(r.Piece, r.Begin, r.Length)
+		if err != nil {
+			return false, fmt.Errorf("upload: %w", err)
+		}
+		w.hdrs = wire.AppendPieceHeader(w.hdrs, uint32(r.Piece), uint32(r.Begin), len(data))
+		w.blocks = append(w.blocks, data)
+	}
+	return more, nil
+}
+
+// uploadWriter gathers what the writer sends in one system call: control messages first,
+// then piece messages whose data stays in the cache's buffers (writev, no copy).
+type uploadWriter struct {
+	ctl    []byte
+	hdrs   []byte // 13-byte piece headers, one per block
+	blocks [][]byte
+	reqs   []BlockReq
+	bufs   net.Buffers
+}
+
+func (w *uploadWriter) empty() bool { return len(w.ctl) == 0 && len(w.blocks) == 0 }
+
+// flush writes everything to c and returns the number of block bytes sent.
+func (w *uploadWriter) flush(c net.Conn) (int64, error) {
+	bufs := w.bufs[:0]
+	if len(w.ctl) > 0 {
+		bufs = append(bufs, w.ctl)
+	}
+	var data int64
+	for i, b := range w.blocks {
+		bufs = append(bufs, w.hdrs[13*i:13*i+13], b)
+		data += int64(len(b))
+	}
+	w.bufs = bufs
+	_, err := bufs.WriteTo(c)
+	clear(w.blocks) // let evicted cache pieces go
+	w.ctl, w.hdrs, w.blocks = w.ctl[:0], w.hdrs[:0], w.blocks[:0]
+	if err != nil {
+		return 0, err
+	}
+	return data, nil
+}
