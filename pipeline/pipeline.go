@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/internal/resume"
 	"github.com/bitstorm/bitstorm/internal/storage"
+	"github.com/bitstorm/bitstorm/internal/wire"
 	"github.com/bitstorm/bitstorm/stages"
 )
 
@@ -37,6 +39,7 @@ type Config struct {
 	SeedRatio      float64       // after completion, seed until uploaded/size reaches this (0: not a limit)
 	SeedTime       time.Duration // after completion, seed this long (0: not a limit)
 	CacheBytes     int64         // read cache for uploads (default 32 MiB)
+	RecordInterval time.Duration // how often the resume record is saved while pieces complete (default 10s)
 	PeerID         [20]byte      // default: "-BS0001-" and 12 random bytes
 	MaxPeers       int           // concurrent connections (default 50)
 	Queue          int           // outstanding requests per peer (default 64)
@@ -97,6 +100,12 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if c.MaxPeers > 0 {
 		c.Dial.MaxPeers = c.MaxPeers
 	}
+	if c.Dial.MaxPeers <= 0 {
+		c.Dial.MaxPeers = 50
+	}
+	if c.Dial.HandshakeTimeout <= 0 {
+		c.Dial.HandshakeTimeout = 10 * time.Second
+	}
 	if c.Queue > 0 {
 		c.Request.Queue = c.Queue
 	}
@@ -105,6 +114,9 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	}
 	if c.Verifiers <= 0 {
 		c.Verifiers = runtime.GOMAXPROCS(0)
+	}
+	if c.RecordInterval <= 0 {
+		c.RecordInterval = 10 * time.Second
 	}
 	if c.CacheBytes <= 0 {
 		c.CacheBytes = 32 << 20
@@ -126,7 +138,7 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 		p.source = &stages.Tracker{Tiers: tiers}
 	}
 	if p.picker == nil {
-		p.picker = stages.NewSequential(m.Info.NumPieces())
+		p.picker = stages.NewRarest(m.Info.NumPieces(), uint64(time.Now().UnixNano()))
 	}
 	p.port = c.Port
 	maxActive := int(max(c.MaxInFlight/m.Info.PieceLength, 4))
@@ -150,12 +162,18 @@ func (p *Pipeline) Stats() stages.Stats { return p.sched.Stats() }
 // Verified pieces stay on disk whatever the outcome.
 func (p *Pipeline) Run(ctx context.Context) error {
 	store := p.store
+	var stamps []resume.FileStamp
 	if store == nil {
+		stamps = p.preStamp()
 		fs, err := storage.Open(p.cfg.OutDir, &p.meta.Info)
 		if err != nil {
 			return err
 		}
 		store = fs
+	}
+	if err := p.restore(ctx, store, stamps); err != nil {
+		store.Close()
+		return err
 	}
 	var ln net.Listener
 	if !p.cfg.NoListen {
@@ -179,15 +197,27 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		},
 	}
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		p.watch(ctx, env, cancel)
+	}()
+	go func() {
+		defer wg.Done()
+		p.keepRecord(ctx, store, p.cfg.RecordInterval)
 	}()
 	p.log.Info("download starting", "name", p.meta.Info.Name, "size", p.meta.Info.Length, "pieces", p.meta.Info.NumPieces())
 	p.graph(ctx, env, store, ln)
 	cancel(nil)
 	wg.Wait()
+	if !p.sched.IsComplete() || p.seeding() {
+		// A download that just completed skips this save and its sync of every dirty
+		// page: its last periodic record no longer matches the files, so a later run
+		// rechecks them, which is as safe and keeps the exit prompt.
+		if err := p.saveRecord(store); err != nil {
+			p.log.Warn("saving resume record", "err", err)
+		}
+	}
 	cerr := store.Close()
 	once.Do(func() {}) // no Fail after this point
 	if p.sched.IsComplete() && (fatal == nil || !p.seeding()) {
@@ -251,6 +281,12 @@ func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.Ca
 // seeding reports whether the run goes on after completion.
 func (p *Pipeline) seeding() bool {
 	return p.cfg.Seed || p.cfg.SeedRatio > 0 || p.cfg.SeedTime > 0
+}
+
+// Have returns the bitfield of pieces verified so far; safe to call while Run runs.
+func (p *Pipeline) Have() wire.Bitfield {
+	bf, _ := p.sched.Snapshot()
+	return bf
 }
 
 // Port is the port announced to trackers: the listener's once Run has started.

@@ -25,6 +25,7 @@ func downloadCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
 			&cli.DurationFlag{Name: "no-peers-timeout", Value: 2 * time.Minute, Usage: "give up when no peer is connected for this long"},
+			&cli.StringFlag{Name: "picker", Value: "rarest", Usage: "piece picker: rarest, sequential (streaming) or random"},
 			&cli.Float64Flag{Name: "seed-ratio", Usage: "after completing, seed until uploaded/size reaches `R`"},
 			&cli.DurationFlag{Name: "seed-time", Usage: "after completing, seed for `D` (e.g. 30m)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages"},
@@ -75,6 +76,15 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	opts := []pipeline.Option{
 		pipeline.WithLogger(log),
 		pipeline.WithConfig(cfg),
+	}
+	switch c.String("picker") {
+	case "rarest":
+	case "sequential":
+		opts = append(opts, pipeline.WithPicker(stages.NewSequential(m.Info.NumPieces())))
+	case "random":
+		opts = append(opts, pipeline.WithPicker(stages.NewRandom(m.Info.NumPieces(), uint64(time.Now().UnixNano()))))
+	default:
+		return fmt.Errorf("%s: --picker %q: want rarest, sequential or random", name, c.String("picker"))
 	}
 	if peers := c.StringSlice("peer"); len(peers) > 0 {
 		var static stages.StaticPeers

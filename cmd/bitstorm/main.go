@@ -1,7 +1,11 @@
 // Command bitstorm is a BitTorrent client whose download is a staged stream processor.
 //
 //	bitstorm download [--out DIR] [--port N] [--max-peers N] [--verbose] [--quiet] FILE.torrent
+//	bitstorm seed [--data DIR] [--port N] [--seed-ratio R] [--seed-time D] FILE.torrent
+//	bitstorm create [--tracker URL]... [--piece-length N] [--private] [--comment TEXT] [--web-seed URL]... PATH
+//	bitstorm verify [--data DIR] FILE.torrent
 //	bitstorm info FILE.torrent
+//	bitstorm tracker [--listen ADDR]
 package main
 
 import (
@@ -35,6 +39,7 @@ func newApp() *cli.App {
 		Name:            "bitstorm",
 		Usage:           "a BitTorrent client built as a stream processor",
 		HideHelpCommand: true,
-		Commands:        []*cli.Command{downloadCommand(), seedCommand(), infoCommand()},
+		Commands: []*cli.Command{downloadCommand(), seedCommand(), createCommand(), verifyCommand(),
+			infoCommand(), trackerCommand()},
 	}
 }

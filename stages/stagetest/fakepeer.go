@@ -45,6 +45,10 @@ type FakePeer struct {
 	HangUpAfter int
 	// Delay is slept before serving each block (a slow peer).
 	Delay time.Duration
+	// Split, when > 1, makes the peer show each connection only its share of the pieces:
+	// the n-th connection (from 0) gets the pieces i with i%Split == n%Split. Two leechers of
+	// a split seeder must exchange pieces to finish.
+	Split int
 
 	Served   atomic.Int64 // blocks sent
 	Accepted atomic.Int64 // connections accepted
@@ -87,14 +91,14 @@ func (p *FakePeer) accept() {
 		if err != nil {
 			return
 		}
-		p.Accepted.Add(1)
+		nth := int(p.Accepted.Add(1) - 1)
 		p.mu.Lock()
 		p.conns[c] = struct{}{}
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.serve(c)
+			p.serve(c, nth)
 			c.Close()
 			p.mu.Lock()
 			delete(p.conns, c)
@@ -103,7 +107,7 @@ func (p *FakePeer) accept() {
 	}
 }
 
-func (p *FakePeer) serve(c net.Conn) {
+func (p *FakePeer) serve(c net.Conn, nth int) {
 	if p.behavior == Mute {
 		buf := make([]byte, 512)
 		for {
@@ -123,7 +127,9 @@ func (p *FakePeer) serve(c net.Conn) {
 	out := ours.Append(nil)
 	bf := wire.NewBitfield(info.NumPieces())
 	for i := range info.NumPieces() {
-		bf.Set(i)
+		if p.Split <= 1 || i%p.Split == nth%p.Split {
+			bf.Set(i)
+		}
 	}
 	out = wire.AppendMessage(out, wire.Message{ID: wire.BitfieldID, Bitfield: bf})
 	if _, err := c.Write(out); err != nil {
@@ -142,7 +148,7 @@ func (p *FakePeer) serve(c net.Conn) {
 			if _, err := c.Write(wire.AppendState(nil, wire.Unchoke)); err != nil {
 				return
 			}
-		case m.ID == wire.Request && p.behavior != Stall:
+		case m.ID == wire.Request && p.behavior != Stall && bf.Has(int(m.Index)):
 			if p.Delay > 0 {
 				time.Sleep(p.Delay)
 			}

@@ -1,0 +1,114 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/resume"
+	"github.com/bitstorm/bitstorm/internal/wire"
+	"github.com/bitstorm/bitstorm/stages"
+)
+
+// A resume record (internal/resume) lists the pieces verified on disk. It is trusted only
+// when every file's size and modification time are what they were when it was saved; any
+// write since (a crash after the last save) changes them, and the data is rechecked instead.
+// Saving takes the bitfield first, then syncs the files, then stamps them: the record never
+// claims a piece that is not durable, and at most the pieces in flight are fetched again.
+
+// preStamp records the files' stamps before storage.Open extends them.
+func (p *Pipeline) preStamp() []resume.FileStamp {
+	stamps, err := resume.Stamp(p.cfg.OutDir, &p.meta.Info)
+	if err != nil {
+		return nil
+	}
+	return stamps
+}
+
+// restore marks the pieces already verified in store before the run starts.
+func (p *Pipeline) restore(ctx context.Context, store stages.Storage, stamps []resume.FileStamp) error {
+	info := &p.meta.Info
+	var have wire.Bitfield
+	if p.store == nil { // our own files: the record, or a recheck when they hold anything
+		rec, err := resume.Load(resume.Path(p.cfg.OutDir, p.meta.InfoHash), info, p.meta.InfoHash)
+		switch {
+		case err == nil && rec.Matches(stamps):
+			have = rec.Pieces
+			p.log.Info("resuming from record", "pieces", have.Count(), "of", info.NumPieces())
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			p.log.Warn("resume record unusable, rechecking", "err", err)
+		case err == nil:
+			p.log.Info("files changed since the resume record, rechecking")
+		}
+		if have == nil && !anyData(stamps) {
+			return nil
+		}
+	}
+	if have == nil {
+		start := time.Now()
+		var err error
+		have, err = resume.Recheck(ctx, info, store, p.cfg.Verifiers, nil)
+		if err != nil {
+			return fmt.Errorf("recheck: %w", err)
+		}
+		secs := time.Since(start).Seconds()
+		p.log.Info("rechecked data", "pieces", have.Count(), "of", info.NumPieces(),
+			"mib_per_s", fmt.Sprintf("%.0f", float64(info.Length)/(1<<20)/max(secs, 1e-9)))
+	}
+	for i := range info.NumPieces() {
+		if have.Has(i) {
+			p.sched.MarkDone(i)
+		}
+	}
+	return nil
+}
+
+func anyData(stamps []resume.FileStamp) bool {
+	for _, s := range stamps {
+		if s.Size > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// keepRecord saves the resume record every interval while pieces complete, until ctx ends.
+func (p *Pipeline) keepRecord(ctx context.Context, store stages.Storage, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	saved := p.sched.Stats().Pieces
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if n := p.sched.Stats().Pieces; n != saved {
+				if err := p.saveRecord(store); err != nil {
+					p.log.Warn("saving resume record", "err", err)
+					continue
+				}
+				saved = n
+			}
+		}
+	}
+}
+
+// saveRecord writes the record of the pieces verified now; only for our own files.
+func (p *Pipeline) saveRecord(store stages.Storage) error {
+	if p.store != nil {
+		return nil
+	}
+	have, _ := p.sched.Snapshot()
+	if s, ok := store.(interface{ Sync() error }); ok {
+		if err := s.Sync(); err != nil {
+			return err
+		}
+	}
+	stamps, err := resume.Stamp(p.cfg.OutDir, &p.meta.Info)
+	if err != nil {
+		return err
+	}
+	return resume.Save(resume.Path(p.cfg.OutDir, p.meta.InfoHash), &resume.Record{InfoHash: p.meta.InfoHash, Pieces: have, Files: stamps})
+}

@@ -1,0 +1,260 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/resume"
+	"github.com/bitstorm/bitstorm/internal/wire"
+	"github.com/bitstorm/bitstorm/pipeline"
+	"github.com/bitstorm/bitstorm/stages"
+	"github.com/bitstorm/bitstorm/stages/stagetest"
+)
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// filled returns storage holding the whole payload of tor.
+func filled(t *testing.T, tor *stagetest.Torrent) *stagetest.MemStorage {
+	st := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	if _, err := st.WriteAt(tor.Data, 0); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// node is one BitStorm client of an in-process swarm.
+type node struct {
+	p     *pipeline.Pipeline
+	store *stagetest.MemStorage
+	addr  netip.AddrPort
+	done  chan error
+}
+
+func startNode(t *testing.T, ctx context.Context, tor *stagetest.Torrent, store *stagetest.MemStorage, cfg pipeline.Config, peers ...netip.AddrPort) *node {
+	t.Helper()
+	n := &node{store: store, addr: freeAddr(t), done: make(chan error, 1)}
+	cfg.ListenAddr = n.addr.String()
+	cfg.Request.ChokeRound = 200 * time.Millisecond
+	p, err := pipeline.New(tor.Meta, pipeline.WithConfig(cfg), pipeline.WithStorage(store),
+		pipeline.WithPeerSource(stages.StaticPeers(peers)),
+		pipeline.WithLogger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.p = p
+	go func() { n.done <- p.Run(ctx) }()
+	// Wait for the listener, so that peers started next can dial this one at once.
+	for {
+		c, err := net.Dial("tcp", n.addr.String())
+		if err == nil {
+			c.Close()
+			return n
+		}
+		select {
+		case err := <-n.done:
+			t.Fatalf("node stopped before listening: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// TestSeedToLeecher: a BitStorm seeder (its data found by recheck) uploads the whole torrent
+// to a BitStorm leecher that dials it.
+func TestSeedToLeecher(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 20, "seeded", 64<<10, 700_001, 300_000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seedCtx, stopSeed := context.WithCancel(ctx)
+	seeder := startNode(t, seedCtx, tor, filled(t, tor), pipeline.Config{Seed: true})
+	leecher := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{}, seeder.addr)
+	if err := <-leecher.done; err != nil {
+		t.Fatalf("leecher Run() = %v", err)
+	}
+	if !bytes.Equal(leecher.store.Bytes(), tor.Data) {
+		t.Fatal("leecher's bytes differ from the payload")
+	}
+	if up := seeder.p.Stats().Uploaded; up < tor.Meta.Info.Length {
+		t.Errorf("seeder uploaded %d bytes, want at least %d", up, tor.Meta.Info.Length)
+	}
+	stopSeed()
+	if err := <-seeder.done; err != nil {
+		t.Errorf("seeder Run() after stop = %v, want nil (it was complete)", err)
+	}
+}
+
+// TestLeechersFinishAfterSeederLeaves: two BitStorm leechers download from a seeder that
+// shows each of them half the pieces and leaves once each has its half; they finish by
+// exchanging the other halves.
+func TestLeechersFinishAfterSeederLeaves(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 21, "exchange", 32<<10, 8<<20)
+	n := tor.Meta.Info.NumPieces()
+	seeder := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	seeder.Split = 2
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The leechers seed on after completing, so that the first to finish still serves the
+	// other; the test stops them once both are complete.
+	leechCtx, stopLeechers := context.WithCancel(ctx)
+	a := startNode(t, leechCtx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{Seed: true}, seeder.Addr())
+	for seeder.Accepted.Load() == 0 { // a is the seeder's first connection: even pieces
+		time.Sleep(time.Millisecond)
+	}
+	b := startNode(t, leechCtx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{Seed: true}, seeder.Addr(), a.addr)
+	for union(a.p.Have(), b.p.Have(), n) < n {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the leechers never got their halves from the seeder")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	seeder.Close()
+	t.Logf("seeder left with a holding %d and b %d of %d pieces", a.p.Stats().Pieces, b.p.Stats().Pieces, n)
+	for a.p.Stats().Pieces < n || b.p.Stats().Pieces < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("leechers stuck at %d and %d of %d pieces", a.p.Stats().Pieces, b.p.Stats().Pieces, n)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	stopLeechers()
+	for name, nd := range map[string]*node{"a": a, "b": b} {
+		if err := <-nd.done; err != nil {
+			t.Fatalf("leecher %s Run() = %v", name, err)
+		}
+		if !bytes.Equal(nd.store.Bytes(), tor.Data) {
+			t.Fatalf("leecher %s's bytes differ from the payload", name)
+		}
+	}
+	half := tor.Meta.Info.Length / 2
+	if up := a.p.Stats().Uploaded; up < half-tor.Meta.Info.PieceLength {
+		t.Errorf("a uploaded %d bytes, want about half the torrent (%d) to b", up, half)
+	}
+	if up := b.p.Stats().Uploaded; up < half-tor.Meta.Info.PieceLength {
+		t.Errorf("b uploaded %d bytes, want about half the torrent (%d) to a", up, half)
+	}
+}
+
+func union(a, b wire.Bitfield, n int) int {
+	u := 0
+	for i := range n {
+		if a.Has(i) || b.Has(i) {
+			u++
+		}
+	}
+	return u
+}
+
+// TestResumeAfterInterrupt: a download cancelled midway leaves a resume record; the same
+// download started again trusts it and fetches only what is missing.
+func TestResumeAfterInterrupt(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 22, "resumed", 32<<10, 1<<20, 333_333)
+	dir := t.TempDir()
+	slow := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	slow.Delay = 3 * time.Millisecond
+	cfg := pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0", RecordInterval: 50 * time.Millisecond}
+	p1, err := pipeline.New(tor.Meta, pipeline.WithConfig(cfg), pipeline.WithPeerSource(addrs(slow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p1.Run(ctx) }()
+	for p1.Stats().Pieces < p1.Stats().NumPieces/3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first Run() = %v, want context.Canceled", err)
+	}
+	first := p1.Stats().Pieces
+	rec, err := resume.Load(resume.Path(dir, tor.Meta.InfoHash), &tor.Meta.Info, tor.Meta.InfoHash)
+	if err != nil {
+		t.Fatalf("no resume record after the interrupt: %v", err)
+	}
+	if rec.Pieces.Count() != first {
+		t.Fatalf("record lists %d pieces, the run verified %d", rec.Pieces.Count(), first)
+	}
+
+	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	p2, err := pipeline.New(tor.Meta, pipeline.WithConfig(cfg), pipeline.WithPeerSource(addrs(honest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel2()
+	if err := p2.Run(ctx2); err != nil {
+		t.Fatalf("second Run() = %v", err)
+	}
+	var missing int64
+	for i := range tor.Meta.Info.NumPieces() {
+		if !rec.Pieces.Has(i) {
+			missing += tor.Meta.Info.PieceSize(i)
+		}
+	}
+	if got, max := p2.Stats().Downloaded, missing; got > max {
+		t.Errorf("second run downloaded %d bytes, want at most the %d missing", got, max)
+	}
+	for _, f := range tor.Meta.Info.Files {
+		got, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, tor.Data[f.Offset:f.Offset+f.Length]) {
+			t.Fatalf("%s differs from the payload after resuming", filepath.Join(f.Path...))
+		}
+	}
+}
+
+// TestRecheckAfterCrash: files written after the last record (as after kill -9) make the
+// record untrusted; the data is rechecked, a corrupted piece is found and fetched again.
+func TestRecheckAfterCrash(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 23, "crashed", 32<<10, 600_000)
+	dir := t.TempDir()
+	name := filepath.Join(dir, "crashed")
+	// Everything on disk, but byte 40000 (piece 1) is wrong, and the record, from an earlier
+	// moment, claims nothing.
+	data := bytes.Clone(tor.Data)
+	data[40000] ^= 1
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	p, err := pipeline.New(tor.Meta, pipeline.WithConfig(pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0"}),
+		pipeline.WithPeerSource(addrs(honest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	if got := p.Stats().Downloaded; got != tor.Meta.Info.PieceSize(1) {
+		t.Errorf("downloaded %d bytes, want only the corrupted piece's %d", got, tor.Meta.Info.PieceSize(1))
+	}
+	got, err := os.ReadFile(name)
+	if err != nil || !bytes.Equal(got, tor.Data) {
+		t.Fatalf("file differs from the payload after the recheck (err %v)", err)
+	}
+}
