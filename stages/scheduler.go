@@ -32,6 +32,7 @@ type Scheduler struct {
 	order   []int // pieces in the order they completed, for have messages
 	onDone  []func(piece int)
 	active  map[int]*activePiece
+	started wire.Bitfield // pieces in active, for the picker's want test without a map lookup
 	live    []*activePiece // active pieces in the order they started
 	starved map[*Peer]struct{}
 	banned  map[netip.AddrPort]bool
@@ -71,10 +72,11 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 		picker:    picker,
 		done:      wire.NewBitfield(info.NumPieces()),
 		active:    make(map[int]*activePiece),
+		started:   wire.NewBitfield(info.NumPieces()),
 		starved:   make(map[*Peer]struct{}),
 		banned:    make(map[netip.AddrPort]bool),
 	}
-	s.want = func(i int) bool { return !s.done.Has(i) && s.active[i] == nil }
+	s.want = func(i int) bool { return !s.done.Has(i) && !s.started.Has(i) }
 	return s
 }
 
@@ -296,6 +298,7 @@ func (s *Scheduler) start(i int) *activePiece {
 		unrequested: nb,
 	}
 	s.active[i] = a
+	s.started.Set(i)
 	s.live = append(s.live, a)
 	return a
 }
@@ -376,6 +379,7 @@ func (s *Scheduler) PieceDone(piece int) {
 	defer s.mu.Unlock()
 	if a := s.active[piece]; a != nil {
 		delete(s.active, piece)
+		s.started.Clear(piece)
 		for i, b := range s.live {
 			if b == a {
 				s.live = append(s.live[:i], s.live[i+1:]...)

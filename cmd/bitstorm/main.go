@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -39,6 +40,23 @@ func newApp() *cli.App {
 		Name:            "bitstorm",
 		Usage:           "a BitTorrent client built as a stream processor",
 		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` (go tool pprof)"},
+		},
+		Before: func(c *cli.Context) error {
+			if name := c.String("cpuprofile"); name != "" {
+				f, err := os.Create(name)
+				if err != nil {
+					return err
+				}
+				return pprof.StartCPUProfile(f)
+			}
+			return nil
+		},
+		After: func(c *cli.Context) error {
+			pprof.StopCPUProfile()
+			return nil
+		},
 		Commands: []*cli.Command{downloadCommand(), seedCommand(), createCommand(), verifyCommand(),
 			infoCommand(), trackerCommand()},
 	}

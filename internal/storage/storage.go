@@ -28,7 +28,12 @@ type Files struct {
 	files  []*os.File // nil once closed
 	layout []metainfo.File
 	size   int64
+	wb     *writeBehind
 }
+
+// WriteBehindBytes bounds the written bytes whose write-out is in flight before the oldest
+// are waited for and dropped from the page cache (see writeBehind).
+const WriteBehindBytes = 32 << 20
 
 // Open creates or opens every file of info below root, creating directories as needed.
 // Existing data is kept; files shorter than their length are extended (sparse).
@@ -40,7 +45,8 @@ func Open(root string, info *metainfo.Info) (*Files, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	s := &Files{layout: info.Files, size: info.Length, files: make([]*os.File, len(info.Files))}
+	s := &Files{layout: info.Files, size: info.Length, files: make([]*os.File, len(info.Files)),
+		wb: newWriteBehind(WriteBehindBytes)}
 	for i, f := range info.Files {
 		name, err := safeJoin(root, f.Path)
 		if err != nil {
@@ -97,7 +103,11 @@ func safeJoin(root string, path []string) (string, error) {
 
 // WriteAt writes p at offset off of the torrent's byte space, across file boundaries.
 func (s *Files) WriteAt(p []byte, off int64) (int, error) {
-	return s.span(p, off, func(f *os.File, b []byte, at int64) (int, error) { return f.WriteAt(b, at) })
+	return s.span(p, off, func(f *os.File, b []byte, at int64) (int, error) {
+		n, err := f.WriteAt(b, at)
+		s.wb.wrote(f, at, int64(n))
+		return n, err
+	})
 }
 
 // ReadAt reads len(p) bytes at offset off of the torrent's byte space.
@@ -144,6 +154,7 @@ func (s *Files) Sync() error {
 
 // Close closes every file; it returns the first error.
 func (s *Files) Close() error {
+	s.wb.forget()
 	var first error
 	for i, f := range s.files {
 		if f == nil {
