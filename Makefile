@@ -1,5 +1,6 @@
-# BitStorm. `make test` is what CI runs (.ci/run); `make demo` and `make bench`
-# run the client against real BitTorrent software on 127.0.0.1.
+# BitStorm. `make test` is what CI runs (.ci/run); `make demo` runs a whole swarm of
+# bitstorm alone (tracker, seeder, leecher) on 127.0.0.1 and needs nothing else;
+# `make bench` runs the client against real BitTorrent software on 127.0.0.1.
 
 GO     ?= go
 BIN    := bin/bitstorm
@@ -39,7 +40,7 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 30m ./...
 
-demo: deps build
+demo: build
 	$(GO) run ./internal/swarmtest/cmd/demo -bitstorm $(BIN) $(DEMOFLAGS)
 
 bench: deps build

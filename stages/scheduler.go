@@ -32,7 +32,7 @@ type Scheduler struct {
 	order   []int // pieces in the order they completed, for have messages
 	onDone  []func(piece int)
 	active  map[int]*activePiece
-	started wire.Bitfield // pieces in active, for the picker's want test without a map lookup
+	started wire.Bitfield  // pieces in active, for the picker's want test without a map lookup
 	live    []*activePiece // active pieces in the order they started
 	starved map[*Peer]struct{}
 	banned  map[netip.AddrPort]bool

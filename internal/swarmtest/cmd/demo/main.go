@@ -1,21 +1,27 @@
-// Command demo is the driver of `make demo`: it downloads a generated
-// multi-file torrent with the bitstorm binary from a real libtorrent seeder,
-// found through a real opentracker, all on 127.0.0.1, with bitstorm's
-// progress display on this terminal. Then it checks every byte and prints a
-// summary.
+// Command demo is the driver of `make demo`: a whole swarm made of the bitstorm
+// binary alone, on 127.0.0.1. It generates a multi-file payload, starts
+// `bitstorm tracker`, makes the torrent with `bitstorm create` (announcing to
+// that tracker), seeds it with `bitstorm seed`, and downloads it with
+// `bitstorm download`, whose progress display shows on this terminal. Then it
+// checks every file's SHA-256 against the payload, runs `bitstorm verify` on
+// the download and prints a summary.
 //
 //	go run ./internal/swarmtest/cmd/demo -bitstorm bin/bitstorm
 //
-// It installs missing Debian packages when run as root, works in a temporary
-// directory that it deletes, and stops every process it started, also on
-// Ctrl-C. It exits non-zero on any failure.
+// It needs nothing outside the project: no opentracker, libtorrent or
+// mktorrent. It works in a temporary directory that it deletes, and stops
+// every process it started, also on Ctrl-C. It exits non-zero on any failure.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bitstorm/bitstorm/internal/bencode"
+	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/swarmtest"
 )
 
@@ -99,11 +107,6 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("no bitstorm binary at %s (make build)", bin)
 	}
 
-	say("checking opentracker, mktorrent and python3-libtorrent (installed with apt-get when missing and root)")
-	if err := swarmtest.Ensure(swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent); err != nil {
-		return err
-	}
-
 	dir, err := os.MkdirTemp("", "bitstorm-demo-")
 	if err != nil {
 		return err
@@ -113,43 +116,50 @@ func run(ctx context.Context, cfg config) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
+	// Every process is stopped before the directory goes: defers run last in, first out.
 
 	files := payload(cfg.sizeMiB)
 	total := swarmtest.TotalSize(files)
-	say("generating %d files, %.1f MiB of seeded random data in %s", len(files), mib(total), dir)
-	if err := swarmtest.WritePayload(dir, 4242, files); err != nil {
+	seedDir := filepath.Join(dir, "seed")
+	say("generating %d files, %.1f MiB of seeded random data in %s", len(files), mib(total), seedDir)
+	if err := swarmtest.WritePayload(seedDir, 4242, files); err != nil {
 		return err
 	}
 
-	tr, err := swarmtest.StartTracker(ctx, dir)
+	// The tracker comes first: the torrent names its URL.
+	tracker, announce, err := startTracker(ctx, bin, dir)
 	if err != nil {
 		return err
 	}
-	defer tr.Stop()
-	say("opentracker at %s", tr.AnnounceURL)
+	defer tracker.Stop()
+	say("bitstorm tracker (pid %d) at %s", tracker.PID(), announce)
 
 	torrent := filepath.Join(dir, "bitstorm-demo.torrent")
-	if err := swarmtest.MakeTorrent(ctx, filepath.Join(dir, "bitstorm-demo"), torrent, tr.AnnounceURL, 18); err != nil {
+	if err := runQuiet(ctx, bin, "create", "--tracker", announce, "--piece-length", "256K",
+		"--out", torrent, filepath.Join(seedDir, "bitstorm-demo")); err != nil {
 		return err
 	}
-	hash, err := swarmtest.InfoHash(ctx, torrent)
+	m, err := metainfo.Load(torrent)
 	if err != nil {
 		return err
 	}
-	if err := tr.Allow(ctx, hash); err != nil {
+	say("bitstorm create: %s, info hash %s, %d pieces of 256 KiB", filepath.Base(torrent), m.HexHash(), m.Info.NumPieces())
+
+	seedPort, err := swarmtest.FreePort()
+	if err != nil {
 		return err
 	}
-	say("torrent %s, info hash %s, 256 KiB pieces", filepath.Base(torrent), hash)
-
-	seeder, err := swarmtest.StartLibtorrentSeeder(ctx, torrent, dir)
+	seedArgs := []string{"seed", "--data", seedDir, "--port", strconv.Itoa(seedPort), torrent}
+	say("starting: bitstorm %s", strings.Join(seedArgs, " "))
+	seeder, err := swarmtest.Start(ctx, exec.Command(bin, seedArgs...), filepath.Join(dir, "seeder.log"))
 	if err != nil {
 		return err
 	}
 	defer seeder.Stop()
-	if err := tr.WaitSeeders(ctx, hash, 1); err != nil {
+	if err := waitSeeders(ctx, announce, m.InfoHash, seeder); err != nil {
 		return err
 	}
-	say("libtorrent seeder (pid %d) has announced itself", seeder.PID())
+	say("bitstorm seeder (pid %d, port %d) has checked its data and announced itself", seeder.PID(), seedPort)
 
 	out := filepath.Join(dir, "download")
 	if err := os.Mkdir(out, 0o755); err != nil {
@@ -160,10 +170,12 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	args := []string{"download", "--out", out, "--port", strconv.Itoa(port), torrent}
-	say("running: %s %s", cfg.bitstorm, strings.Join(args, " "))
+	say("running: bitstorm %s", strings.Join(args, " "))
 	fmt.Println()
 	cmd := exec.Command(bin, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// No stdin: the child runs in a process group of its own, in the background
+	// as far as the terminal is concerned, and reading it would stop the child.
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	p, err := swarmtest.Start(ctx, cmd, "")
 	if err != nil {
 		return err
@@ -171,20 +183,174 @@ func run(ctx context.Context, cfg config) error {
 	res, err := p.Wait()
 	fmt.Println()
 	if ctx.Err() != nil {
-		return fmt.Errorf("bitstorm stopped: %w", context.Cause(ctx))
+		return fmt.Errorf("bitstorm download stopped: %w", context.Cause(ctx))
 	}
 	if err != nil {
 		return err
 	}
 
 	say("checking every file against the payload (SHA-256)")
-	if err := swarmtest.ComparePayload(dir, out, files); err != nil {
+	if err := comparePrint(seedDir, out, files); err != nil {
 		return errors.Join(errors.New("downloaded files differ from the payload"), err)
 	}
-	fmt.Printf("\nOK: %d files, %.1f MiB in %.2f s = %.1f MiB/s (cpu %.2f s, peak RSS %.0f MiB), all bytes match.\n",
+	say("running: bitstorm verify --data %s %s", out, torrent)
+	verify := exec.Command(bin, "verify", "--data", out, torrent)
+	// Its report on stdout; its stderr (a progress line on a terminal, errors)
+	// to a log that an error quotes.
+	verify.Stdout = os.Stdout
+	vp, err := swarmtest.Start(ctx, verify, filepath.Join(dir, "verify.log"))
+	if err != nil {
+		return err
+	}
+	if _, err := vp.Wait(); err != nil {
+		return fmt.Errorf("bitstorm verify: %w", err)
+	}
+
+	fmt.Printf("\nOK: %d files, %.1f MiB from a bitstorm seeder through a bitstorm tracker, in %.2f s = %.1f MiB/s\n"+
+		"    (download cpu %.2f s, peak RSS %.0f MiB); every SHA-256 matches and bitstorm verify agrees.\n",
 		len(files), mib(total), res.Wall.Seconds(), mib(total)/res.Wall.Seconds(),
 		res.CPU().Seconds(), mib(res.MaxRSS))
 	return nil
+}
+
+// startTracker runs `bitstorm tracker` on a free port of 127.0.0.1 and returns
+// the announce URL it prints once it accepts connections.
+func startTracker(ctx context.Context, bin, dir string) (*swarmtest.Process, string, error) {
+	logPath := filepath.Join(dir, "tracker.log")
+	p, err := swarmtest.Start(ctx, exec.Command(bin, "tracker", "--listen", "127.0.0.1:0"), logPath)
+	if err != nil {
+		return nil, "", err
+	}
+	const prefix = "tracker listening on "
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if line := firstLine(logPath, prefix); line != "" {
+			return p, strings.TrimPrefix(line, prefix), nil
+		}
+		select {
+		case <-p.Done():
+			_, err := p.Wait()
+			return nil, "", fmt.Errorf("bitstorm tracker exited: %v\n%s", err, p.Tail(10))
+		case <-ctx.Done():
+			p.Stop()
+			return nil, "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.Stop()
+			return nil, "", fmt.Errorf("bitstorm tracker: no %q line after 10s\n%s", prefix, p.Tail(10))
+		}
+	}
+}
+
+// firstLine returns the first line of the file that starts with prefix, or "".
+func firstLine(path, prefix string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), prefix) {
+			return sc.Text()
+		}
+	}
+	return ""
+}
+
+// waitSeeders polls the tracker's scrape until a seeder of hash has announced:
+// the seeder announces once it has rechecked its data and listens.
+func waitSeeders(ctx context.Context, announce string, hash [20]byte, seeder *swarmtest.Process) error {
+	base, ok := strings.CutSuffix(announce, "/announce")
+	if !ok {
+		return fmt.Errorf("announce URL %q does not end in /announce", announce)
+	}
+	u := base + "/scrape?info_hash=" + url.QueryEscape(string(hash[:]))
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
+	deadline := time.Now().Add(time.Minute)
+	var last error
+	for {
+		n, err := scrapeComplete(ctx, client, u, hash)
+		if err == nil && n >= 1 {
+			return nil
+		}
+		last = err
+		select {
+		case <-seeder.Done():
+			_, err := seeder.Wait()
+			return fmt.Errorf("bitstorm seeder exited: %v\n%s", err, seeder.Tail(15))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no seeder on the tracker after 1m (last scrape error: %v)\n%s", last, seeder.Tail(15))
+		}
+	}
+}
+
+// scrapeComplete returns the "complete" count of hash in the scrape reply at u.
+func scrapeComplete(ctx context.Context, client *http.Client, u string, hash [20]byte) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("scrape: %s", resp.Status)
+	}
+	v, err := bencode.Decode(body)
+	if err != nil {
+		return 0, fmt.Errorf("scrape: %w", err)
+	}
+	top, _ := v.(map[string]any)
+	files, _ := top["files"].(map[string]any)
+	st, _ := files[string(hash[:])].(map[string]any)
+	n, _ := st["complete"].(int64)
+	return n, nil
+}
+
+// runQuiet runs bitstorm with args, showing its output only when it fails.
+func runQuiet(ctx context.Context, bin string, args ...string) error {
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("bitstorm %s: %w\n%s", args[0], err, out)
+	}
+	return nil
+}
+
+// comparePrint checks each file's size and SHA-256 under got against want and
+// prints one line per file.
+func comparePrint(want, got string, files []swarmtest.FileSpec) error {
+	var errs []error
+	for _, f := range files {
+		name := filepath.FromSlash(f.Path)
+		w, err := swarmtest.SHA256File(filepath.Join(want, name))
+		if err != nil {
+			return err
+		}
+		g, err := swarmtest.SHA256File(filepath.Join(got, name))
+		state := "ok  "
+		switch {
+		case err != nil:
+			state, g = "FAIL", "-"
+			errs = append(errs, err)
+		case g != w:
+			state = "FAIL"
+			errs = append(errs, fmt.Errorf("%s: sha256 %s, want %s", f.Path, g, w))
+		}
+		fmt.Printf("  %s %-40s %9.2f MiB  sha256 %.16s\n", state, f.Path, mib(f.Size), g)
+	}
+	return errors.Join(errs...)
 }
 
 func say(format string, args ...any) {
