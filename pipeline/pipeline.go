@@ -39,6 +39,7 @@ type Config struct {
 	SeedRatio      float64       // after completion, seed until uploaded/size reaches this (0: not a limit)
 	SeedTime       time.Duration // after completion, seed this long (0: not a limit)
 	CacheBytes     int64         // read cache for uploads (default 32 MiB)
+	Recheck        bool          // hash what a storage given by WithStorage holds before starting (the default files are rechecked whenever their resume record cannot be trusted)
 	RecordInterval time.Duration // how often the resume record is saved while pieces complete (default 10s)
 	PeerID         [20]byte      // default: "-BS0001-" and 12 random bytes
 	MaxPeers       int           // concurrent connections (default 50)

@@ -45,6 +45,8 @@ func (p *Pipeline) restore(ctx context.Context, store stages.Storage, stamps []r
 		if have == nil && !anyData(stamps) {
 			return nil
 		}
+	} else if !p.cfg.Recheck {
+		return nil
 	}
 	if have == nil {
 		start := time.Now()

@@ -83,7 +83,7 @@ func TestSeedToLeecher(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	seedCtx, stopSeed := context.WithCancel(ctx)
-	seeder := startNode(t, seedCtx, tor, filled(t, tor), pipeline.Config{Seed: true})
+	seeder := startNode(t, seedCtx, tor, filled(t, tor), pipeline.Config{Seed: true, Recheck: true})
 	leecher := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{}, seeder.addr)
 	if err := <-leecher.done; err != nil {
 		t.Fatalf("leecher Run() = %v", err)

@@ -50,9 +50,10 @@ func (a *assembler) add(b *Block) *Piece {
 	if !containsPeer(pp.p.Peers, b.Peer) {
 		pp.p.Peers = append(pp.p.Peers, b.Peer)
 	}
+	freeBlock(b)
 	if pp.have < len(pp.p.Data) {
 		return nil
 	}
-	delete(a.partial, b.Piece)
+	delete(a.partial, pp.p.Index)
 	return pp.p
 }

@@ -296,7 +296,7 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 		return nil
 	}
 	select {
-	case s.out <- &Block{Piece: r.Piece, Begin: r.Begin, Data: buf, Peer: s.p}:
+	case s.out <- newBlock(r.Piece, r.Begin, buf, s.p):
 	case <-ctx.Done():
 		s.cfg.Blocks.Put(buf)
 		return ctx.Err()

@@ -68,6 +68,22 @@ type Block struct {
 	Peer  *Peer
 }
 
+// blocks recycles Block elements: one per 16 KiB received would otherwise be the data
+// path's only allocation per block.
+var blocks = sync.Pool{New: func() any { return new(Block) }}
+
+func newBlock(piece, begin int, data []byte, p *Peer) *Block {
+	b := blocks.Get().(*Block)
+	*b = Block{Piece: piece, Begin: begin, Data: data, Peer: p}
+	return b
+}
+
+// freeBlock returns b to the pool; its consumer calls it once done with b.
+func freeBlock(b *Block) {
+	*b = Block{}
+	blocks.Put(b)
+}
+
 // Piece is a whole piece, assembled from blocks. Err is set by Verify when the piece fails
 // its hash; Peers are the peers that sent its blocks, for blame.
 type Piece struct {

@@ -143,7 +143,8 @@ func (w *uploadWriter) flush(c net.Conn) (int64, error) {
 		data += int64(len(b))
 	}
 	w.bufs = bufs
-	_, err := bufs.WriteTo(c)
+	_, err := w.bufs.WriteTo(c) // consumes w.bufs: restored below to keep its array
+	w.bufs = bufs[:0]
 	clear(w.blocks) // let evicted cache pieces go
 	w.ctl, w.hdrs, w.blocks = w.ctl[:0], w.hdrs[:0], w.blocks[:0]
 	if err != nil {

@@ -137,6 +137,7 @@ func (p *FakePeer) serve(c net.Conn, nth int) {
 	}
 	dec := wire.NewDecoder(r, info.NumPieces())
 	served := 0
+	var hdr [13]byte
 	for {
 		m, err := dec.Next()
 		if err != nil {
@@ -153,7 +154,10 @@ func (p *FakePeer) serve(c net.Conn, nth int) {
 				time.Sleep(p.Delay)
 			}
 			off := info.PieceOffset(int(m.Index)) + int64(m.Begin)
-			data := append([]byte(nil), p.t.Data[off:off+int64(m.Length)]...)
+			data := p.t.Data[off : off+int64(m.Length)]
+			if p.behavior == Corrupt || p.behavior == HangUp {
+				data = append([]byte(nil), data...)
+			}
 			index, begin := m.Index, m.Begin
 			switch p.behavior {
 			case Corrupt:
@@ -169,8 +173,8 @@ func (p *FakePeer) serve(c net.Conn, nth int) {
 					return
 				}
 			}
-			msg := append(wire.AppendPieceHeader(nil, index, begin, len(data)), data...)
-			if _, err := c.Write(msg); err != nil {
+			bufs := net.Buffers{wire.AppendPieceHeader(hdr[:0], index, begin, len(data)), data}
+			if _, err := bufs.WriteTo(c); err != nil {
 				return
 			}
 			served++
