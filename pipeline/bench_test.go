@@ -48,5 +48,5 @@ func BenchmarkDownload(b *testing.B) {
 		cancel()
 	}
 	gib := float64(b.N) * float64(tor.Meta.Info.Length) / (1 << 30)
-	b.ReportMetric((cpuTime() - cpu0).Seconds()/gib, "CPU-s/GiB")
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/gib, "CPU-s/GiB")
 }
