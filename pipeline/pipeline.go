@@ -63,6 +63,9 @@ func WithPeerSource(s stages.PeerSource) Option { return func(p *Pipeline) { p.s
 // WithPicker replaces the piece picker.
 func WithPicker(pk stages.Picker) Option { return func(p *Pipeline) { p.picker = pk } }
 
+// WithChoker replaces the choker that decides which peers may download from us.
+func WithChoker(ch stages.Choker) Option { return func(p *Pipeline) { p.choker = ch } }
+
 // WithStorage replaces the files under Config.OutDir as the place pieces are written.
 // The pipeline closes it when Run returns.
 func WithStorage(s stages.Storage) Option { return func(p *Pipeline) { p.store = s } }
@@ -76,6 +79,7 @@ type Pipeline struct {
 	cfg    Config
 	source stages.PeerSource
 	picker stages.Picker
+	choker stages.Choker
 	store  stages.Storage
 	log    *slog.Logger
 	sched  *stages.Scheduler
@@ -89,6 +93,9 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 		o(p)
 	}
 	c := &p.cfg
+	if p.choker != nil {
+		c.Request.Choker = p.choker
+	}
 	if c.OutDir == "" {
 		c.OutDir = "."
 	}

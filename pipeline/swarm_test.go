@@ -258,3 +258,38 @@ func TestRecheckAfterCrash(t *testing.T) {
 		t.Fatalf("file differs from the payload after the recheck (err %v)", err)
 	}
 }
+
+// TestSeedRatioEndsSeeding: a seeder with SeedRatio 1 stops by itself, with nil, once it
+// has uploaded one copy; one with SeedTime stops after that time.
+func TestSeedRatioEndsSeeding(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 24, "ratio", 32<<10, 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seeder := startNode(t, ctx, tor, filled(t, tor), pipeline.Config{SeedRatio: 1, Recheck: true})
+	leecher := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{}, seeder.addr)
+	if err := <-leecher.done; err != nil {
+		t.Fatalf("leecher Run() = %v", err)
+	}
+	select {
+	case err := <-seeder.done:
+		if err != nil {
+			t.Fatalf("seeder Run() = %v, want nil at ratio 1", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("seeder did not stop at ratio 1")
+	}
+	if up := seeder.p.Stats().Uploaded; up < tor.Meta.Info.Length {
+		t.Errorf("seeder stopped after uploading %d of %d bytes", up, tor.Meta.Info.Length)
+	}
+
+	timed := startNode(t, ctx, tor, filled(t, tor), pipeline.Config{SeedTime: 300 * time.Millisecond, Recheck: true})
+	select {
+	case err := <-timed.done:
+		if err != nil {
+			t.Fatalf("seeder Run() = %v, want nil after its seed time", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("seeder did not stop after its seed time")
+	}
+}

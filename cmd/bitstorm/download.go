@@ -21,7 +21,7 @@ func downloadCommand() *cli.Command {
 		ArgsUsage: "FILE.torrent",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "directory to download into"},
-			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce"},
+			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce; 0 picks a free one"},
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
 			&cli.DurationFlag{Name: "no-peers-timeout", Value: 2 * time.Minute, Usage: "give up when no peer is connected for this long"},
@@ -50,8 +50,11 @@ func download(c *cli.Context) error {
 // logging, progress display and peer flags every command shares.
 func run(c *cli.Context, cfg pipeline.Config) error {
 	name := c.Command.Name
-	if c.Uint("port") == 0 || c.Uint("port") > 65535 {
-		return fmt.Errorf("%s: --port %d: must be 1-65535", name, c.Uint("port"))
+	if c.Uint("port") > 65535 {
+		return fmt.Errorf("%s: --port %d: must be 0-65535", name, c.Uint("port"))
+	}
+	if c.Uint("port") == 0 {
+		cfg.ListenAddr = ":0" // any free port; the one bound is announced
 	}
 	if c.Int("max-peers") < 1 {
 		return fmt.Errorf("%s: --max-peers %d: must be at least 1", name, c.Int("max-peers"))

@@ -60,3 +60,24 @@ func NewTorrent(tb testing.TB, seed uint64, name string, pieceLen int64, sizes .
 	}
 	return &Torrent{Meta: m, Raw: raw.Bytes(), Data: data}
 }
+
+// WithAnnounce returns the torrent with its announce URL replaced; the info dictionary, and
+// so the info hash, stay the same.
+func (t *Torrent) WithAnnounce(tb testing.TB, url string) *Torrent {
+	tb.Helper()
+	v, err := bencode.Decode(bytes.NewReader(t.Raw))
+	if err != nil {
+		tb.Fatalf("decoding generated torrent: %v", err)
+	}
+	top := v.(map[string]any)
+	top["announce"] = url
+	var raw bytes.Buffer
+	if err := bencode.Marshal(&raw, top); err != nil {
+		tb.Fatalf("encoding torrent: %v", err)
+	}
+	m, err := metainfo.Parse(bytes.NewReader(raw.Bytes()))
+	if err != nil || m.InfoHash != t.Meta.InfoHash {
+		tb.Fatalf("re-announced torrent: %v (info hash %x, want %x)", err, m.InfoHash, t.Meta.InfoHash)
+	}
+	return &Torrent{Meta: m, Raw: raw.Bytes(), Data: t.Data}
+}

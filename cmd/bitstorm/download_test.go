@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/resume"
+	"github.com/bitstorm/bitstorm/stages/stagetest"
+)
+
+// buildBinary builds this command once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bitstorm")
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestDownloadCommand runs the binary against in-process peers: a complete download exits 0
+// with the bytes on disk; bad input exits 1 with one line that says what is wrong.
+func TestDownloadCommand(t *testing.T) {
+	bin := buildBinary(t)
+	tor := stagetest.NewTorrent(t, 40, "cli", 32<<10, 300_000, 77_777)
+	peer := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	torrent, _ := writeTorrent(t, tor)
+	out := t.TempDir()
+
+	t.Run("complete", func(t *testing.T) {
+		cmd := exec.Command(bin, "download", "--out", out, "--port", "0", "--peer", peer.Addr().String(), torrent)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("download: %v\n%s", err, stderr.String())
+		}
+		var got []byte
+		for _, f := range tor.Meta.Info.Files {
+			b, err := os.ReadFile(filepath.Join(append([]string{out}, f.Path...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, b...)
+		}
+		if !bytes.Equal(got, tor.Data) {
+			t.Fatal("downloaded bytes differ from the payload")
+		}
+		if !strings.Contains(stderr.String(), "verified in") {
+			t.Errorf("no completion line in stderr:\n%s", stderr.String())
+		}
+	})
+
+	bad := filepath.Join(t.TempDir(), "bad.torrent")
+	os.WriteFile(bad, []byte("d4:infod6:lengthi10e4:name1:x12:piece lengthi0e6:pieces20:aaaaaaaaaaaaaaaaaaaaee"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing file", []string{"download", "/nonexistent.torrent"}, "no such file"},
+		{"bad torrent", []string{"download", bad}, "piece length"},
+		{"bad port", []string{"download", "--port", "70000", torrent}, "--port 70000"},
+		{"bad peer", []string{"download", "--peer", "nohost", torrent}, `--peer "nohost"`},
+		{"bad picker", []string{"download", "--picker", "best", torrent}, `--picker "best"`},
+		{"no peers", []string{"download", "--out", t.TempDir(), "--port", "0", "--no-peers-timeout", "1s", "--peer", "127.0.0.1:1", torrent}, "no peers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+				t.Fatalf("exit = %v, want status 1; stderr:\n%s", err, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "bitstorm: ") || !strings.Contains(last, tc.want) {
+				t.Fatalf("last stderr line = %q, want a bitstorm: line containing %q", last, tc.want)
+			}
+		})
+	}
+}
+
+// TestInterruptStopsCleanly sends SIGINT to a download in progress: the process exits
+// promptly with status 130, the tracker hears stopped, and every piece the resume record
+// lists is on disk.
+func TestInterruptStopsCleanly(t *testing.T) {
+	bin := buildBinary(t)
+	tor := stagetest.NewTorrent(t, 41, "interrupt", 32<<10, 4<<20)
+	slow := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	slow.Delay = 5 * time.Millisecond
+	tr := stagetest.NewFakeTracker(t, slow.Addr())
+	tor = tor.WithAnnounce(t, tr.URL())
+	torrent, _ := writeTorrent(t, tor)
+	out := t.TempDir()
+
+	cmd := exec.Command(bin, "download", "--out", out, "--port", "0", torrent)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for slow.Served.Load() < 40 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("still running 10s after SIGINT; stderr:\n%s", stderr.String())
+	}
+	t.Logf("exited %v after SIGINT", time.Since(sent).Round(time.Millisecond))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit = %v, want status 130; stderr:\n%s", err, stderr.String())
+	}
+	if ev := tr.Events(); len(ev) < 2 || ev[0] != "started" || ev[len(ev)-1] != "stopped" || slices.Contains(ev, "completed") {
+		t.Errorf("tracker events = %q, want started ... stopped", ev)
+	}
+	rec, err := resume.Load(resume.Path(out, tor.Meta.InfoHash), &tor.Meta.Info, tor.Meta.InfoHash)
+	if err != nil {
+		t.Fatalf("no resume record after SIGINT: %v", err)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "interrupt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := range tor.Meta.Info.NumPieces() {
+		if !rec.Pieces.Has(i) {
+			continue
+		}
+		n++
+		off, size := tor.Meta.Info.PieceOffset(i), tor.Meta.Info.PieceSize(i)
+		if !bytes.Equal(data[off:off+size], tor.Data[off:off+size]) {
+			t.Fatalf("the record claims piece %d, which is not on disk", i)
+		}
+	}
+	if n == 0 {
+		t.Error("the record lists no piece although blocks were served")
+	}
+}
+
