@@ -158,4 +158,3 @@ func TestInterruptStopsCleanly(t *testing.T) {
 		t.Error("the record lists no piece although blocks were served")
 	}
 }
-
