@@ -10,7 +10,7 @@ DEBS   := python3-libtorrent opentracker mktorrent aria2
 DEMOFLAGS  ?=
 BENCHFLAGS ?=
 
-.PHONY: all deps build test demo bench fmt clean
+.PHONY: all deps build test fuzz demo bench fmt clean
 
 all: build
 
@@ -38,7 +38,12 @@ test: deps
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	FUZZTIME=2s bash .ci/fuzz
 	$(GO) test -race -timeout 30m ./...
+
+# Every fuzz target for FUZZTIME each (a minute by default); crashers land in testdata/fuzz.
+fuzz:
+	FUZZTIME=$${FUZZTIME:-60s} bash .ci/fuzz
 
 demo: build
 	$(GO) run ./internal/swarmtest/cmd/demo -bitstorm $(BIN) $(DEMOFLAGS)

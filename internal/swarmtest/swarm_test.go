@@ -5,13 +5,12 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
-	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/bitstorm/bitstorm/internal/bencode"
 )
 
 // TestTrackerAndSeeder brings up opentracker and a libtorrent seeder on a
@@ -86,47 +85,18 @@ func TestTrackerAndSeeder(t *testing.T) {
 	}
 }
 
-// infoHashOf computes the info hash without libtorrent: mktorrent writes
-// canonical bencode (sorted keys), so re-encoding the decoded info dictionary
-// gives back its exact bytes.
+// infoHashOf computes the info hash without libtorrent: the SHA-1 of the info
+// dictionary's bytes as they stand in the file.
 func infoHashOf(t *testing.T, torrent string) string {
 	t.Helper()
 	b, err := os.ReadFile(torrent)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := decodeBencode(b)
+	info, err := bencode.DictValue(b, "info")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", torrent, err)
 	}
-	info, ok := v.(map[string]any)["info"]
-	if !ok {
-		t.Fatalf("%s has no info dictionary", torrent)
-	}
-	var buf bytes.Buffer
-	encodeBencode(&buf, info)
-	sum := sha1.Sum(buf.Bytes())
+	sum := sha1.Sum(info)
 	return hex.EncodeToString(sum[:])
-}
-
-func encodeBencode(w *bytes.Buffer, v any) {
-	switch v := v.(type) {
-	case int64:
-		fmt.Fprintf(w, "i%de", v)
-	case string:
-		fmt.Fprintf(w, "%d:%s", len(v), v)
-	case []any:
-		w.WriteByte('l')
-		for _, x := range v {
-			encodeBencode(w, x)
-		}
-		w.WriteByte('e')
-	case map[string]any:
-		w.WriteByte('d')
-		for _, k := range slices.Sorted(maps.Keys(v)) {
-			encodeBencode(w, k)
-			encodeBencode(w, v[k])
-		}
-		w.WriteByte('e')
-	}
 }

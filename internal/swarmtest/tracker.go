@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bitstorm/bitstorm/internal/bencode"
 )
 
 // Tracker is an opentracker serving HTTP on 127.0.0.1. Debian's build only
@@ -234,7 +236,7 @@ func (t *Tracker) Scrape(ctx context.Context, infoHash string) (ScrapeResult, er
 	if err != nil {
 		return ScrapeResult{}, err
 	}
-	v, err := decodeBencode(body)
+	v, err := bencode.Decode(body)
 	if err != nil {
 		return ScrapeResult{}, fmt.Errorf("swarmtest: scrape: %w", err)
 	}
