@@ -259,35 +259,30 @@ func TestUnsolicitedBlockDropsPeer(t *testing.T) {
 }
 
 // TestStalledPeerRequestsGoElsewhere: a peer that unchokes and then never answers holds
-// requests; once it is silent for SilentTimeout they go to an honest peer.
+// requests; after SnubTimeout it is snubbed and its requests go to the honest peer, after
+// SilentTimeout it is dropped; the download completes.
 func TestStalledPeerRequestsGoElsewhere(t *testing.T) {
 	checkGoroutines(t)
 	tor := stagetest.NewTorrent(t, 5, "stall", 32<<10, 512<<10)
 	stall := stagetest.NewFakePeer(t, tor, stagetest.Stall)
+	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	honest.Delay = 5 * time.Millisecond // the download outlasts the snub timeout
 	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
-	rec := &logRecorder{}
-	p, err := pipeline.New(tor.Meta, pipeline.WithLogger(slog.New(rec)), pipeline.WithStorage(store),
-		pipeline.WithPeerSource(addrs(stall)),
-		withConfig(pipeline.Config{Request: stages.RequestConfig{SilentTimeout: 500 * time.Millisecond, Tick: 50 * time.Millisecond}}))
+	err, logs := run(t, tor, 30*time.Second, pipeline.WithStorage(store), pipeline.WithPeerSource(addrs(stall, honest)),
+		pipeline.WithPicker(stages.NewSequential(tor.Meta.Info.NumPieces())),
+		withConfig(pipeline.Config{Request: stages.RequestConfig{SnubTimeout: 100 * time.Millisecond,
+			SilentTimeout: 200 * time.Millisecond, Tick: 20 * time.Millisecond}}))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Run() = %v, want nil", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	// Only the stalled peer is known at first; wait until it is dropped, then no block is lost:
-	// an honest peer arriving later gets every block.
-	for len(rec.find("dropping peer", "silent")) == 0 {
-		select {
-		case err := <-done:
-			t.Fatalf("Run() = %v before the stalled peer was dropped", err)
-		case <-time.After(20 * time.Millisecond):
-		}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
 	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run() after cancel = %v, want context.Canceled", err)
+	if len(logs.find("peer snubbed", stall.Addr().String())) == 0 {
+		t.Errorf("the stalled peer was not snubbed; logs: %v", logs.find("peer"))
+	}
+	if len(logs.find("peer snubbed", honest.Addr().String())) != 0 {
+		t.Error("the honest peer was snubbed")
 	}
 }
 

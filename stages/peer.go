@@ -2,6 +2,7 @@ package stages
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 )
 
@@ -12,6 +13,9 @@ type Peer struct {
 	strikes int // guarded by the Scheduler's lock
 	banned  atomic.Bool
 	kick    chan struct{}
+
+	mu      sync.Mutex
+	cancels []BlockReq // endgame requests to cancel, taken by the session's writer
 }
 
 // NewPeer returns the identity of a peer at addr.
@@ -32,3 +36,21 @@ func (p *Peer) Kick() {
 
 // Kicked is the channel a session waits on for Kick.
 func (p *Peer) Kicked() <-chan struct{} { return p.kick }
+
+// cancel asks the peer's session to cancel its request for b, which arrived from another
+// peer; it never blocks.
+func (p *Peer) cancel(b BlockReq) {
+	p.mu.Lock()
+	p.cancels = append(p.cancels, b)
+	p.mu.Unlock()
+	p.Kick()
+}
+
+// takeCancels returns the requests to cancel and forgets them.
+func (p *Peer) takeCancels(dst []BlockReq) []BlockReq {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	dst = append(dst, p.cancels...)
+	p.cancels = p.cancels[:0]
+	return dst
+}

@@ -20,7 +20,8 @@ import (
 type RequestConfig struct {
 	Queue          int           // most block requests outstanding per peer (default 64: 1 MiB in flight)
 	InitialQueue   int           // requests outstanding at first; one more per block received, up to Queue (default 4)
-	SilentTimeout  time.Duration // requests outstanding and no block for this long: drop the peer (default 20s)
+	SnubTimeout    time.Duration // requests outstanding and no block for this long: the peer is snubbed, its requests go to others (default 60s)
+	SilentTimeout  time.Duration // requests outstanding and no block for this long: drop the peer (default 2m)
 	IdleTimeout    time.Duration // nothing received for this long: drop the peer (default 3m)
 	KeepAlive      time.Duration // send a keep-alive after this long without sending (default 90s)
 	Tick           time.Duration // how often timeouts are checked (default 1s)
@@ -34,7 +35,8 @@ type RequestConfig struct {
 func (c *RequestConfig) defaults() {
 	c.Queue = cmp0(c.Queue, 64)
 	c.InitialQueue = min(cmp0(c.InitialQueue, 4), c.Queue)
-	c.SilentTimeout = cmp0(c.SilentTimeout, 20*time.Second)
+	c.SnubTimeout = cmp0(c.SnubTimeout, 60*time.Second)
+	c.SilentTimeout = max(cmp0(c.SilentTimeout, 2*time.Minute), c.SnubTimeout)
 	c.IdleTimeout = cmp0(c.IdleTimeout, 3*time.Minute)
 	c.KeepAlive = cmp0(c.KeepAlive, 90*time.Second)
 	c.Tick = cmp0(c.Tick, time.Second)
@@ -91,7 +93,6 @@ var (
 	errBanned      = errors.New("banned for corrupt data")
 	errSilent      = errors.New("silent with requests outstanding")
 	errIdle        = errors.New("idle too long")
-	errBitfield    = errors.New("bitfield after other messages")
 	errBothSeeds   = errors.New("both sides are seeds")
 )
 
@@ -115,6 +116,7 @@ type session struct {
 	lastRecv   time.Time
 	dropErr    error // why the writer closed the connection
 	window     int   // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
+	snubbed    bool  // no block for SnubTimeout while requests were outstanding
 	reqs       []BlockReq
 
 	// The upload side (upload.go).
@@ -187,7 +189,6 @@ func (s *session) reader(ctx context.Context) (err error) {
 			err = fmt.Errorf("internal error: %v", r)
 		}
 	}()
-	first := true
 	for {
 		m, err := s.dec.Next()
 		if err != nil {
@@ -228,17 +229,21 @@ func (s *session) reader(ctx context.Context) (err error) {
 				s.p.Kick()
 			}
 		case wire.BitfieldID:
-			// BEP 3: the bitfield may only be sent immediately after the handshake.
-			if !first {
-				return errBitfield
-			}
+			// BEP 3 sends the bitfield only first, but aria2 sends one again later
+			// in place of haves when that is shorter, and none at first when it
+			// has nothing yet: take each one as haves. A peer never loses pieces,
+			// so a bit it clears is ignored.
+			var fresh []int
 			s.mu.Lock()
-			copy(s.has, m.Bitfield)
-			s.mu.Unlock()
 			for i := range s.env.Info.NumPieces() {
-				if m.Bitfield.Has(i) {
-					s.env.Sched.PeerHas(i)
+				if m.Bitfield.Has(i) && !s.has.Has(i) {
+					s.has.Set(i)
+					fresh = append(fresh, i)
 				}
+			}
+			s.mu.Unlock()
+			for _, i := range fresh {
+				s.env.Sched.PeerHas(i)
 			}
 			s.p.Kick()
 		case wire.Piece:
@@ -257,7 +262,6 @@ func (s *session) reader(ctx context.Context) (err error) {
 		case wire.Cancel:
 			s.cancelUpload(m)
 		}
-		first = false
 	}
 }
 
@@ -274,6 +278,7 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 	if ok && s.window < s.cfg.Queue {
 		s.window++
 	}
+	s.snubbed = s.snubbed && !ok
 	low := len(s.pending) <= s.window/2
 	s.mu.Unlock()
 	if !ok {
@@ -368,6 +373,19 @@ func (s *session) check(now time.Time) error {
 	if len(s.pending) > 0 && now.Sub(s.lastBlock) > s.cfg.SilentTimeout {
 		return errSilent
 	}
+	if len(s.pending) > 0 && now.Sub(s.lastBlock) > s.cfg.SnubTimeout && !s.snubbed {
+		// Snubbed: its requests go to the others, and it keeps a window of one until it
+		// delivers again.
+		s.snubbed, s.window = true, 1
+		left := make([]BlockReq, 0, len(s.pending))
+		for r := range s.pending {
+			left = append(left, r)
+			s.released[r] = struct{}{}
+		}
+		clear(s.pending)
+		s.env.Sched.Release(s.p, left)
+		s.log.Info("peer snubbed: no block for a while, its requests go to others", "requests", len(left))
+	}
 	if now.Sub(s.lastRecv) > s.cfg.IdleTimeout {
 		return errIdle
 	}
@@ -393,6 +411,15 @@ func (s *session) plan(buf []byte) []byte {
 		}
 		s.interested = true
 		buf = wire.AppendState(buf, wire.Interested)
+	}
+	s.reqs = s.p.takeCancels(s.reqs[:0])
+	for _, r := range s.reqs {
+		if _, ok := s.pending[r]; ok {
+			// The block may still arrive, sent before the cancel: accept it quietly.
+			delete(s.pending, r)
+			s.released[r] = struct{}{}
+			buf = wire.AppendCancel(buf, uint32(r.Piece), uint32(r.Begin), uint32(r.Length))
+		}
 	}
 	if s.choked || len(s.pending) >= s.window {
 		return buf

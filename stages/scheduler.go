@@ -53,8 +53,10 @@ type activePiece struct {
 	lastLen     int // length of the last block
 	got         []bool
 	reqs        []uint8
-	reqAt       []int64 // unix nanoseconds of the latest request of each block
-	cursor      int     // no block before cursor is unrequested
+	reqAt       []int64         // unix nanoseconds of the latest request of each block
+	reqBy       []*Peer         // the first peer each block was requested from
+	dups        map[int][]*Peer // endgame: blocks requested again, and from whom
+	cursor      int             // no block before cursor is unrequested
 	unrequested int
 	received    int
 	owner       *Peer   // the peer the piece is assigned to; nil when any peer may take it
@@ -266,6 +268,10 @@ func (s *Scheduler) endgame(p *Peer, has wire.Bitfield, n int, pending func(Bloc
 			if r := a.block(j); !pending(r) {
 				a.reqs[j]++
 				a.reqAt[j] = now
+				if a.dups == nil {
+					a.dups = make(map[int][]*Peer)
+				}
+				a.dups[j] = append(a.dups[j], p)
 				dst = append(dst, r)
 			}
 		}
@@ -295,6 +301,7 @@ func (s *Scheduler) start(i int) *activePiece {
 		got:         make([]bool, nb),
 		reqs:        make([]uint8, nb),
 		reqAt:       make([]int64, nb),
+		reqBy:       make([]*Peer, nb),
 		unrequested: nb,
 	}
 	s.active[i] = a
@@ -331,6 +338,7 @@ func (s *Scheduler) take(a *activePiece, p *Peer, n int, pending func(BlockReq) 
 		}
 		a.reqs[j] = 1
 		a.reqAt[j] = now
+		a.reqBy[j] = p
 		a.unrequested--
 		n--
 		dst = append(dst, r)
@@ -357,6 +365,15 @@ func (s *Scheduler) Received(p *Peer, b BlockReq) bool {
 	}
 	a.got[j] = true
 	a.received++
+	if others, ok := a.dups[j]; ok {
+		// Endgame: the block is here; the other requests for it are cancelled (BEP 3).
+		delete(a.dups, j)
+		for _, q := range append(others, a.reqBy[j]) {
+			if q != p && q != nil {
+				q.cancel(b)
+			}
+		}
+	}
 	if !containsPeer(a.peers, p) {
 		a.peers = append(a.peers, p)
 	}
@@ -429,6 +446,8 @@ func (s *Scheduler) PieceFailed(piece int, peers []*Peer) []*Peer {
 	if a := s.active[piece]; a != nil {
 		clear(a.got)
 		clear(a.reqs)
+		clear(a.reqBy)
+		a.dups = nil
 		a.cursor, a.received, a.unrequested = 0, 0, a.nblocks
 		a.owner, a.exclude, a.peers = nil, peers, nil
 	}

@@ -131,9 +131,15 @@ func TestSchedulerEndgameAndCompletion(t *testing.T) {
 		if !s.Received(a, r) {
 			t.Fatalf("Received(a, %v) = false", r)
 		}
+		if c := b.takeCancels(nil); len(c) != 1 || c[0] != r {
+			t.Fatalf("after a delivered %v, b must cancel it; b's cancels = %v", r, c)
+		}
 		if s.Received(b, r) {
 			t.Fatalf("duplicate Received(b, %v) = true, want false", r)
 		}
+	}
+	if c := a.takeCancels(nil); len(c) != 0 {
+		t.Fatalf("a delivered every block first but was asked to cancel %v", c)
 	}
 	for i := range 4 {
 		select {
