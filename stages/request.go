@@ -18,8 +18,9 @@ import (
 
 // RequestConfig tunes the per-peer sessions of the Request stage.
 type RequestConfig struct {
-	Queue          int           // most block requests outstanding per peer (default 64: 1 MiB in flight)
-	InitialQueue   int           // requests outstanding at first; one more per block received, up to Queue (default 4)
+	Queue          int           // most block requests outstanding per peer (default 500, libtorrent's max_out_request_queue)
+	InitialQueue   int           // requests outstanding at first; one more per block received (slow start) (default 4)
+	QueueTime      time.Duration // outstanding requests cover this much of the peer's rate, the bandwidth-delay product with margin (default 3s, libtorrent's request_queue_time)
 	SnubTimeout    time.Duration // requests outstanding and no block for this long: the peer is snubbed, its requests go to others (default 60s)
 	SilentTimeout  time.Duration // requests outstanding and no block for this long: drop the peer (default 2m)
 	IdleTimeout    time.Duration // nothing received for this long: drop the peer (default 3m)
@@ -33,7 +34,8 @@ type RequestConfig struct {
 }
 
 func (c *RequestConfig) defaults() {
-	c.Queue = cmp0(c.Queue, 64)
+	c.Queue = cmp0(c.Queue, 500)
+	c.QueueTime = cmp0(c.QueueTime, 3*time.Second)
 	c.InitialQueue = min(cmp0(c.InitialQueue, 4), c.Queue)
 	c.SnubTimeout = cmp0(c.SnubTimeout, 60*time.Second)
 	c.SilentTimeout = max(cmp0(c.SilentTimeout, 2*time.Minute), c.SnubTimeout)
@@ -117,6 +119,9 @@ type session struct {
 	dropErr    error // why the writer closed the connection
 	window     int   // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
 	snubbed    bool  // no block for SnubTimeout while requests were outstanding
+	limit      int   // where the window stops growing: the peer's rate times QueueTime
+	rate       float64
+	rateMark   int64 // recvBytes at the last tick
 	reqs       []BlockReq
 
 	// The upload side (upload.go).
@@ -136,10 +141,10 @@ func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any, reg *regis
 	now := time.Now()
 	return &session{
 		env: env, cfg: cfg, c: c, p: NewPeer(c.Addr), out: out, reg: reg,
-		dec:     wire.NewDecoder(c.R, n),
-		log:     env.Log.With("stage", "request", "peer", c.Addr),
-		choked:  true,
-		window:  cfg.InitialQueue,
+		dec:    wire.NewDecoder(c.R, n),
+		log:    env.Log.With("stage", "request", "peer", c.Addr),
+		choked: true,
+		window: cfg.InitialQueue, limit: cfg.Queue,
 		choking: true, chokeSent: true,
 		has:     wire.NewBitfield(n),
 		pending: make(map[BlockReq]struct{}), released: make(map[BlockReq]struct{}),
@@ -275,7 +280,7 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 	} else if _, ok = s.released[r]; ok {
 		delete(s.released, r)
 	}
-	if ok && s.window < s.cfg.Queue {
+	if ok && s.window < s.limit {
 		s.window++
 	}
 	s.snubbed = s.snubbed && !ok
@@ -317,7 +322,7 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 func (s *session) writer(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()
-	lastSend := time.Now()
+	lastSend, lastTick := time.Now(), time.Now()
 	var w uploadWriter
 	for {
 		select {
@@ -325,6 +330,8 @@ func (s *session) writer(ctx context.Context) {
 			return
 		case <-s.p.Kicked():
 		case now := <-tick.C:
+			s.adapt(now.Sub(lastTick))
+			lastTick = now
 			if err := s.check(now); err != nil {
 				s.mu.Lock()
 				s.dropErr = err
@@ -364,6 +371,24 @@ func (s *session) writer(ctx context.Context) {
 		if more {
 			s.p.Kick()
 		}
+	}
+}
+
+// adapt sets how many requests the peer may have outstanding from its rate over the last
+// tick: enough to cover QueueTime of it, within [InitialQueue, Queue] (in the spirit of
+// libtorrent's request_queue_time).
+func (s *session) adapt(dt time.Duration) {
+	if dt <= 0 {
+		return
+	}
+	recv := s.recvBytes.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rate = 0.5*s.rate + 0.5*float64(recv-s.rateMark)/dt.Seconds()
+	s.rateMark = recv
+	s.limit = min(max(int(s.rate*s.cfg.QueueTime.Seconds()/wire.BlockSize), s.cfg.InitialQueue), s.cfg.Queue)
+	if s.window > s.limit {
+		s.window = s.limit
 	}
 }
 
