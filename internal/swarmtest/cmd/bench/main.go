@@ -40,6 +40,8 @@ import (
 
 type config struct {
 	bitstorm      string
+	seeders       []int
+	upload        bool
 	sizeMiB       int
 	pieceLog2     int
 	clients       []string
@@ -55,12 +57,23 @@ func main() {
 	flag.StringVar(&cfg.bitstorm, "bitstorm", "bin/bitstorm", "path of the bitstorm binary")
 	flag.IntVar(&cfg.sizeMiB, "size", 1024, "payload size in MiB (one file)")
 	flag.IntVar(&cfg.pieceLog2, "piece-log2", 18, "log2 of the piece length (18 = 256 KiB)")
-	flag.StringVar(&clients, "clients", "bitstorm,aria2c", "comma-separated leechers to run in turn: bitstorm, aria2c, libtorrent")
+	flag.StringVar(&clients, "clients", "bitstorm,aria2c,libtorrent", "comma-separated leechers to run in turn: bitstorm, aria2c, libtorrent")
+	var seeders string
+	flag.StringVar(&seeders, "seeders", "1,8", "comma-separated numbers of libtorrent seeders: one table each")
+	flag.BoolVar(&cfg.upload, "upload", true, "also measure BitStorm seeding to aria2c and libtorrent, and bitstorm verify's recheck")
 	flag.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "bound on the whole run")
 	flag.DurationVar(&cfg.clientTimeout, "client-timeout", 5*time.Minute, "bound on one client's download")
 	flag.StringVar(&cfg.dir, "dir", "", "directory for the payload and downloads (default: the system's temporary directory)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the payload and logs")
 	flag.Parse()
+	for _, f := range strings.Split(seeders, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: -seeders: %q is not a positive number\n", f)
+			os.Exit(2)
+		}
+		cfg.seeders = append(cfg.seeders, n)
+	}
 	for _, c := range strings.Split(clients, ",") {
 		switch c = strings.TrimSpace(c); c {
 		case "bitstorm", "aria2c", "libtorrent":
@@ -94,7 +107,7 @@ func run(ctx context.Context, cfg config) error {
 	defer cancel()
 
 	var bin string
-	if slices.Contains(cfg.clients, "bitstorm") {
+	if slices.Contains(cfg.clients, "bitstorm") || cfg.upload {
 		var err error
 		if bin, err = filepath.Abs(cfg.bitstorm); err != nil {
 			return err
@@ -104,7 +117,7 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	tools := []swarmtest.Tool{swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent}
-	if slices.Contains(cfg.clients, "aria2c") {
+	if slices.Contains(cfg.clients, "aria2c") || cfg.upload {
 		tools = append(tools, swarmtest.Aria2c)
 	}
 	if err := swarmtest.Ensure(tools...); err != nil {
@@ -139,6 +152,9 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	fmt.Printf("  payload write (ChaCha8 + page cache):      %s\n", rate(float64(size)/time.Since(t0).Seconds()))
+	if r, err := syncWriteCeiling(dir, 256<<20); err == nil {
+		fmt.Printf("  disk write (256 MiB, then fdatasync):      %s\n", rate(r))
+	}
 	src := filepath.Join(dir, name)
 	want, err := swarmtest.SHA256File(src)
 	if err != nil {
@@ -161,47 +177,20 @@ func run(ctx context.Context, cfg config) error {
 	if err := tr.Allow(ctx, hash); err != nil {
 		return err
 	}
-	seeder, err := swarmtest.StartLibtorrentSeeder(ctx, torrent, dir)
-	if err != nil {
-		return err
-	}
-	defer seeder.Stop()
-	if err := tr.WaitSeeders(ctx, hash, 1); err != nil {
-		return err
-	}
-	fmt.Printf("\npayload: %d MiB in one file, %d KiB pieces, one libtorrent seeder (seed_mode)\n\n",
-		cfg.sizeMiB, 1<<cfg.pieceLog2>>10)
-
-	var rows []row
-	for _, c := range cfg.clients {
-		if ctx.Err() != nil {
-			break
-		}
-		fmt.Printf("running %s ...\n", c)
-		r := leech(ctx, cfg, c, bin, dir, torrent, name, want, seeder.PID())
-		if r.err != nil {
-			fmt.Printf("  %s failed: %v\n", c, r.err)
-		}
-		rows = append(rows, r)
-	}
-
-	fmt.Println()
-	gib := float64(size) / (1 << 30)
-	const format = "%-10s  %8s  %7s  %9s  %12s  %12s\n"
-	fmt.Printf(format, "client", "MiB/s", "CPU s", "CPU s/GiB", "peak RSS MiB", "seeder CPU s")
 	var failed []string
-	for _, r := range rows {
-		if r.err != nil {
-			fmt.Printf(format, r.client, "FAILED", "", "", "", "")
-			failed = append(failed, r.client)
-			continue
+	for _, n := range cfg.seeders {
+		f, err := leechTable(ctx, cfg, n, bin, dir, torrent, name, want, hash, tr, size)
+		if err != nil {
+			return err
 		}
-		cpu := r.res.CPU().Seconds()
-		fmt.Printf(format, r.client,
-			fmt.Sprintf("%.1f", float64(size)/(1<<20)/r.res.Wall.Seconds()),
-			fmt.Sprintf("%.2f", cpu), fmt.Sprintf("%.2f", cpu/gib),
-			fmt.Sprintf("%.1f", float64(r.res.MaxRSS)/(1<<20)),
-			fmt.Sprintf("%.2f", r.seederCPU.Seconds()))
+		failed = append(failed, f...)
+	}
+	if cfg.upload && ctx.Err() == nil {
+		f, err := uploadTable(ctx, cfg, bin, dir, torrent, name, want, size)
+		if err != nil {
+			return err
+		}
+		failed = append(failed, f...)
 	}
 	fmt.Printf("\nload average now: %s (figures from a busy machine are not comparable)\n", loadAvg())
 	fmt.Println("MiB/s is over the client's whole run (start to exit); aria2c adds ~3 s of fixed ticks.")
@@ -215,9 +204,142 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
+const rowFormat = "%-22s  %8s  %7s  %9s  %12s  %12s\n"
+
+// leechTable runs every client against n libtorrent seeders and prints their table; it
+// returns the clients that failed.
+func leechTable(ctx context.Context, cfg config, n int, bin, dir, torrent, name, want, hash string, tr *swarmtest.Tracker, size int64) ([]string, error) {
+	var seeders []*swarmtest.Process
+	defer func() {
+		for _, s := range seeders {
+			s.Stop()
+		}
+	}()
+	for i := range n {
+		// Each seeder gets its own copy of the torrent file: the script logs beside it.
+		t := filepath.Join(dir, fmt.Sprintf("seed%d-%d.torrent", n, i))
+		b, err := os.ReadFile(torrent)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(t, b, 0o644); err != nil {
+			return nil, err
+		}
+		s, err := swarmtest.StartLibtorrentSeeder(ctx, t, dir)
+		if err != nil {
+			return nil, err
+		}
+		seeders = append(seeders, s)
+	}
+	if err := tr.WaitSeeders(ctx, hash, n); err != nil {
+		return nil, err
+	}
+	fmt.Printf("\npayload: %d MiB in one file, %d KiB pieces, %d libtorrent seeder(s) (seed_mode)\n\n",
+		cfg.sizeMiB, 1<<cfg.pieceLog2>>10, n)
+	var rows []row
+	for _, c := range cfg.clients {
+		if ctx.Err() != nil {
+			break
+		}
+		fmt.Printf("running %s ...\n", c)
+		var pids []int
+		for _, s := range seeders {
+			pids = append(pids, s.PID())
+		}
+		r := leech(ctx, cfg, c, bin, dir, torrent, name, want, pids)
+		if r.err != nil {
+			fmt.Printf("  %s failed: %v\n", c, r.err)
+		}
+		rows = append(rows, r)
+	}
+	fmt.Println()
+	fmt.Printf(rowFormat, fmt.Sprintf("leecher (%d seeders)", n), "MiB/s", "CPU s", "CPU s/GiB", "peak RSS MiB", "seeders CPU s")
+	return printRows(rows, size), nil
+}
+
+func printRows(rows []row, size int64) []string {
+	gib := float64(size) / (1 << 30)
+	var failed []string
+	for _, r := range rows {
+		if r.err != nil {
+			fmt.Printf(rowFormat, r.client, "FAILED", "", "", "", "")
+			failed = append(failed, r.client)
+			continue
+		}
+		cpu := r.res.CPU().Seconds()
+		fmt.Printf(rowFormat, r.client,
+			fmt.Sprintf("%.1f", float64(size)/(1<<20)/r.res.Wall.Seconds()),
+			fmt.Sprintf("%.2f", cpu), fmt.Sprintf("%.2f", cpu/gib),
+			fmt.Sprintf("%.1f", float64(r.res.MaxRSS)/(1<<20)),
+			fmt.Sprintf("%.2f", r.seederCPU.Seconds()))
+	}
+	return failed
+}
+
+// uploadTable measures bitstorm verify on the payload, then a BitStorm seeder serving aria2c
+// and a libtorrent leecher in turn; the last column is the BitStorm seeder's CPU.
+func uploadTable(ctx context.Context, cfg config, bin, dir, torrent, name, want string, size int64) ([]string, error) {
+	t0 := time.Now()
+	out, err := exec.CommandContext(ctx, bin, "verify", "--data", dir, torrent).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("bitstorm verify: %v\n%s", err, out)
+	}
+	fmt.Printf("\nbitstorm verify of %d MiB: %.0f MiB/s (whole command)\n", cfg.sizeMiB,
+		float64(size)/(1<<20)/time.Since(t0).Seconds())
+
+	port, err := swarmtest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	seed := exec.Command(bin, "seed", "--data", dir, "--port", strconv.Itoa(port), "--quiet", torrent)
+	seeder, err := swarmtest.Start(ctx, seed, filepath.Join(dir, "bitstorm-seed.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer seeder.Stop()
+	// The seeder rechecks, then announces; give it the time of a recheck.
+	time.Sleep(3 * time.Second)
+	fmt.Printf("\npayload: %d MiB, one BitStorm seeder (bitstorm seed)\n\n", cfg.sizeMiB)
+	var rows []row
+	for _, c := range []string{"aria2c", "libtorrent"} {
+		fmt.Printf("running %s ...\n", c)
+		r := leech(ctx, cfg, c, bin, dir, torrent, name, want, []int{seeder.PID()})
+		if r.err != nil {
+			fmt.Printf("  %s failed: %v\n%s\n", c, r.err, seeder.Tail(20))
+		}
+		r.client = "bitstorm -> " + c
+		rows = append(rows, r)
+	}
+	fmt.Println()
+	fmt.Printf(rowFormat, "upload", "MiB/s", "CPU s", "CPU s/GiB", "peak RSS MiB", "BitStorm CPU s")
+	return printRows(rows, size), nil
+}
+
+// syncWriteCeiling writes n bytes to a file in dir and fdatasyncs it; bytes per second.
+func syncWriteCeiling(dir string, n int) (float64, error) {
+	f, err := os.CreateTemp(dir, "ceiling-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{2}).Read(buf)
+	t0 := time.Now()
+	for range n >> 20 {
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
 // leech downloads with one client into a fresh directory, verifies the file
 // and deletes it.
-func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, want string, seederPID int) row {
+func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, want string, seederPIDs []int) row {
 	r := row{client: client}
 	ctx, cancel := context.WithTimeout(ctx, cfg.clientTimeout)
 	defer cancel()
@@ -232,7 +354,7 @@ func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, wan
 		}
 	}()
 
-	cpu0 := procCPU(seederPID)
+	cpu0 := procCPU(seederPIDs...)
 	switch client {
 	case "bitstorm":
 		port, err := swarmtest.FreePort()
@@ -252,7 +374,7 @@ func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, wan
 	case "libtorrent":
 		r.res, r.err = swarmtest.RunLibtorrentLeecher(ctx, torrent, out)
 	}
-	r.seederCPU = procCPU(seederPID) - cpu0
+	r.seederCPU = procCPU(seederPIDs...) - cpu0
 	if r.err == nil && ctx.Err() != nil {
 		r.err = context.Cause(ctx)
 	}
@@ -328,20 +450,24 @@ func loopbackCeiling(ctx context.Context, n int64) (float64, error) {
 
 // procCPU returns the user+sys time a running process has used so far, from
 // /proc/PID/stat (clock ticks of 10 ms, the Linux default), or 0.
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
+func procCPU(pids ...int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			continue
+		}
+		// After "(comm)": state is f[0], utime is f[11], stime f[12].
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * 10 * time.Millisecond
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	// After "(comm)": state is f[0], utime is f[11], stime f[12].
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return total
 }
 
 func rate(bytesPerSec float64) string {
