@@ -146,3 +146,20 @@ func skipValue(data []byte, p int) int {
 		}
 	}
 }
+
+// TypeName names the bencode type of a value returned by Decode, for error messages.
+func TypeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case int64:
+		return "integer"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "dictionary"
+	case nil:
+		return "nothing"
+	}
+	return fmt.Sprintf("%T", v)
+}

@@ -1,6 +1,8 @@
 package metainfo
 
 import (
+	"github.com/bitstorm/bitstorm/internal/bencode"
+
 	"errors"
 	"fmt"
 	"math"
@@ -97,7 +99,7 @@ func parseInfo(d map[string]any) (*Info, error) {
 func parseFiles(info *Info, v any) error {
 	list, ok := v.([]any)
 	if !ok {
-		return fmt.Errorf("metainfo: info.files: want a list, got %s", typeName(v))
+		return fmt.Errorf("metainfo: info.files: want a list, got %s", bencode.TypeName(v))
 	}
 	if len(list) == 0 {
 		return errors.New("metainfo: info.files: must not be empty")
@@ -109,7 +111,7 @@ func parseFiles(info *Info, v any) error {
 	for i, fv := range list {
 		fd, ok := fv.(map[string]any)
 		if !ok {
-			return fmt.Errorf("metainfo: info.files[%d]: want a dictionary, got %s", i, typeName(fv))
+			return fmt.Errorf("metainfo: info.files[%d]: want a dictionary, got %s", i, bencode.TypeName(fv))
 		}
 		field := fmt.Sprintf("info.files[%d].length", i)
 		n, ok, err := optInt(fd, "length", field)
@@ -152,7 +154,7 @@ func parsePath(v any, i int) ([]string, error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("metainfo: info.files[%d].path: want a list, got %s", i, typeName(v))
+		return nil, fmt.Errorf("metainfo: info.files[%d].path: want a list, got %s", i, bencode.TypeName(v))
 	}
 	if len(list) == 0 {
 		return nil, fmt.Errorf("metainfo: info.files[%d].path: must not be empty", i)
@@ -161,7 +163,7 @@ func parsePath(v any, i int) ([]string, error) {
 	for j, cv := range list {
 		c, ok := cv.(string)
 		if !ok {
-			return nil, fmt.Errorf("metainfo: info.files[%d].path[%d]: want a string, got %s", i, j, typeName(cv))
+			return nil, fmt.Errorf("metainfo: info.files[%d].path[%d]: want a string, got %s", i, j, bencode.TypeName(cv))
 		}
 		if err := checkComponent(c); err != nil {
 			return nil, fmt.Errorf("metainfo: info.files[%d].path[%d]: %w", i, j, err)

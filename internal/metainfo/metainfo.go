@@ -183,7 +183,7 @@ func parse(data []byte) (*MetaInfo, error) {
 	}
 	top, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("metainfo: top level: want a dictionary, got %s", typeName(v))
+		return nil, fmt.Errorf("metainfo: top level: want a dictionary, got %s", bencode.TypeName(v))
 	}
 	rawInfo, err := bencode.DictValue(data, "info")
 	if errors.Is(err, bencode.ErrNoKey) {
@@ -193,7 +193,7 @@ func parse(data []byte) (*MetaInfo, error) {
 	}
 	infoDict, ok := top["info"].(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("metainfo: info: want a dictionary, got %s", typeName(top["info"]))
+		return nil, fmt.Errorf("metainfo: info: want a dictionary, got %s", bencode.TypeName(top["info"]))
 	}
 	info, err := parseInfo(infoDict)
 	if err != nil {
@@ -224,7 +224,7 @@ func parseAnnounceList(v any) ([][]string, error) {
 	}
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("metainfo: announce-list: want a list, got %s", typeName(v))
+		return nil, fmt.Errorf("metainfo: announce-list: want a list, got %s", bencode.TypeName(v))
 	}
 	tiers := make([][]string, 0, len(list))
 	for i, t := range list {
@@ -236,13 +236,13 @@ func parseAnnounceList(v any) ([][]string, error) {
 			for j, u := range t {
 				s, ok := u.(string)
 				if !ok {
-					return nil, fmt.Errorf("metainfo: announce-list[%d][%d]: want a string, got %s", i, j, typeName(u))
+					return nil, fmt.Errorf("metainfo: announce-list[%d][%d]: want a string, got %s", i, j, bencode.TypeName(u))
 				}
 				tier = append(tier, s)
 			}
 			tiers = append(tiers, tier)
 		default:
-			return nil, fmt.Errorf("metainfo: announce-list[%d]: want a list, got %s", i, typeName(t))
+			return nil, fmt.Errorf("metainfo: announce-list[%d]: want a list, got %s", i, bencode.TypeName(t))
 		}
 	}
 	return tiers, nil
@@ -276,7 +276,7 @@ func optString(d map[string]any, key, field string) (s string, ok bool, err erro
 	}
 	s, ok = v.(string)
 	if !ok {
-		return "", false, fmt.Errorf("metainfo: %s: want a string, got %s", field, typeName(v))
+		return "", false, fmt.Errorf("metainfo: %s: want a string, got %s", field, bencode.TypeName(v))
 	}
 	return s, true, nil
 }
@@ -289,24 +289,7 @@ func optInt(d map[string]any, key, field string) (n int64, ok bool, err error) {
 	}
 	n, ok = v.(int64)
 	if !ok {
-		return 0, false, fmt.Errorf("metainfo: %s: want an integer, got %s", field, typeName(v))
+		return 0, false, fmt.Errorf("metainfo: %s: want an integer, got %s", field, bencode.TypeName(v))
 	}
 	return n, true, nil
-}
-
-// typeName names the bencode type of a decoded value.
-func typeName(v any) string {
-	switch v.(type) {
-	case string:
-		return "string"
-	case int64:
-		return "integer"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "dictionary"
-	case nil:
-		return "nothing"
-	}
-	return fmt.Sprintf("%T", v)
 }

@@ -21,14 +21,14 @@ func ParseResponse(body []byte) (*Response, error) {
 	}
 	d, ok := v.(map[string]any)
 	if !ok {
-		return nil, badf("want a dictionary, got %s", typeName(v))
+		return nil, badf("want a dictionary, got %s", bencode.TypeName(v))
 	}
 	// BEP 3: "If a tracker response has a key failure reason, then that maps to a human
 	// readable string which explains why the query failed, and no other keys are required."
 	if f, ok := d["failure reason"]; ok {
 		reason, ok := f.(string)
 		if !ok {
-			return nil, badf("failure reason: want a string, got %s", typeName(f))
+			return nil, badf("failure reason: want a string, got %s", bencode.TypeName(f))
 		}
 		return nil, &FailureError{Reason: reason}
 	}
@@ -68,7 +68,7 @@ func ParseResponse(body []byte) (*Response, error) {
 	case []any:
 		r.Peers = dictPeers(r.Peers, p)
 	default:
-		return nil, badf("peers: want a string or a list, got %s", typeName(p))
+		return nil, badf("peers: want a string or a list, got %s", bencode.TypeName(p))
 	}
 	switch p := d["peers6"].(type) {
 	case nil:
@@ -77,7 +77,7 @@ func ParseResponse(body []byte) (*Response, error) {
 			return nil, err
 		}
 	default:
-		return nil, badf("peers6: want a string, got %s", typeName(p))
+		return nil, badf("peers6: want a string, got %s", bencode.TypeName(p))
 	}
 	return r, nil
 }
@@ -146,7 +146,7 @@ func usable(ap netip.AddrPort) bool {
 func interval(v any, field string) (time.Duration, error) {
 	sec, ok := v.(int64)
 	if !ok {
-		return 0, badf("%s: want an integer, got %s", field, typeName(v))
+		return 0, badf("%s: want an integer, got %s", field, bencode.TypeName(v))
 	}
 	// Compare in seconds: sec * time.Second overflows for absurd values.
 	switch {
@@ -166,7 +166,7 @@ func count(d map[string]any, key string) (int, error) {
 	}
 	n, ok := v.(int64)
 	if !ok {
-		return 0, badf("%s: want an integer, got %s", key, typeName(v))
+		return 0, badf("%s: want an integer, got %s", key, bencode.TypeName(v))
 	}
 	return int(min(max(n, 0), 1<<31-1)), nil
 }
@@ -178,7 +178,7 @@ func optString(d map[string]any, key string) (string, error) {
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", badf("%s: want a string, got %s", key, typeName(v))
+		return "", badf("%s: want a string, got %s", key, bencode.TypeName(v))
 	}
 	return s, nil
 }
@@ -187,17 +187,3 @@ func badf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrBadResponse}, args...)...)
 }
 
-// typeName names the bencode type of a decoded value.
-func typeName(v any) string {
-	switch v.(type) {
-	case string:
-		return "string"
-	case int64:
-		return "integer"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "dictionary"
-	}
-	return fmt.Sprintf("%T", v)
-}
