@@ -1,12 +1,12 @@
 package metainfo
 
 import (
-	"github.com/bitstorm/bitstorm/internal/bencode"
-
 	"errors"
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/bitstorm/bitstorm/internal/bencode"
 )
 
 // parseInfo validates the decoded info dictionary (BEP 3) and lays out its files.
