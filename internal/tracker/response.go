@@ -186,4 +186,3 @@ func optString(d map[string]any, key string) (string, error) {
 func badf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrBadResponse}, args...)...)
 }
-
