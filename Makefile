@@ -5,7 +5,7 @@
 GO     ?= go
 BIN    := bin/bitstorm
 # Debian packages for the real-peer harness (internal/swarmtest).
-DEBS   := python3-libtorrent opentracker mktorrent aria2
+DEBS   := python3-libtorrent opentracker mktorrent aria2 transmission-daemon transmission-cli iproute2
 # Extra flags, e.g. make bench BENCHFLAGS='-size 256 -clients bitstorm,aria2c,libtorrent'
 DEMOFLAGS  ?=
 BENCHFLAGS ?=
@@ -21,6 +21,9 @@ deps:
 	command -v opentracker >/dev/null 2>&1 || missing="$$missing opentracker"; \
 	command -v mktorrent >/dev/null 2>&1 || missing="$$missing mktorrent"; \
 	command -v aria2c >/dev/null 2>&1 || missing="$$missing aria2"; \
+	command -v transmission-daemon >/dev/null 2>&1 || missing="$$missing transmission-daemon"; \
+	command -v transmission-remote >/dev/null 2>&1 || missing="$$missing transmission-cli"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	/usr/bin/python3 -I -c 'import libtorrent' >/dev/null 2>&1 || missing="$$missing python3-libtorrent"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \

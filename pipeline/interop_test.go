@@ -100,17 +100,3 @@ func TestInteropLibtorrentSeeder(t *testing.T) {
 	t.Logf("bitstorm: %.1f MiB in %.2fs = %.1f MiB/s; cpu %.2fs, peak rss %.1f MiB (libtorrent seeder, loopback)",
 		size, res.Wall.Seconds(), size/res.Wall.Seconds(), res.CPU().Seconds(), float64(res.MaxRSS)/(1<<20))
 }
-
-// buildBitstorm builds cmd/bitstorm into a temporary directory. go test puts
-// its own GOROOT/bin first on PATH, so "go" is the toolchain under test.
-func buildBitstorm(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	bin := filepath.Join(t.TempDir(), "bitstorm")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/bitstorm/bitstorm/cmd/bitstorm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build cmd/bitstorm: %v\n%s", err, out)
-	}
-	return bin
-}

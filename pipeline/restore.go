@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/resume"
+	"github.com/bitstorm/bitstorm/internal/storage"
 	"github.com/bitstorm/bitstorm/internal/wire"
 	"github.com/bitstorm/bitstorm/stages"
 )
@@ -112,5 +115,11 @@ func (p *Pipeline) saveRecord(store stages.Storage) error {
 	if err != nil {
 		return err
 	}
-	return resume.Save(resume.Path(p.cfg.OutDir, p.meta.InfoHash), &resume.Record{InfoHash: p.meta.InfoHash, Pieces: have, Files: stamps})
+	path := resume.Path(p.cfg.OutDir, p.meta.InfoHash)
+	// The record's directory lies in the output directory: never write through a link
+	// planted there, which could point anywhere.
+	if fi, err := os.Lstat(filepath.Dir(path)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("resume record: %s: %w: symbolic link", filepath.Dir(path), storage.ErrUnsafePath)
+	}
+	return resume.Save(path, &resume.Record{InfoHash: p.meta.InfoHash, Pieces: have, Files: stamps})
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bufio"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,21 @@ type retryAt struct {
 	at   time.Time
 }
 
+// retries is a min-heap of retries by time (container/heap): a tracker may hand out
+// thousands of dead peers, and scanning them all at each failure made intake quadratic.
+type retries []retryAt
+
+func (h retries) Len() int           { return len(h) }
+func (h retries) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h retries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retries) Push(x any)        { *h = append(*h, x.(retryAt)) }
+func (h *retries) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
+}
+
 type dialer struct {
 	ctx     context.Context
 	env     *Env
@@ -84,7 +100,7 @@ type dialer struct {
 	results chan dialResult
 	known   map[netip.AddrPort]int // address -> failed attempts
 	queue   []netip.AddrPort
-	later   []retryAt
+	later   retries
 	wg      sync.WaitGroup
 }
 
@@ -158,28 +174,30 @@ func (d *dialer) failed(r dialResult, timer *time.Timer) {
 		return
 	}
 	at := time.Now().Add(d.cfg.RetryDelay << (n - 1))
-	d.later = append(d.later, retryAt{r.addr, at})
+	heap.Push(&d.later, retryAt{r.addr, at})
 	d.resetTimer(timer)
 }
 
+// due moves the retries whose time has come to the queue, within its bound.
 func (d *dialer) due(timer *time.Timer) {
 	now := time.Now()
-	keep := d.later[:0]
-	for _, r := range d.later {
-		if r.at.After(now) {
-			keep = append(keep, r)
-		} else if !d.env.Sched.Banned(r.addr) {
+	for len(d.later) > 0 && !d.later[0].at.After(now) {
+		r := heap.Pop(&d.later).(retryAt)
+		switch {
+		case d.env.Sched.Banned(r.addr):
+		case len(d.queue) >= d.cfg.MaxQueue:
+			d.log.Debug("dial queue full, dropping retry", "peer", r.addr)
+		default:
 			d.queue = append(d.queue, r.addr)
 		}
 	}
-	d.later = keep
 	d.resetTimer(timer)
 }
 
 func (d *dialer) resetTimer(timer *time.Timer) {
 	next := time.Hour
-	for _, r := range d.later {
-		next = min(next, time.Until(r.at))
+	if len(d.later) > 0 {
+		next = time.Until(d.later[0].at)
 	}
 	timer.Reset(max(next, 0))
 }

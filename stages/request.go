@@ -30,7 +30,7 @@ type RequestConfig struct {
 	Cache          *PieceCache   // where uploaded blocks are read from; nil: requests are ignored
 	Choker         Choker        // who may download from us (default RateChoker with 4 slots)
 	ChokeRound     time.Duration // how often the choker re-decides (default 10s)
-	MaxUploadQueue int           // requests a peer may have queued at us; more is a protocol violation (default 512)
+	MaxUploadQueue int           // requests a peer may have queued at us; past that it is not read from until some are served (default 512)
 }
 
 func (c *RequestConfig) defaults() {
@@ -132,6 +132,8 @@ type session struct {
 	haveCursor     int
 	haves          []int
 	upq            []BlockReq
+	served         chan struct{} // the writer took requests from upq, or the choke dropped them
+	writerDone     chan struct{} // closed when the writer has returned
 	recvBytes      atomic.Int64
 	sentBytes      atomic.Int64
 }
@@ -149,6 +151,7 @@ func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any, reg *regis
 		has:     wire.NewBitfield(n),
 		pending: make(map[BlockReq]struct{}), released: make(map[BlockReq]struct{}),
 		lastBlock: now, lastRecv: now,
+		served: make(chan struct{}, 1), writerDone: make(chan struct{}),
 	}
 }
 
@@ -162,6 +165,7 @@ func (s *session) run(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer close(s.writerDone) // wakes a reader waiting for the writer (queueUpload)
 		s.writer(sctx)
 	}()
 	err := s.reader(sctx)
@@ -179,8 +183,10 @@ func (s *session) run(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	s.env.Sched.PeerLeft(s.p, s.has, left)
+	// Whether the peer is dropped for a fault is told by the error alone: a protocol
+	// violation stays a warning even when the download ends at the same moment.
 	switch {
-	case ctx.Err() != nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
 		s.log.Debug("peer disconnected", "err", err)
 	default:
 		s.log.Warn("dropping peer", "reason", err)
@@ -261,7 +267,7 @@ func (s *session) reader(ctx context.Context) (err error) {
 			s.mu.Unlock()
 			s.reg.poke()
 		case wire.Request:
-			if err := s.queueUpload(m); err != nil {
+			if err := s.queueUpload(ctx, m); err != nil {
 				return err
 			}
 		case wire.Cancel:
@@ -274,7 +280,8 @@ func (s *session) reader(ctx context.Context) (err error) {
 func (s *session) block(ctx context.Context, m wire.Message) error {
 	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
 	s.mu.Lock()
-	_, ok := s.pending[r]
+	_, wasPending := s.pending[r]
+	ok := wasPending
 	if ok {
 		delete(s.pending, r)
 	} else if _, ok = s.released[r]; ok {
@@ -292,6 +299,11 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 	buf := s.cfg.Blocks.Get()[:r.Length]
 	if err := s.dec.ReadBlock(buf); err != nil {
 		s.cfg.Blocks.Put(buf)
+		if wasPending { // still ours to give back when the session ends
+			s.mu.Lock()
+			s.pending[r] = struct{}{}
+			s.mu.Unlock()
+		}
 		return err
 	}
 	s.mu.Lock()
@@ -309,6 +321,7 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 	case s.out <- newBlock(r.Piece, r.Begin, buf, s.p):
 	case <-ctx.Done():
 		s.cfg.Blocks.Put(buf)
+		s.env.Sched.Lost(r)
 		return ctx.Err()
 	}
 	if s.p.Banned() {

@@ -381,6 +381,26 @@ func (s *Scheduler) Received(p *Peer, b BlockReq) bool {
 	return true
 }
 
+// Lost undoes Received for a block that never reached assembly (its hand-off was
+// abandoned): the block is wanted again, or the piece would wait for it forever.
+func (s *Scheduler) Lost(b BlockReq) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.active[b.Piece]
+	j := b.Begin / wire.BlockSize
+	if a == nil || !a.got[j] {
+		return
+	}
+	a.got[j] = false
+	a.received--
+	if a.reqs[j] == 0 {
+		a.unrequested++
+		a.cursor = min(a.cursor, j)
+	}
+	s.downloaded.Add(-int64(b.Length))
+	s.wakeStarved()
+}
+
 func containsPeer(ps []*Peer, p *Peer) bool {
 	for _, q := range ps {
 		if q == p {

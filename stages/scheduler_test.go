@@ -158,3 +158,32 @@ func TestSchedulerEndgameAndCompletion(t *testing.T) {
 		t.Errorf("Stats() = %+v, want everything verified", st)
 	}
 }
+
+// A block counted as received whose hand-off to assembly was abandoned is wanted again.
+func TestSchedulerLostBlockIsRequestedAgain(t *testing.T) {
+	info := testInfo()
+	s := NewScheduler(info, NewSequential(info.NumPieces()), 1)
+	a, b := NewPeer(netip.MustParseAddrPort("127.0.0.1:1")), NewPeer(netip.MustParseAddrPort("127.0.0.1:2"))
+	has := allPieces(4)
+	reqs := s.Next(a, has, 3, never, nil)
+	for _, r := range reqs {
+		if !s.Received(a, r) {
+			t.Fatalf("Received(%v) = false, want true", r)
+		}
+	}
+	down := s.Stats().Downloaded
+	s.Lost(reqs[1])
+	if got := s.Stats().Downloaded; got != down-int64(reqs[1].Length) {
+		t.Errorf("downloaded after Lost = %d, want %d", got, down-int64(reqs[1].Length))
+	}
+	got := s.Next(b, has, 3, never, nil)
+	if len(got) != 1 || got[0] != reqs[1] {
+		t.Fatalf("Next(b) after Lost = %v, want [%v]", got, reqs[1])
+	}
+	// Lost twice, or for a block never received, changes nothing.
+	s.Lost(reqs[1])
+	s.Lost(BlockReq{Piece: 3, Begin: 0, Length: 16384})
+	if !s.Received(b, reqs[1]) {
+		t.Fatal("Received of the re-requested block = false, want true")
+	}
+}

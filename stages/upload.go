@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,10 +10,7 @@ import (
 	"github.com/bitstorm/bitstorm/internal/wire"
 )
 
-var (
-	errBadRequest    = errors.New("bad request")
-	errRequestsFlood = errors.New("too many requests queued")
-)
+var errBadRequest = errors.New("bad request")
 
 // uploadBatch is how many blocks one write carries at most (256 KiB).
 const uploadBatch = 16
@@ -39,6 +37,7 @@ func (s *session) planUpload(buf []byte) []byte {
 		if s.choking {
 			// BEP 3: choking discards the peer's queued requests.
 			s.upq = s.upq[:0]
+			s.signalServed()
 			buf = wire.AppendState(buf, wire.Choke)
 		} else {
 			buf = wire.AppendState(buf, wire.Unchoke)
@@ -60,8 +59,11 @@ func (s *session) setChoking(choke bool) {
 
 // queueUpload validates a request and queues it. A request for a piece we lack, or outside
 // its piece, or longer than 16 KiB breaks the protocol and drops the peer; one that arrives
-// while the peer is choked is discarded (BEP 3).
-func (s *session) queueUpload(m wire.Message) error {
+// while the peer is choked is discarded (BEP 3). While MaxUploadQueue requests are queued
+// the reader waits for the writer to serve some, so TCP flow control holds the peer back:
+// BEP 3 sets no limit, and transmission keeps ten seconds of its download rate requested
+// from a peer that sends no BEP 10 reqq, thousands of blocks on a fast link.
+func (s *session) queueUpload(ctx context.Context, m wire.Message) error {
 	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
 	switch {
 	case s.cfg.Cache == nil:
@@ -74,18 +76,34 @@ func (s *session) queueUpload(m wire.Message) error {
 		return fmt.Errorf("%w: piece %d, which we do not have", errBadRequest, r.Piece)
 	}
 	s.mu.Lock()
+	for !s.chokeSent && len(s.upq) >= s.cfg.MaxUploadQueue {
+		s.mu.Unlock()
+		s.p.Kick()
+		select {
+		case <-s.served:
+		case <-s.writerDone: // it closed the connection
+			return fmt.Errorf("upload queue full: %w", net.ErrClosed)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
 	if s.chokeSent {
 		s.mu.Unlock()
 		return nil
-	}
-	if len(s.upq) >= s.cfg.MaxUploadQueue {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: more than %d", errRequestsFlood, s.cfg.MaxUploadQueue)
 	}
 	s.upq = append(s.upq, r)
 	s.mu.Unlock()
 	s.p.Kick()
 	return nil
+}
+
+// signalServed wakes a reader waiting in queueUpload. Called with s.mu held.
+func (s *session) signalServed() {
+	select {
+	case s.served <- struct{}{}:
+	default:
+	}
 }
 
 // cancelUpload drops a queued request (BEP 3 cancel).
@@ -107,6 +125,9 @@ func (s *session) serve(w *uploadWriter) (more bool, err error) {
 	w.reqs = append(w.reqs[:0], s.upq[:n]...)
 	s.upq = append(s.upq[:0], s.upq[n:]...)
 	more = len(s.upq) > 0
+	if n > 0 {
+		s.signalServed()
+	}
 	s.mu.Unlock()
 	for _, r := range w.reqs {
 		data, err := s.cfg.Cache.Block(r.Piece, r.Begin, r.Length)

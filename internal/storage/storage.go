@@ -22,10 +22,15 @@ import (
 // directory, or through a symbolic link.
 var ErrUnsafePath = errors.New("unsafe path")
 
+// ErrFileChanged is returned by Sync and Close when a file was deleted, replaced or
+// truncated by someone else while open: what was written to it is no longer on disk.
+var ErrFileChanged = errors.New("file changed while in use")
+
 // Files is the on-disk storage of one torrent. It is safe for concurrent use: every
 // read and write is positioned, and the file set is fixed after Open.
 type Files struct {
 	files  []*os.File // nil once closed
+	names  []string   // the path each file was opened at
 	layout []metainfo.File
 	size   int64
 	wb     *writeBehind
@@ -46,7 +51,7 @@ func Open(root string, info *metainfo.Info) (*Files, error) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	s := &Files{layout: info.Files, size: info.Length, files: make([]*os.File, len(info.Files)),
-		wb: newWriteBehind(WriteBehindBytes)}
+		names: make([]string, len(info.Files)), wb: newWriteBehind(WriteBehindBytes)}
 	for i, f := range info.Files {
 		name, err := safeJoin(root, f.Path)
 		if err != nil {
@@ -62,7 +67,7 @@ func Open(root string, info *metainfo.Info) (*Files, error) {
 			s.Close()
 			return nil, fmt.Errorf("storage: %w", err)
 		}
-		s.files[i] = fh
+		s.files[i], s.names[i] = fh, name
 		st, err := fh.Stat()
 		if err == nil && st.Size() < f.Length {
 			err = fh.Truncate(f.Length)
@@ -139,8 +144,12 @@ func (s *Files) span(p []byte, off int64, op func(*os.File, []byte, int64) (int,
 }
 
 // Sync flushes every file's data to stable storage (fdatasync), so that a record of
-// verified pieces written afterwards never claims bytes a power loss could take back.
+// verified pieces written afterwards never claims bytes a power loss could take back. It
+// fails with ErrFileChanged when a file is no longer on disk as written.
 func (s *Files) Sync() error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	for _, f := range s.files {
 		if f == nil {
 			continue
@@ -152,10 +161,35 @@ func (s *Files) Sync() error {
 	return nil
 }
 
-// Close closes every file; it returns the first error.
+// check fails with ErrFileChanged when a file is no longer the one opened at its path
+// (deleted, or replaced), or is shorter than its length (truncated): the writes to it are
+// lost, and the caller must not count its pieces as on disk. Writes through the open file
+// still succeed then, so only this tells.
+func (s *Files) check() error {
+	for i, f := range s.files {
+		if f == nil {
+			continue
+		}
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		cur, err := os.Lstat(s.names[i])
+		switch {
+		case err != nil || !os.SameFile(st, cur):
+			return fmt.Errorf("storage: %s: %w: deleted or replaced", s.names[i], ErrFileChanged)
+		case st.Size() < s.layout[i].Length:
+			return fmt.Errorf("storage: %s: %w: truncated to %d bytes of %d", s.names[i], ErrFileChanged, st.Size(), s.layout[i].Length)
+		}
+	}
+	return nil
+}
+
+// Close closes every file; it returns the first error, ErrFileChanged first of all: then
+// what was written is not all on disk.
 func (s *Files) Close() error {
 	s.wb.forget()
-	var first error
+	first := s.check()
 	for i, f := range s.files {
 		if f == nil {
 			continue

@@ -1,8 +1,9 @@
-// Package swarmtest runs real BitTorrent software on loopback for tests, the
-// demo and the benchmark: opentracker as the tracker, libtorrent (through its
-// Python bindings) as a seeder or leecher, aria2c as a reference leecher, and
-// mktorrent to make the metainfo. Payloads are generated from a seed, never
-// checked in.
+// Package swarmtest runs real BitTorrent software on loopback for the interop
+// tests and the benchmark: opentracker as the tracker, libtorrent (through its
+// Python bindings) as a seeder or leecher, aria2c and transmission as reference
+// leechers, and mktorrent to make the metainfo. Payloads are generated from a
+// seed, never checked in. The demo (cmd/demo) uses only its process and payload
+// helpers: its swarm is BitStorm alone (embedded tracker, seeder, leecher).
 //
 // Every child process runs in a process group of its own. Process.Stop kills
 // that group by its id and waits for it; a context that ends does the same.

@@ -22,10 +22,17 @@ const (
 	Mktorrent   Tool = "mktorrent"
 	Aria2c      Tool = "aria2"
 	Libtorrent  Tool = "python3-libtorrent"
+	// Transmission is transmission-daemon, which downloads; TransmissionRemote
+	// (transmission-remote, from Debian's transmission-cli) drives it.
+	Transmission       Tool = "transmission-daemon"
+	TransmissionRemote Tool = "transmission-cli"
+	// IPRoute2 is ip, which makes the network namespaces that tests put
+	// transmission in (it never dials a peer at 127.0.0.0/8).
+	IPRoute2 Tool = "iproute2"
 )
 
 // AllTools lists every Tool.
-var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent}
+var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2}
 
 // Python is the interpreter that has the libtorrent bindings (Debian's).
 const Python = "/usr/bin/python3"
@@ -39,6 +46,12 @@ func (t Tool) present() bool {
 		return onPath("mktorrent")
 	case Aria2c:
 		return onPath("aria2c")
+	case Transmission:
+		return onPath("transmission-daemon")
+	case TransmissionRemote:
+		return onPath("transmission-remote")
+	case IPRoute2:
+		return onPath("ip")
 	case Libtorrent:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -276,7 +276,9 @@ func (t *Tracker) WaitSeeders(ctx context.Context, infoHash string, n int) error
 func (t *Tracker) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
 	u := fmt.Sprintf("http://127.0.0.1:%d%s", t.Port, path)
 	if len(q) > 0 {
-		u += "?" + q.Encode()
+		// Encode writes a space as '+' (a literal '+' as %2B), which opentracker does not
+		// decode in info_hash: an info hash with a 0x20 byte would go unrecognised.
+		u += "?" + strings.ReplaceAll(q.Encode(), "+", "%20")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

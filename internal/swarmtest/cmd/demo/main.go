@@ -10,7 +10,8 @@
 //
 // It needs nothing outside the project: no opentracker, libtorrent or
 // mktorrent. It works in a temporary directory that it deletes, and stops
-// every process it started, also on Ctrl-C. It exits non-zero on any failure.
+// every process it started, also on Ctrl-C (or SIGTERM, or the terminal closing).
+// It exits non-zero on any failure.
 package main
 
 import (
@@ -51,7 +52,7 @@ func main() {
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (payload, torrent, logs)")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	err := run(ctx, cfg)
 	stop()
 	if err != nil {

@@ -1,0 +1,160 @@
+package pipeline_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/swarmtest"
+)
+
+// buildBitstorm builds cmd/bitstorm into a temporary directory. go test puts
+// its own GOROOT/bin first on PATH, so "go" is the toolchain under test.
+func buildBitstorm(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "bitstorm")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/bitstorm/bitstorm/cmd/bitstorm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/bitstorm: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// trackedPayload is a generated payload in dir and its torrent, made by
+// mktorrent and announcing to an opentracker on 127.0.0.1 that allows it.
+type trackedPayload struct {
+	dir     string // holds the payload, the torrent and the logs
+	files   []swarmtest.FileSpec
+	torrent string
+	hash    string // hex info hash
+	tracker *swarmtest.Tracker
+}
+
+// newTrackedPayload writes files (whose first path element names the torrent)
+// with seed into a new temporary directory, starts opentracker, makes the
+// torrent (256 KiB pieces) and allows it. The tracker stops when the test ends.
+func newTrackedPayload(t *testing.T, ctx context.Context, seed int64, files []swarmtest.FileSpec) *trackedPayload {
+	t.Helper()
+	name, _, _ := strings.Cut(files[0].Path, "/")
+	s := &trackedPayload{dir: t.TempDir(), files: files}
+	if err := swarmtest.WritePayload(s.dir, seed, files); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := swarmtest.StartTracker(ctx, s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	s.tracker = tr
+	s.torrent = filepath.Join(s.dir, name+".torrent")
+	if err := swarmtest.MakeTorrent(ctx, filepath.Join(s.dir, name), s.torrent, tr.AnnounceURL, 18); err != nil {
+		t.Fatal(err)
+	}
+	if s.hash, err = swarmtest.InfoHash(ctx, s.torrent); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Allow(ctx, s.hash); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startBitstormSeeder runs `bitstorm seed --data dataDir --port port torrent`,
+// behind the command prefix wrap when given (say, ip netns exec NAME), with its
+// log at logPath. It returns once the seeder has rechecked its data and its
+// first announce was answered; the seeder is stopped when the test ends.
+func startBitstormSeeder(t *testing.T, ctx context.Context, bin, torrent, dataDir string, port int, logPath string, wrap ...string) *swarmtest.Process {
+	t.Helper()
+	args := slices.Concat(wrap, []string{bin, "seed", "--data", dataDir, "--port", strconv.Itoa(port), torrent})
+	p, err := swarmtest.Start(ctx, exec.Command(args[0], args[1:]...), logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	// The announce stage logs this at Info once a tracker has answered.
+	if err := waitLogLine(ctx, p, "msg=announced ", time.Minute); err != nil {
+		t.Fatalf("bitstorm seeder: %v", err)
+	}
+	return p
+}
+
+// waitLogLine polls p's log until a line contains substr, p exits, ctx ends
+// or timeout passes.
+func waitLogLine(ctx context.Context, p *swarmtest.Process, substr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if logHas(p.LogPath, substr) {
+			return nil
+		}
+		select {
+		case <-p.Done():
+			_, err := p.Wait()
+			return fmt.Errorf("exited before logging %q: %v\n%s", substr, err, p.Tail(20))
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %q: %w\n%s", substr, ctx.Err(), p.Tail(20))
+		case <-time.After(25 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no %q after %v\n%s", substr, timeout, p.Tail(20))
+		}
+	}
+}
+
+func logHas(path, substr string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// droppedPeers returns the lines of a bitstorm log that drop a peer on bitstorm's own
+// account: not those for both sides being seeds (how a finished leecher is let go), nor
+// for a connection the peer reset or closed.
+func droppedPeers(path string) []string {
+	var out []string
+	f, err := os.Open(path)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if !strings.Contains(l, `msg="dropping peer"`) {
+			continue
+		}
+		switch {
+		case strings.Contains(l, "both sides are seeds"),
+			strings.Contains(l, "connection reset by peer"),
+			strings.Contains(l, "broken pipe"):
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// mibPerSec is the rate of moving files' bytes in d.
+func mibPerSec(files []swarmtest.FileSpec, d time.Duration) float64 {
+	return float64(swarmtest.TotalSize(files)) / (1 << 20) / d.Seconds()
+}
