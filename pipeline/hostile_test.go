@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -450,4 +451,53 @@ func sampleMemory(t *testing.T) func() (heap uint64, rss string) {
 		}
 		return peak, rss
 	}
+}
+
+// TestIncomingSlowloris: three times as many connections as we have slots reach our
+// listener and never send a byte, with a handshake timeout of an hour; a seeder that
+// connects after them still gets in, the download completes, and every silent connection
+// is closed by us (the oldest waiting handshakes make room for new ones).
+func TestIncomingSlowloris(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 43, "slowloris", 64<<10, 1<<20)
+	listen := freeAddr(t)
+	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	const slots = 8
+	p, err := pipeline.New(tor.Meta, pipeline.WithStorage(store),
+		pipeline.WithPeerSource(gatedPeers{}), // nobody to dial: peers come to us
+		pipeline.WithConfig(pipeline.Config{ListenAddr: listen.String(),
+			Dial: stages.DialConfig{MaxPeers: slots, HandshakeTimeout: time.Hour}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitListening(t, listen, done)
+
+	silent := make([]net.Conn, 3*slots)
+	for i := range silent {
+		c, err := net.Dial("tcp", listen.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent[i] = c
+	}
+	seeder := stagetest.NewHostilePeer(t, tor, stagetest.RightHandshake, stagetest.Seed)
+	seeder.Dial(ctx, listen)
+	if err := <-done; err != nil {
+		t.Fatalf("Run() = %v, want nil: the seeder could not get past the silent connections", err)
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+	for i, c := range silent {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("silent connection %d: Read = %d, %v; want it closed by us", i, n, err)
+		}
+	}
+	seeder.Close()
 }

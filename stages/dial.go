@@ -281,6 +281,9 @@ func Handshake(ctx context.Context, env *Env, nc net.Conn, a netip.AddrPort, tim
 	if theirs.PeerID == env.PeerID {
 		return nil, fmt.Errorf("handshake: %w: connected to ourselves", errNoRetry)
 	}
+	if env.Sched.Banned(a) || env.Sched.BannedID(theirs.PeerID) {
+		return nil, fmt.Errorf("handshake: %w: %w", errNoRetry, errBanned)
+	}
 	if !dialed {
 		if _, err := nc.Write(ours.Append(nil)); err != nil {
 			return nil, fmt.Errorf("handshake: %w", err)

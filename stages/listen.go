@@ -13,13 +13,17 @@ import (
 // Listen accepts incoming peer connections on ln and performs the handshake (BEP 3): the
 // peer speaks first, and we answer only when it asks for our info hash. An attempt that is
 // not BitTorrent (aria2's and rtorrent's encrypted MSE handshake, say) is closed cleanly, and
-// such peers retry in plain. At most maxConns accepted connections live at once; further
-// ones are closed at once. Out: *Conn. The outlet closes once ctx ends and every pending
-// handshake has finished; ln is closed then.
+// such peers retry in plain. At most maxConns connections that completed the handshake live
+// at once; one more is closed at once. At most maxConns handshakes wait at once, and a new
+// connection then closes the one that has waited longest: connections that never speak
+// (a slowloris attack) cannot keep an honest peer out until their handshake times out.
+// Out: *Conn. The outlet closes once ctx ends and every pending handshake has finished; ln
+// is closed then.
 func Listen(ctx context.Context, env *Env, ln net.Listener, maxConns int, timeout time.Duration) streams.Source {
 	out := make(chan any)
 	log := env.Log.With("stage", "listen")
 	slots := make(chan struct{}, max(maxConns, 1))
+	waiting := &handshaking{max: max(maxConns, 1)}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	go func() {
 		defer close(out)
@@ -34,22 +38,26 @@ func Listen(ctx context.Context, env *Env, ln net.Listener, maxConns int, timeou
 				}
 				return
 			}
-			select {
-			case slots <- struct{}{}:
-			default:
-				log.Debug("incoming peer refused: all slots taken", "peer", nc.RemoteAddr())
-				nc.Close()
-				continue
+			if old := waiting.add(nc); old != nil {
+				log.Debug("incoming peer closed: handshake waited longest while others came", "peer", old.RemoteAddr())
+				old.Close()
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				a := remoteAddr(nc)
 				c, err := Handshake(ctx, env, nc, a, timeout, false)
-				if err != nil || env.Sched.Banned(a) {
+				waiting.remove(nc)
+				if err != nil {
 					log.Debug("incoming handshake failed", "peer", a, "err", err)
 					nc.Close()
-					<-slots
+					return
+				}
+				select {
+				case slots <- struct{}{}:
+				default:
+					log.Debug("incoming peer refused: all slots taken", "peer", a)
+					nc.Close()
 					return
 				}
 				c.release = func() { <-slots }
@@ -62,6 +70,38 @@ func Listen(ctx context.Context, env *Env, ln net.Listener, maxConns int, timeou
 		}
 	}()
 	return NewSource(out)
+}
+
+// handshaking is the set of incoming connections whose handshake is pending, oldest first.
+type handshaking struct {
+	mu    sync.Mutex
+	max   int
+	conns []net.Conn
+}
+
+// add records nc; when max connections are waiting already, it forgets the oldest one and
+// returns it for the caller to close.
+func (h *handshaking) add(nc net.Conn) (evicted net.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.conns) >= h.max {
+		evicted = h.conns[0]
+		h.conns = append(h.conns[:0], h.conns[1:]...)
+	}
+	h.conns = append(h.conns, nc)
+	return evicted
+}
+
+// remove forgets nc, whose handshake has ended, if it is still there.
+func (h *handshaking) remove(nc net.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, c := range h.conns {
+		if c == nc {
+			h.conns = append(h.conns[:i], h.conns[i+1:]...)
+			return
+		}
+	}
 }
 
 func remoteAddr(nc net.Conn) netip.AddrPort {

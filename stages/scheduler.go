@@ -35,7 +35,7 @@ type Scheduler struct {
 	started wire.Bitfield  // pieces in active, for the picker's want test without a map lookup
 	live    []*activePiece // active pieces in the order they started
 	starved map[*Peer]struct{}
-	banned  map[netip.AddrPort]bool
+	banned  bans
 	want    func(int) bool
 
 	peers      atomic.Int32
@@ -76,7 +76,7 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 		active:    make(map[int]*activePiece),
 		started:   wire.NewBitfield(info.NumPieces()),
 		starved:   make(map[*Peer]struct{}),
-		banned:    make(map[netip.AddrPort]bool),
+		banned:    bans{addrs: make(map[netip.AddrPort]bool), ips: make(map[netip.Addr]bool), ids: make(map[[20]byte]bool)},
 	}
 	s.want = func(i int) bool { return !s.done.Has(i) && !s.started.Has(i) }
 	return s
@@ -148,11 +148,39 @@ func (s *Scheduler) Interesting(has wire.Bitfield) bool {
 	return false
 }
 
-// Banned reports whether addr sent corrupt data often enough to be banned.
+// bans remembers the peers that sent corrupt data too often. A peer is banned by its IP
+// address, as libtorrent does: one that comes back from another port is still refused. On
+// loopback, where a whole test swarm shares one address, only its address and port are
+// banned. Its peer id is banned too, which catches it reconnecting from a new port there.
+type bans struct {
+	addrs map[netip.AddrPort]bool
+	ips   map[netip.Addr]bool
+	ids   map[[20]byte]bool
+}
+
+func (b *bans) add(p *Peer) {
+	b.addrs[p.Addr] = true
+	if ip := p.Addr.Addr(); !ip.IsLoopback() {
+		b.ips[ip] = true
+	}
+	if p.ID != ([20]byte{}) {
+		b.ids[p.ID] = true
+	}
+}
+
+// Banned reports whether addr belongs to a peer that sent corrupt data often enough to be
+// banned.
 func (s *Scheduler) Banned(addr netip.AddrPort) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.banned[addr]
+	return s.banned.addrs[addr] || s.banned.ips[addr.Addr()]
+}
+
+// BannedID reports whether a banned peer used the peer id id.
+func (s *Scheduler) BannedID(id [20]byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.banned.ids[id]
 }
 
 // PeerJoined counts a connected peer.
@@ -459,7 +487,7 @@ func (s *Scheduler) PieceFailed(piece int, peers []*Peer) []*Peer {
 	for _, p := range peers {
 		p.strikes += weight
 		if p.strikes >= 4 && !p.banned.Swap(true) {
-			s.banned[p.Addr] = true
+			s.banned.add(p)
 			banned = append(banned, p)
 		}
 	}

@@ -187,3 +187,43 @@ func TestSchedulerLostBlockIsRequestedAgain(t *testing.T) {
 		t.Fatal("Received of the re-requested block = false, want true")
 	}
 }
+
+// A banned peer stays banned from another port: by IP, except on loopback where a whole
+// swarm shares one address; and by its peer id everywhere.
+func TestSchedulerBanByIPAndPeerID(t *testing.T) {
+	info := testInfo()
+	s := NewScheduler(info, NewSequential(info.NumPieces()), 8)
+	remote := NewPeer(netip.MustParseAddrPort("192.0.2.7:6881"))
+	local := NewPeer(netip.MustParseAddrPort("127.0.0.1:6881"))
+	local.ID = [20]byte{'-', 'X', 'X'}
+	has := allPieces(4)
+	for _, bad := range []*Peer{remote, local} {
+		for range 2 {
+			reqs := s.Next(bad, has, 3, never, nil)
+			for _, r := range reqs {
+				s.Received(bad, r)
+			}
+			s.PieceFailed(reqs[0].Piece, []*Peer{bad})
+		}
+		if !bad.Banned() {
+			t.Fatalf("%v not banned after two bad pieces", bad.Addr)
+		}
+	}
+	for addr, want := range map[string]bool{
+		"192.0.2.7:6881":  true,
+		"192.0.2.7:51413": true, // the same host from another port
+		"192.0.2.8:6881":  false,
+		"127.0.0.1:6881":  true,
+		"127.0.0.1:51413": false, // loopback: another peer of a local swarm
+	} {
+		if got := s.Banned(netip.MustParseAddrPort(addr)); got != want {
+			t.Errorf("Banned(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if !s.BannedID(local.ID) {
+		t.Error("BannedID(banned peer's id) = false, want true")
+	}
+	if s.BannedID([20]byte{'-', 'Y', 'Y'}) || s.BannedID([20]byte{}) {
+		t.Error("BannedID of another id, or of the zero id, = true, want false")
+	}
+}
