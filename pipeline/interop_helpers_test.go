@@ -69,13 +69,17 @@ func newTrackedPayload(t *testing.T, ctx context.Context, seed int64, files []sw
 	return s
 }
 
-// startBitstormSeeder runs `bitstorm seed --data dataDir --port port torrent`,
+// startBitstormSeeder runs `bitstorm seed --data dataDir --listen 127.0.0.1 --port port torrent`,
 // behind the command prefix wrap when given (say, ip netns exec NAME), with its
 // log at logPath. It returns once the seeder has rechecked its data and its
 // first announce was answered; the seeder is stopped when the test ends.
 func startBitstormSeeder(t *testing.T, ctx context.Context, bin, torrent, dataDir string, port int, logPath string, wrap ...string) *swarmtest.Process {
 	t.Helper()
-	args := slices.Concat(wrap, []string{bin, "seed", "--data", dataDir, "--port", strconv.Itoa(port), torrent})
+	ip := "127.0.0.1"
+	if len(wrap) > 0 {
+		ip = nsAddr // in the transmission test's namespace
+	}
+	args := slices.Concat(wrap, []string{bin, "seed", "--data", dataDir, "--listen", ip, "--port", strconv.Itoa(port), torrent})
 	p, err := swarmtest.Start(ctx, exec.Command(args[0], args[1:]...), logPath)
 	if err != nil {
 		t.Fatal(err)

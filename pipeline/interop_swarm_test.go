@@ -61,7 +61,7 @@ func TestInteropMixedSeeders(t *testing.T) {
 
 	out := filepath.Join(sw.dir, "out")
 	leech, _ := startBitstorm(t, ctx, bin, filepath.Join(sw.dir, "leecher.log"),
-		"download", "--verbose", "--out", out, "--port", strconv.Itoa(freePort(t)), sw.torrent)
+		"download", "--verbose", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), sw.torrent)
 	res, err := leech.Wait()
 	if err != nil || ctx.Err() != nil {
 		t.Logf("libtorrent seeder:\n%s\nbitstorm seeder:\n%s", lt.Tail(20), bs.Tail(20))
@@ -132,7 +132,7 @@ func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
 		for i, name := range []string{"a", "b"} {
 			l := &leecher{name: name, out: filepath.Join(sw.dir, fmt.Sprintf("out-%s-%d", name, try)), port: freePort(t), have: make([]bool, n)}
 			l.p, l.cmd = startBitstorm(t, ctx, bin, filepath.Join(sw.dir, fmt.Sprintf("leecher-%s-%d.log", name, try)),
-				"download", "--verbose", "--seed-time", "60s", "--out", l.out, "--port", strconv.Itoa(l.port), sw.torrent)
+				"download", "--verbose", "--seed-time", "60s", "--out", l.out, "--listen", "127.0.0.1", "--port", strconv.Itoa(l.port), sw.torrent)
 			ls = append(ls, l)
 			// Each starts once the ones before it have announced, so that opentracker
 			// hands them to it.
@@ -146,7 +146,7 @@ func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
 		}
 		a, b := ls[0], ls[1]
 		seeder, seederCmd := startBitstorm(t, ctx, bin, filepath.Join(sw.dir, fmt.Sprintf("seeder-%d.log", try)),
-			"seed", "--data", sw.dir, "--port", strconv.Itoa(freePort(t)), sw.torrent)
+			"seed", "--data", sw.dir, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), sw.torrent)
 		tail := func() string {
 			return fmt.Sprintf("seeder:\n%s\nleecher a:\n%s\nleecher b:\n%s", seeder.Tail(15), a.p.Tail(15), b.p.Tail(15))
 		}
@@ -328,7 +328,7 @@ func TestInteropResumeAfterSIGKILL(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(20240614, 5))
 	out := filepath.Join(sw.dir, "out")
-	args := []string{"download", "--out", out, "--port", strconv.Itoa(freePort(t)), sw.torrent}
+	args := []string{"download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), sw.torrent}
 	// How each run is to end; the last one finishes.
 	plan := []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL, 0}
 	onDisk := -1 // pieces on disk when the previous run ended

@@ -22,6 +22,7 @@ func downloadCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "directory to download into"},
 			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce; 0 picks a free one"},
+			&cli.StringFlag{Name: "listen", Usage: "accept peers on this IP address only (e.g. 127.0.0.1 or ::1); default every interface"},
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
 			&cli.DurationFlag{Name: "no-peers-timeout", Value: 2 * time.Minute, Usage: "give up when no peer is connected for this long"},
@@ -55,6 +56,13 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	}
 	if c.Uint("port") == 0 {
 		cfg.ListenAddr = ":0" // any free port; the one bound is announced
+	}
+	if ip := c.String("listen"); ip != "" {
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			return fmt.Errorf("%s: --listen %q: want an IP address such as 127.0.0.1 or ::1", name, ip)
+		}
+		cfg.ListenAddr = netip.AddrPortFrom(a, uint16(c.Uint("port"))).String()
 	}
 	if c.Int("max-peers") < 1 {
 		return fmt.Errorf("%s: --max-peers %d: must be at least 1", name, c.Int("max-peers"))

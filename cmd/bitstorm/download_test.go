@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,6 +76,7 @@ func TestDownloadCommand(t *testing.T) {
 		{"bad port", []string{"download", "--port", "70000", torrent}, "--port 70000"},
 		{"bad peer", []string{"download", "--peer", "nohost", torrent}, `--peer "nohost"`},
 		{"bad picker", []string{"download", "--picker", "best", torrent}, `--picker "best"`},
+		{"bad listen", []string{"download", "--listen", "localhost:1", torrent}, `--listen "localhost:1"`},
 		{"no peers", []string{"download", "--out", t.TempDir(), "--port", "0", "--no-peers-timeout", "1s", "--peer", "127.0.0.1:1", torrent}, "no peers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,5 +160,52 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("the record lists no piece although blocks were served")
+	}
+}
+
+// TestListenLoopbackOnly: seed --listen 127.0.0.1 accepts peers on 127.0.0.1 and not on
+// the IPv6 loopback, where it would listen without the flag.
+func TestListenLoopbackOnly(t *testing.T) {
+	probe, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here to tell the difference: %v", err)
+	}
+	probe.Close()
+	bin := buildBinary(t)
+	tor := stagetest.NewTorrent(t, 42, "listen", 32<<10, 100_000)
+	tr := stagetest.NewFakeTracker(t)
+	tor = tor.WithAnnounce(t, tr.URL())
+	torrent, data := writeTorrent(t, tor)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	cmd := exec.Command(bin, "seed", "--data", data, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), torrent)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}()
+	v4 := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", v4)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v\n%s", v4, err, stderr.String())
+		}
+	}
+	if c, err := net.Dial("tcp", fmt.Sprintf("[::1]:%d", port)); err == nil {
+		c.Close()
+		t.Errorf("seed --listen 127.0.0.1 accepted a connection on [::1]:%d", port)
 	}
 }

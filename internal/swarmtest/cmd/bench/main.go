@@ -291,7 +291,7 @@ func uploadTable(ctx context.Context, cfg config, bin, dir, torrent, name, want 
 	if err != nil {
 		return nil, err
 	}
-	seed := exec.Command(bin, "seed", "--data", dir, "--port", strconv.Itoa(port), "--quiet", torrent)
+	seed := exec.Command(bin, "seed", "--data", dir, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent)
 	seeder, err := swarmtest.Start(ctx, seed, filepath.Join(dir, "bitstorm-seed.log"))
 	if err != nil {
 		return nil, err
@@ -362,7 +362,7 @@ func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, wan
 			r.err = err
 			return r
 		}
-		cmd := exec.Command(bin, "download", "--out", out, "--port", strconv.Itoa(port), "--quiet", torrent)
+		cmd := exec.Command(bin, "download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent)
 		p, err := swarmtest.Start(ctx, cmd, out+".log")
 		if err != nil {
 			r.err = err
