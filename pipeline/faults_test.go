@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -272,83 +271,6 @@ func TestTrackerHundredThousandPeers(t *testing.T) {
 }
 
 // ---- Malicious torrents ----
-
-// torrentBytes bencodes a torrent whose info dictionary is info.
-func torrentBytes(t *testing.T, info map[string]any) []byte {
-	var buf bytes.Buffer
-	if err := bencode.Marshal(&buf, map[string]any{"announce": "http://127.0.0.1:1/announce", "info": info}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// hashes returns n piece hashes (their values do not matter to Parse).
-func fakeHashes(n int) string { return strings.Repeat("01234567890123456789", n) }
-
-func multiInfo(files ...any) map[string]any {
-	return map[string]any{"name": "t", "piece length": 16384, "pieces": fakeHashes(1), "files": files}
-}
-
-func tfile(length int64, path ...any) map[string]any {
-	return map[string]any{"length": length, "path": path}
-}
-
-// TestMaliciousTorrents: metainfo.Parse rejects what could write outside the output
-// directory or make us allocate without bound, with an error naming the field.
-func TestMaliciousTorrents(t *testing.T) {
-	single := func(name string) map[string]any {
-		return map[string]any{"name": name, "piece length": 16384, "pieces": fakeHashes(1), "length": 100}
-	}
-	tests := []struct {
-		name string
-		info map[string]any
-		want string
-	}{
-		{"name with ../", single("../evil"), `metainfo: info.name: "../evil" contains '/'`},
-		{"name ..", single(".."), `metainfo: info.name: ".." is not allowed`},
-		{"name .", single("."), `metainfo: info.name: "." is not allowed`},
-		{"absolute name", single("/etc/passwd"), `metainfo: info.name: "/etc/passwd" contains '/'`},
-		{"name with backslashes", single(`..\..\evil`), `metainfo: info.name: "..\\..\\evil" contains '\'`},
-		{"name with NUL", single("evil\x00.txt"), `metainfo: info.name: "evil\x00.txt" contains NUL`},
-		{"empty name", single(""), "metainfo: info.name: must not be empty"},
-		{"path ..", multiInfo(tfile(100, "..", "..", "etc", "passwd")), `metainfo: info.files[0].path[0]: ".." is not allowed`},
-		{"path .. deeper", multiInfo(tfile(50, "ok"), tfile(50, "sub", "..", "..", "x")), `metainfo: info.files[1].path[1]: ".." is not allowed`},
-		{"absolute path", multiInfo(tfile(100, "/etc/passwd")), `metainfo: info.files[0].path[0]: "/etc/passwd" contains '/'`},
-		{"separator in a component", multiInfo(tfile(100, "sub/../../x")), `metainfo: info.files[0].path[0]: "sub/../../x" contains '/'`},
-		{"backslash in a component", multiInfo(tfile(100, `C:\Windows`)), `metainfo: info.files[0].path[0]: "C:\\Windows" contains '\'`},
-		{"NUL in a component", multiInfo(tfile(100, "a\x00b")), `metainfo: info.files[0].path[0]: "a\x00b" contains NUL`},
-		{"dot component", multiInfo(tfile(100, ".", "x")), `metainfo: info.files[0].path[0]: "." is not allowed`},
-		{"empty component", multiInfo(tfile(100, "", "x")), "metainfo: info.files[0].path[0]: must not be empty"},
-		{"empty path", multiInfo(tfile(100)), "metainfo: info.files[0].path: must not be empty"},
-		{"duplicate paths", multiInfo(tfile(50, "a", "b"), tfile(50, "a", "b")), "metainfo: info.files[1].path: same path as info.files[0]"},
-		{"file then directory of it", multiInfo(tfile(50, "a"), tfile(50, "a", "b")), `metainfo: info.files[1].path: "a" is a file, info.files[0]`},
-		{"directory then file over it", multiInfo(tfile(50, "a", "b"), tfile(50, "a")), `metainfo: info.files[1].path: "a" is a directory of info.files[0]`},
-		{"negative file length", multiInfo(tfile(-1, "a")), "metainfo: info.files[0].length: must be >= 0"},
-		{"lengths overflowing int64", multiInfo(tfile(math.MaxInt64, "a"), tfile(1, "b")), "metainfo: info.files[1].length: total length overflows int64"},
-		{"zero-length single file", map[string]any{"name": "z", "piece length": 16384, "pieces": "", "length": 0}, "metainfo: info.length: must be > 0"},
-		{"only zero-length files", multiInfo(tfile(0, "a"), tfile(0, "b")), "metainfo: info.files: total length must be > 0"},
-		{"enormous piece count", map[string]any{"name": "big", "piece length": 1, "pieces": fakeHashes(1), "length": int64(1) << 40},
-			"metainfo: info: length 1099511627776 in pieces of 1 makes 1099511627776 pieces, more than 4000000"},
-		{"pieces for fewer pieces than the length", map[string]any{"name": "few", "piece length": 16384, "pieces": fakeHashes(1), "length": 16385},
-			"metainfo: info.pieces: 1 hashes, want 2"},
-		{"pieces not a multiple of 20", map[string]any{"name": "odd", "piece length": 16384, "pieces": "0123456789012345678", "length": 100},
-			"metainfo: info.pieces: length 19 is not a multiple of 20"},
-		{"piece length 0", map[string]any{"name": "p", "piece length": 0, "pieces": fakeHashes(1), "length": 100}, "metainfo: info.piece length: must be > 0"},
-		{"piece length 1 TiB", map[string]any{"name": "p", "piece length": int64(1) << 40, "pieces": fakeHashes(1), "length": 100},
-			"metainfo: info.piece length: 1099511627776 exceeds the limit"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := metainfo.Parse(bytes.NewReader(torrentBytes(t, tc.info)))
-			if err == nil {
-				t.Fatalf("Parse() accepted the torrent: files %v", m.Info.Files)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Parse() = %q, want it to contain %q", err, tc.want)
-			}
-		})
-	}
-}
 
 // TestZeroLengthFiles: zero-length files first, between others, last, and alone in a
 // directory are created empty, and the rest downloads around them.
