@@ -19,8 +19,6 @@ import (
 //	                 ├─▶ Request ─▶ Assemble ─▶ Verify ─▶ Write
 //	Listen ──────────┘
 func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Storage, ln net.Listener) {
-	pieceLen := int(p.meta.Info.PieceLength)
-	pieces := bufpool.New(pieceLen, 8)
 	blocks := bufpool.New(wire.BlockSize, 512)
 	req := p.cfg.Request
 	req.Blocks = blocks
@@ -32,7 +30,7 @@ func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Stor
 	}
 	conns.
 		Via(stages.Request(ctx, env, req)).
-		Via(stages.Assemble(env, pieces, blocks)).
+		Via(stages.Assemble(env, blocks)).
 		Via(stages.Verify(env.Info, p.cfg.Verifiers)).
-		To(stages.Write(env, store, pieces, 2))
+		To(stages.Write(env, store, blocks, 2))
 }

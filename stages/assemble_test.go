@@ -49,7 +49,7 @@ func TestAssembleThenVerify(t *testing.T) {
 	bad := in[3].Piece
 
 	pieces := stagetest.Run[*stages.Block, *stages.Piece](t,
-		stages.Assemble(e, bufpool.New(int(tor.Meta.Info.PieceLength), 4), pool), in)
+		stages.Assemble(e, pool), in)
 	if len(pieces) != tor.Meta.Info.NumPieces() {
 		t.Fatalf("Assemble emitted %d pieces, want %d", len(pieces), tor.Meta.Info.NumPieces())
 	}
@@ -61,7 +61,7 @@ func TestAssembleThenVerify(t *testing.T) {
 			t.Errorf("piece %d was corrupted, Verify set Err = %v", p.Index, p.Err)
 		case p.Index != bad && p.Err != nil:
 			t.Errorf("piece %d: Verify set Err = %v, want nil", p.Index, p.Err)
-		case p.Index != bad && !bytes.Equal(p.Data, tor.Data[off:off+int64(len(p.Data))]):
+		case p.Index != bad && !bytes.Equal(p.Bytes(), tor.Data[off:off+tor.Meta.Info.PieceSize(p.Index)]):
 			t.Errorf("piece %d assembled wrong", p.Index)
 		}
 		if len(p.Peers) != 1 || p.Peers[0] != peer {

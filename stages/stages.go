@@ -84,13 +84,24 @@ func freeBlock(b *Block) {
 	blocks.Put(b)
 }
 
-// Piece is a whole piece, assembled from blocks. Err is set by Verify when the piece fails
-// its hash; Peers are the peers that sent its blocks, for blame.
+// Piece is a whole piece, assembled from blocks. Its bytes stay in the buffers they were
+// received into, in order, one per block of wire.BlockSize (the last may be shorter): they
+// are hashed and written from there, never copied into one buffer. Err is set by Verify
+// when the piece fails its hash; Peers are the peers that sent its blocks, for blame.
 type Piece struct {
-	Index int
-	Data  []byte
-	Err   error
-	Peers []*Peer
+	Index  int
+	Blocks [][]byte
+	Err    error
+	Peers  []*Peer
+}
+
+// Bytes returns a copy of the piece's bytes in one slice, for tests and tools.
+func (p *Piece) Bytes() []byte {
+	var b []byte
+	for _, blk := range p.Blocks {
+		b = append(b, blk...)
+	}
+	return b
 }
 
 // ErrHashMismatch marks a piece whose SHA-1 is not the one in the metainfo.
@@ -122,6 +133,13 @@ type Storage interface {
 	io.WriterAt
 	io.ReaderAt
 	Close() error
+}
+
+// VectorWriterAt is Storage that writes several buffers at one offset in a single call
+// (pwritev): the write sink uses it, when the Storage has it, to write a piece's blocks
+// with one system call instead of one per block.
+type VectorWriterAt interface {
+	WriteVAt(bufs [][]byte, off int64) (int, error)
 }
 
 // Env is what the pipeline shares with its stages for one run.

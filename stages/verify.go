@@ -17,7 +17,12 @@ func Verify(info *metainfo.Info, workers int) streams.Flow {
 }
 
 func verifyPiece(info *metainfo.Info, p *Piece) *Piece {
-	if sha1.Sum(p.Data) != info.PieceHash(p.Index) {
+	h := sha1.New()
+	for _, b := range p.Blocks {
+		h.Write(b)
+	}
+	var sum [sha1.Size]byte
+	if [sha1.Size]byte(h.Sum(sum[:0])) != info.PieceHash(p.Index) {
 		p.Err = fmt.Errorf("piece %d: %w", p.Index, ErrHashMismatch)
 	}
 	return p

@@ -115,6 +115,60 @@ func (s *Files) WriteAt(p []byte, off int64) (int, error) {
 	})
 }
 
+// WriteVAt writes bufs one after another at offset off of the torrent's byte space, as
+// WriteAt would their concatenation, with one pwritev(2) per file the range touches.
+func (s *Files) WriteVAt(bufs [][]byte, off int64) (int, error) {
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if off < 0 || off+int64(total) > s.size {
+		return 0, fmt.Errorf("storage: range [%d, %d) outside torrent of %d bytes", off, off+int64(total), s.size)
+	}
+	i := sort.Search(len(s.layout), func(i int) bool { return s.layout[i].Offset+s.layout[i].Length > off })
+	done := 0
+	var seg [][]byte
+	for done < total && i < len(s.layout) {
+		f := s.layout[i]
+		at := off + int64(done) - f.Offset
+		if at >= f.Length { // a zero-length file, or one that ends at off
+			i++
+			continue
+		}
+		seg = window(seg[:0], bufs, done, int(min(int64(total-done), f.Length-at)))
+		m, err := pwritev(s.files[i], seg, at)
+		s.wb.wrote(s.files[i], at, int64(m))
+		done += m
+		if err != nil {
+			return done, fmt.Errorf("storage: %s: %w", filepath.Join(f.Path...), err)
+		}
+		if m == 0 {
+			return done, fmt.Errorf("storage: %s: %w", filepath.Join(f.Path...), io.ErrShortWrite)
+		}
+		// A short write goes round again in the same file.
+	}
+	return done, nil
+}
+
+// window appends to dst the parts of bufs, taken as one byte sequence, that cover
+// [from, from+n).
+func window(dst, bufs [][]byte, from, n int) [][]byte {
+	for _, b := range bufs {
+		if n == 0 {
+			break
+		}
+		if from >= len(b) {
+			from -= len(b)
+			continue
+		}
+		part := b[from:min(len(b), from+n)]
+		dst = append(dst, part)
+		n -= len(part)
+		from = 0
+	}
+	return dst
+}
+
 // ReadAt reads len(p) bytes at offset off of the torrent's byte space.
 func (s *Files) ReadAt(p []byte, off int64) (int, error) {
 	return s.span(p, off, func(f *os.File, b []byte, at int64) (int, error) { return f.ReadAt(b, at) })

@@ -61,44 +61,59 @@ func TestSpans(t *testing.T) {
 		{"last byte", info.Length - 1, info.Length},
 		{"empty range at a boundary", 100, 100},
 	}
+	// write is WriteAt, or WriteVAt with the range cut in uneven parts (an empty one too).
+	writers := map[string]func(s *Files, p []byte, off int64) (int, error){
+		"WriteAt": (*Files).WriteAt,
+		"WriteVAt": func(s *Files, p []byte, off int64) (int, error) {
+			var bufs [][]byte
+			for i, cut := 0, 7; len(p) > 0; i++ {
+				n := min(len(p), cut)
+				bufs = append(bufs, p[:n], p[n:n]) // and an empty buffer between
+				p, cut = p[n:], cut*3%41+1
+			}
+			return s.WriteVAt(bufs, off)
+		},
+	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s := open(t, dir, info)
-			if n, err := s.WriteAt(data[tc.off:tc.end], tc.off); err != nil || int64(n) != tc.end-tc.off {
-				t.Fatalf("WriteAt([%d, %d)) = %d, %v", tc.off, tc.end, n, err)
-			}
-			got := make([]byte, tc.end-tc.off)
-			if n, err := s.ReadAt(got, tc.off); err != nil || n != len(got) {
-				t.Fatalf("ReadAt([%d, %d)) = %d, %v", tc.off, tc.end, n, err)
-			}
-			if !bytes.Equal(got, data[tc.off:tc.end]) {
-				t.Fatal("ReadAt returned other bytes than were written")
-			}
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close() = %v", err)
-			}
-			// On disk: every file exists at its full length, holding the written range.
-			for _, f := range info.Files {
-				b, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
-				if err != nil {
-					t.Fatal(err)
+		for name, write := range writers {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				dir := t.TempDir()
+				s := open(t, dir, info)
+				if n, err := write(s, data[tc.off:tc.end], tc.off); err != nil || int64(n) != tc.end-tc.off {
+					t.Fatalf("%s([%d, %d)) = %d, %v", name, tc.off, tc.end, n, err)
 				}
-				if int64(len(b)) != f.Length {
-					t.Fatalf("%s: %d bytes, want %d", filepath.Join(f.Path...), len(b), f.Length)
+				got := make([]byte, tc.end-tc.off)
+				if n, err := s.ReadAt(got, tc.off); err != nil || n != len(got) {
+					t.Fatalf("ReadAt([%d, %d)) = %d, %v", tc.off, tc.end, n, err)
 				}
-				for i := range b {
-					at := f.Offset + int64(i)
-					want := byte(0)
-					if at >= tc.off && at < tc.end {
-						want = data[at]
+				if !bytes.Equal(got, data[tc.off:tc.end]) {
+					t.Fatal("ReadAt returned other bytes than were written")
+				}
+				if err := s.Close(); err != nil {
+					t.Fatalf("Close() = %v", err)
+				}
+				// On disk: every file exists at its full length, holding the written range.
+				for _, f := range info.Files {
+					b, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
+					if err != nil {
+						t.Fatal(err)
 					}
-					if b[i] != want {
-						t.Fatalf("%s byte %d = %#x, want %#x", filepath.Join(f.Path...), i, b[i], want)
+					if int64(len(b)) != f.Length {
+						t.Fatalf("%s: %d bytes, want %d", filepath.Join(f.Path...), len(b), f.Length)
+					}
+					for i := range b {
+						at := f.Offset + int64(i)
+						want := byte(0)
+						if at >= tc.off && at < tc.end {
+							want = data[at]
+						}
+						if b[i] != want {
+							t.Fatalf("%s byte %d = %#x, want %#x", filepath.Join(f.Path...), i, b[i], want)
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -109,6 +124,9 @@ func TestOutOfRange(t *testing.T) {
 	for _, r := range []struct{ off, n int64 }{{-1, 2}, {25, 6}, {30, 1}, {1 << 62, 1}} {
 		if _, err := s.WriteAt(make([]byte, r.n), r.off); err == nil || !strings.Contains(err.Error(), "outside torrent") {
 			t.Errorf("WriteAt(%d bytes at %d) = %v, want an error", r.n, r.off, err)
+		}
+		if _, err := s.WriteVAt([][]byte{make([]byte, r.n/2), make([]byte, r.n-r.n/2)}, r.off); err == nil || !strings.Contains(err.Error(), "outside torrent") {
+			t.Errorf("WriteVAt(%d bytes at %d) = %v, want an error", r.n, r.off, err)
 		}
 		if _, err := s.ReadAt(make([]byte, r.n), r.off); err == nil {
 			t.Errorf("ReadAt(%d bytes at %d) = nil error", r.n, r.off)

@@ -49,6 +49,7 @@ type config struct {
 	clientTimeout time.Duration
 	dir           string
 	keep          bool
+	profile       string // directory for BitStorm CPU profiles; empty: none
 }
 
 func main() {
@@ -65,6 +66,7 @@ func main() {
 	flag.DurationVar(&cfg.clientTimeout, "client-timeout", 5*time.Minute, "bound on one client's download")
 	flag.StringVar(&cfg.dir, "dir", "", "directory for the payload and downloads (default: the system's temporary directory)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the payload and logs")
+	flag.StringVar(&cfg.profile, "cpuprofile", "", "write each BitStorm download's CPU profile to `DIR`/bitstorm-N-seeders.prof")
 	flag.Parse()
 	for _, f := range strings.Split(seeders, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -362,7 +364,11 @@ func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, wan
 			r.err = err
 			return r
 		}
-		cmd := exec.Command(bin, "download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent)
+		args := []string{"download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent}
+		if cfg.profile != "" {
+			args = append([]string{"--cpuprofile", filepath.Join(cfg.profile, fmt.Sprintf("bitstorm-%d-seeders.prof", len(seederPIDs)))}, args...)
+		}
+		cmd := exec.Command(bin, args...)
 		p, err := swarmtest.Start(ctx, cmd, out+".log")
 		if err != nil {
 			r.err = err
