@@ -206,7 +206,7 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-const rowFormat = "%-22s  %8s  %7s  %9s  %12s  %12s\n"
+const rowFormat = "%-22s  %8s  %16s  %9s  %12s  %12s\n"
 
 // leechTable runs every client against n libtorrent seeders and prints their table; it
 // returns the clients that failed.
@@ -271,7 +271,7 @@ func printRows(rows []row, size int64) []string {
 		cpu := r.res.CPU().Seconds()
 		fmt.Printf(rowFormat, r.client,
 			fmt.Sprintf("%.1f", float64(size)/(1<<20)/r.res.Wall.Seconds()),
-			fmt.Sprintf("%.2f", cpu), fmt.Sprintf("%.2f", cpu/gib),
+			fmt.Sprintf("%.2f (%.0f%% sys)", cpu, 100*r.res.Sys.Seconds()/cpu), fmt.Sprintf("%.2f", cpu/gib),
 			fmt.Sprintf("%.1f", float64(r.res.MaxRSS)/(1<<20)),
 			fmt.Sprintf("%.2f", r.seederCPU.Seconds()))
 	}
