@@ -283,15 +283,7 @@ func TestZeroLengthFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
-	for _, f := range tor.Meta.Info.Files {
-		got, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, tor.Data[f.Offset:f.Offset+f.Length]) {
-			t.Errorf("%s: %d bytes, want the payload's %d", filepath.Join(f.Path...), len(got), f.Length)
-		}
-	}
+	checkPayloadFiles(t, dir, tor)
 }
 
 // dirSnapshot lists every file below dir with its contents, to show that nothing changed.
@@ -551,8 +543,8 @@ func checkPayloadFiles(t *testing.T, dir string, tor *stagetest.Torrent) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, tor.Data[f.Offset:f.Offset+f.Length]) {
-			t.Fatalf("%s differs from the payload", filepath.Join(f.Path...))
+		if want := tor.Data[f.Offset : f.Offset+f.Length]; !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes on disk differ from the %d-byte payload", filepath.Join(f.Path...), len(got), len(want))
 		}
 	}
 }

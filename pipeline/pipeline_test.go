@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -170,15 +168,7 @@ func TestDownloadToFiles(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
-	for _, f := range tor.Meta.Info.Files {
-		got, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := tor.Data[f.Offset : f.Offset+f.Length]; !bytes.Equal(got, want) {
-			t.Errorf("%s: %d bytes on disk differ from the %d-byte payload", filepath.Join(f.Path...), len(got), len(want))
-		}
-	}
+	checkPayloadFiles(t, dir, tor)
 }
 
 // TestStartupWithManyBadPeers is the prototype's hang: 150 addresses of which most are dead,

@@ -214,15 +214,7 @@ func TestResumeAfterInterrupt(t *testing.T) {
 	if got, max := p2.Stats().Downloaded, missing; got > max {
 		t.Errorf("second run downloaded %d bytes, want at most the %d missing", got, max)
 	}
-	for _, f := range tor.Meta.Info.Files {
-		got, err := os.ReadFile(filepath.Join(append([]string{dir}, f.Path...)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, tor.Data[f.Offset:f.Offset+f.Length]) {
-			t.Fatalf("%s differs from the payload after resuming", filepath.Join(f.Path...))
-		}
-	}
+	checkPayloadFiles(t, dir, tor)
 }
 
 // TestRecheckAfterCrash: files written after the last record (as after kill -9) make the
