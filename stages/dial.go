@@ -281,7 +281,7 @@ func Handshake(ctx context.Context, env *Env, nc net.Conn, a netip.AddrPort, tim
 	if theirs.PeerID == env.PeerID {
 		return nil, fmt.Errorf("handshake: %w: connected to ourselves", errNoRetry)
 	}
-	if env.Sched.Banned(a) || env.Sched.BannedID(theirs.PeerID) {
+	if env.Sched.Banned(a) {
 		return nil, fmt.Errorf("handshake: %w: %w", errNoRetry, errBanned)
 	}
 	if !dialed {

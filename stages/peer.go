@@ -10,8 +10,7 @@ import (
 // often it sent bad data, and how to wake its session when work becomes available.
 type Peer struct {
 	Addr    netip.AddrPort
-	ID      [20]byte // its peer id from the handshake (zero when unknown)
-	strikes int      // guarded by the Scheduler's lock
+	strikes int // guarded by the Scheduler's lock
 	banned  atomic.Bool
 	kick    chan struct{}
 
@@ -22,12 +21,6 @@ type Peer struct {
 // NewPeer returns the identity of a peer at addr.
 func NewPeer(addr netip.AddrPort) *Peer {
 	return &Peer{Addr: addr, kick: make(chan struct{}, 1)}
-}
-
-func newPeerOf(c *Conn) *Peer {
-	p := NewPeer(c.Addr)
-	p.ID = c.PeerID
-	return p
 }
 
 // Banned reports whether the peer sent corrupt data often enough to be dropped.

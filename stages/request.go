@@ -142,7 +142,7 @@ func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any, reg *regis
 	n := env.Info.NumPieces()
 	now := time.Now()
 	return &session{
-		env: env, cfg: cfg, c: c, p: newPeerOf(c), out: out, reg: reg,
+		env: env, cfg: cfg, c: c, p: NewPeer(c.Addr), out: out, reg: reg,
 		dec:    wire.NewDecoder(c.R, n),
 		log:    env.Log.With("stage", "request", "peer", c.Addr),
 		choked: true,

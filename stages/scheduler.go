@@ -76,7 +76,7 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 		active:    make(map[int]*activePiece),
 		started:   wire.NewBitfield(info.NumPieces()),
 		starved:   make(map[*Peer]struct{}),
-		banned:    bans{addrs: make(map[netip.AddrPort]bool), ips: make(map[netip.Addr]bool), ids: make(map[[20]byte]bool)},
+		banned:    bans{addrs: make(map[netip.AddrPort]bool), ips: make(map[netip.Addr]bool)},
 	}
 	s.want = func(i int) bool { return !s.done.Has(i) && !s.started.Has(i) }
 	return s
@@ -150,21 +150,17 @@ func (s *Scheduler) Interesting(has wire.Bitfield) bool {
 
 // bans remembers the peers that sent corrupt data too often. A peer is banned by its IP
 // address, as libtorrent does: one that comes back from another port is still refused. On
-// loopback, where a whole test swarm shares one address, only its address and port are
-// banned. Its peer id is banned too, which catches it reconnecting from a new port there.
+// loopback, where a whole test swarm shares one address, only its address and port are.
+// (Not by peer id: a peer chooses its id, and could take an honest peer's to have it banned.)
 type bans struct {
 	addrs map[netip.AddrPort]bool
 	ips   map[netip.Addr]bool
-	ids   map[[20]byte]bool
 }
 
 func (b *bans) add(p *Peer) {
 	b.addrs[p.Addr] = true
 	if ip := p.Addr.Addr(); !ip.IsLoopback() {
 		b.ips[ip] = true
-	}
-	if p.ID != ([20]byte{}) {
-		b.ids[p.ID] = true
 	}
 }
 
@@ -174,13 +170,6 @@ func (s *Scheduler) Banned(addr netip.AddrPort) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.banned.addrs[addr] || s.banned.ips[addr.Addr()]
-}
-
-// BannedID reports whether a banned peer used the peer id id.
-func (s *Scheduler) BannedID(id [20]byte) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.banned.ids[id]
 }
 
 // PeerJoined counts a connected peer.

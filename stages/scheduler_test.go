@@ -189,13 +189,12 @@ func TestSchedulerLostBlockIsRequestedAgain(t *testing.T) {
 }
 
 // A banned peer stays banned from another port: by IP, except on loopback where a whole
-// swarm shares one address; and by its peer id everywhere.
-func TestSchedulerBanByIPAndPeerID(t *testing.T) {
+// swarm shares one address.
+func TestSchedulerBanByIP(t *testing.T) {
 	info := testInfo()
 	s := NewScheduler(info, NewSequential(info.NumPieces()), 8)
 	remote := NewPeer(netip.MustParseAddrPort("192.0.2.7:6881"))
 	local := NewPeer(netip.MustParseAddrPort("127.0.0.1:6881"))
-	local.ID = [20]byte{'-', 'X', 'X'}
 	has := allPieces(4)
 	for _, bad := range []*Peer{remote, local} {
 		for range 2 {
@@ -219,11 +218,5 @@ func TestSchedulerBanByIPAndPeerID(t *testing.T) {
 		if got := s.Banned(netip.MustParseAddrPort(addr)); got != want {
 			t.Errorf("Banned(%s) = %v, want %v", addr, got, want)
 		}
-	}
-	if !s.BannedID(local.ID) {
-		t.Error("BannedID(banned peer's id) = false, want true")
-	}
-	if s.BannedID([20]byte{'-', 'Y', 'Y'}) || s.BannedID([20]byte{}) {
-		t.Error("BannedID of another id, or of the zero id, = true, want false")
 	}
 }
