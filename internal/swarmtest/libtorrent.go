@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +46,65 @@ func StartLibtorrentSeeder(ctx context.Context, torrentPath, dataDir string) (*P
 	return p, nil
 }
 
+// StartLibtorrentSeeders seeds torrentPath from dataDir with n libtorrent
+// sessions in one Python process: n seeders of one torrent, as a tracker and a
+// leecher see them, for the cost of one interpreter. Each session listens on a
+// port of 127.0.0.1 that the system picks (so no two can race for one), skips
+// the initial hash check, and announces to the torrent's tracker without
+// asking it for peers, so the seeders do not dial one another. It returns the
+// ports once every session seeds and the tracker has answered each; the
+// process runs until Stop or until ctx ends. Its log goes beside torrentPath
+// and has a line "status port=P peers=N uploaded=U" each second a session's
+// upload total changed.
+func StartLibtorrentSeeders(ctx context.Context, torrentPath, dataDir string, n int) (*Process, []int, error) {
+	if n < 1 {
+		return nil, nil, fmt.Errorf("swarmtest: libtorrent seeders: count %d, want at least 1", n)
+	}
+	logPath := logBeside(torrentPath, fmt.Sprintf("libtorrent-seeders-%d-%d", n, seedersRun.Add(1)))
+	cmd, err := libtorrentCmd("seeds", torrentPath, dataDir, 0, filepath.Dir(logPath), "--count", strconv.Itoa(n))
+	if err != nil {
+		return nil, nil, err
+	}
+	var lw *lineWatcher
+	p, err := start(ctx, "libtorrent seeders", cmd, logPath,
+		func(w io.Writer) io.Writer { lw = newLineWatcher(w, "seeding ports="); return lw })
+	if err != nil {
+		return nil, nil, err
+	}
+	// Sessions start and announce one after another: allow more than one seeder's minute.
+	line, err := waitLine(ctx, p, lw, time.Minute+time.Duration(n)*time.Second)
+	if err == nil {
+		var ports []int
+		ports, err = parsePorts(strings.TrimPrefix(line, "seeding ports="), n)
+		if err == nil {
+			return p, ports, nil
+		}
+	}
+	p.Stop()
+	return nil, nil, err
+}
+
+// seedersRun numbers the StartLibtorrentSeeders calls, for their log names.
+var seedersRun atomic.Int64
+
+// parsePorts reads n comma-separated distinct ports.
+func parsePorts(s string, n int) ([]int, error) {
+	fields := strings.Split(s, ",")
+	if len(fields) != n {
+		return nil, fmt.Errorf("swarmtest: libtorrent seeders: %d ports in %q, want %d", len(fields), s, n)
+	}
+	ports := make([]int, n)
+	seen := make(map[int]bool, n)
+	for i, f := range fields {
+		p, err := strconv.Atoi(f)
+		if err != nil || p <= 0 || p > 65535 || seen[p] {
+			return nil, fmt.Errorf("swarmtest: libtorrent seeders: bad or repeated port %q in %q", f, s)
+		}
+		ports[i], seen[p] = p, true
+	}
+	return ports, nil
+}
+
 // RunLibtorrentLeecher downloads torrentPath into outDir with libtorrent on
 // 127.0.0.1 and returns when it has every piece. Result.Wall includes the
 // interpreter's start and the first announce. Its log goes to outDir+".log".
@@ -72,9 +133,9 @@ func RunLibtorrentLeecher(ctx context.Context, torrentPath, outDir string) (Resu
 }
 
 // libtorrentCmd writes the script into scriptDir (so that ps shows a short
-// command line) and returns the command that runs it. -I keeps the user's
-// site-packages and environment out.
-func libtorrentCmd(mode, torrentPath, dir string, port int, scriptDir string) (*exec.Cmd, error) {
+// command line) and returns the command that runs it, with extra arguments
+// after the common ones. -I keeps the user's site-packages and environment out.
+func libtorrentCmd(mode, torrentPath, dir string, port int, scriptDir string, extra ...string) (*exec.Cmd, error) {
 	script := filepath.Join(scriptDir, "swarmtest-ltpeer.py")
 	tmp, err := os.CreateTemp(scriptDir, "swarmtest-ltpeer-*.tmp")
 	if err != nil {
@@ -91,8 +152,9 @@ func libtorrentCmd(mode, torrentPath, dir string, port int, scriptDir string) (*
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("swarmtest: libtorrent script: %w", err)
 	}
-	return exec.Command(Python, "-I", "-u", script, mode,
-		"--torrent", torrentPath, "--save", dir, "--port", strconv.Itoa(port)), nil
+	args := append([]string{"-I", "-u", script, mode,
+		"--torrent", torrentPath, "--save", dir, "--port", strconv.Itoa(port)}, extra...)
+	return exec.Command(Python, args...), nil
 }
 
 // logBeside names a log file in the directory of path.

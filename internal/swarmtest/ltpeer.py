@@ -2,6 +2,11 @@
 
 seed:  prints "seeding port=P" once the torrent seeds and the tracker has
        answered an announce, then runs until killed.
+seeds: runs --count sessions in this one process, each seeding the torrent
+       from --save on a port of its own that the system picks; prints
+       "seeding ports=P1,P2,..." once every one seeds and the tracker has
+       answered each, then runs until killed. Each session has a line
+       "status port=P peers=N uploaded=U" every second its total changed.
 leech: downloads into --save, prints "finished elapsed=S bytes=N" and exits 0.
 
 Plain TCP on loopback only: no DHT, LSD, UPnP, NAT-PMP or uTP. Every peer is
@@ -19,7 +24,7 @@ def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-def make_session(port):
+def make_session(port, extra=None):
     s = lt.default_settings()
     s.update({
         "listen_interfaces": "127.0.0.1:%d" % port,
@@ -36,6 +41,7 @@ def make_session(port):
                        | lt.alert.category_t.status_notification
                        | lt.alert.category_t.tracker_notification),
     })
+    s.update(extra or {})
     return lt.session(s)
 
 
@@ -88,6 +94,37 @@ def seed(args):
                 st.state, st.num_peers, st.all_time_upload, st.upload_rate))
 
 
+def seeds(args):
+    # Many sessions share two cores: a few disk threads each (reads come
+    # through mmap from the page cache), and numwant=0 so that the seeders do
+    # not learn of and dial one another through the tracker.
+    extra = {"aio_threads": 2, "hashing_threads": 1, "num_want": 0}
+    swarm = []
+    for _ in range(args.count):
+        ses = make_session(0, extra)
+        h, _ = add(ses, args.torrent, args.save, True)
+        swarm.append({"ses": ses, "h": h, "announced": False, "port": 0, "up": 0})
+    said = False
+    while True:
+        time.sleep(0.25 if not said else 1)
+        ready = True
+        for s in swarm:
+            s["announced"] = drain(s["ses"]) or s["announced"]
+            if not s["port"] and s["ses"].is_listening():
+                s["port"] = s["ses"].listen_port()
+            st = s["h"].status()
+            if st.errc.value() != 0:
+                log("torrent error port=%d:" % s["port"], st.errc.message())
+                sys.exit(1)
+            ready = ready and st.is_seeding and s["announced"] and s["port"] != 0
+            if said and st.all_time_upload != s["up"]:
+                s["up"] = st.all_time_upload
+                log("status port=%d peers=%d uploaded=%d" % (s["port"], st.num_peers, s["up"]))
+        if not said and ready:
+            print("seeding ports=%s" % ",".join(str(s["port"]) for s in swarm), flush=True)
+            said = True
+
+
 def wait_announce(ses, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -128,11 +165,16 @@ def leech(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["seed", "leech"])
+    p.add_argument("mode", choices=["seed", "seeds", "leech"])
     p.add_argument("--torrent", required=True)
     p.add_argument("--save", required=True, help="directory that holds (or will hold) the torrent's name")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0, help="seed and leech: the port to listen on")
+    p.add_argument("--count", type=int, default=1, help="seeds: how many sessions")
     args = p.parse_args()
+    if args.mode == "seeds":
+        log("libtorrent", lt.__version__, "seeds count", args.count)
+        seeds(args)
+        return
     log("libtorrent", lt.__version__, args.mode, "port", args.port)
     if args.mode == "seed":
         seed(args)

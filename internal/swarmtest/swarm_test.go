@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -82,6 +84,61 @@ func TestTrackerAndSeeder(t *testing.T) {
 	}
 	if b, err := os.ReadFile(seeder.LogPath); err != nil || !bytes.Contains(b, []byte("seeding port=")) {
 		t.Errorf("seeder log %s: %v\n%s", seeder.LogPath, err, b)
+	}
+}
+
+// TestTrackerAndSeeders runs three seeders in one libtorrent process and checks that the
+// tracker counts three, each at the port the helper returned.
+func TestTrackerAndSeeders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs opentracker and libtorrent")
+	}
+	Require(t, Opentracker, Mktorrent, Libtorrent)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	files := []FileSpec{{"trio/a.bin", 1<<20 + 3}, {"trio/b.txt", 999}}
+	if err := WritePayload(dir, 6, files); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := StartTracker(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Stop()
+	torrent := filepath.Join(dir, "trio.torrent")
+	if err := MakeTorrent(ctx, filepath.Join(dir, "trio"), torrent, tr.AnnounceURL, 15); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := InfoHash(ctx, torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Allow(ctx, hash); err != nil {
+		t.Fatal(err)
+	}
+	seeders, ports, err := StartLibtorrentSeeders(ctx, torrent, dir, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seeders.Stop()
+	if len(ports) != 3 {
+		t.Fatalf("StartLibtorrentSeeders returned ports %v, want 3", ports)
+	}
+	if err := tr.WaitSeeders(ctx, hash, 3); err != nil {
+		t.Fatal(err)
+	}
+	// Each session listens where it said: a handshake-less dial connects.
+	for _, p := range ports {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Errorf("seeder port %d: %v", p, err)
+			continue
+		}
+		c.Close()
+	}
+	if s, err := tr.Scrape(ctx, hash); err != nil || s.Complete != 3 {
+		t.Errorf("Scrape with three seeders = %+v, %v; want 3 complete", s, err)
 	}
 }
 

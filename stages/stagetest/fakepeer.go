@@ -40,6 +40,8 @@ type FakePeer struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
+	done     chan struct{} // closed by Close: wakes a connection waiting at Gate
+	stop     sync.Once
 
 	// HangUpAfter is the number of blocks a HangUp peer serves per connection.
 	HangUpAfter int
@@ -49,6 +51,9 @@ type FakePeer struct {
 	// the n-th connection (from 0) gets the pieces i with i%Split == n%Split. Two leechers of
 	// a split seeder must exchange pieces to finish.
 	Split int
+	// Gate, when not nil, holds back the unchoke until it is closed: a test can have every
+	// peer connected before any block flows.
+	Gate <-chan struct{}
 
 	Served   atomic.Int64 // blocks sent
 	Accepted atomic.Int64 // connections accepted
@@ -61,7 +66,7 @@ func NewFakePeer(tb testing.TB, t *Torrent, b Behavior) *FakePeer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &FakePeer{t: t, behavior: b, ln: ln, conns: make(map[net.Conn]struct{}), HangUpAfter: 3}
+	p := &FakePeer{t: t, behavior: b, ln: ln, conns: make(map[net.Conn]struct{}), done: make(chan struct{}), HangUpAfter: 3}
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.Close)
@@ -75,6 +80,7 @@ func (p *FakePeer) Addr() netip.AddrPort {
 
 // Close stops the peer and waits for its goroutines.
 func (p *FakePeer) Close() {
+	p.stop.Do(func() { close(p.done) })
 	p.ln.Close()
 	p.mu.Lock()
 	for c := range p.conns {
@@ -146,6 +152,13 @@ func (p *FakePeer) serve(c net.Conn, nth int) {
 		switch {
 		case m.KeepAlive:
 		case m.ID == wire.Interested && p.behavior != NeverUnchoke:
+			if p.Gate != nil {
+				select {
+				case <-p.Gate:
+				case <-p.done:
+					return
+				}
+			}
 			if _, err := c.Write(wire.AppendState(nil, wire.Unchoke)); err != nil {
 				return
 			}
