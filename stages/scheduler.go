@@ -244,7 +244,9 @@ func (s *Scheduler) Next(p *Peer, has wire.Bitfield, n int, pending func(BlockRe
 			dst = s.take(a, p, n-(len(dst)-start), pending, dst)
 		}
 	}
-	for len(dst)-start < n && len(s.live) < s.maxActive {
+	// Only while some piece is neither done nor started: past that, Pick would scan every
+	// piece to find nothing, for every request round of every peer.
+	for len(dst)-start < n && len(s.live) < s.maxActive && s.numDone+len(s.live) < s.info.NumPieces() {
 		i, ok := s.picker.Pick(has, s.want)
 		if !ok {
 			break
@@ -275,7 +277,7 @@ func (s *Scheduler) endgame(p *Peer, has wire.Bitfield, n int, pending func(Bloc
 	start := len(dst)
 	now := time.Now().UnixNano()
 	for _, a := range s.live {
-		if !has.Has(a.index) {
+		if !has.Has(a.index) || a.received == a.nblocks { // complete, being verified or written
 			continue
 		}
 		for j := 0; j < a.nblocks && len(dst)-start < n; j++ {
@@ -444,7 +446,11 @@ func (s *Scheduler) PieceDone(piece int) {
 	if !s.done.Has(piece) {
 		s.finish(piece)
 	}
-	s.wakeStarved()
+	// A piece done frees a place for a new one, if any is left to start; in endgame it
+	// frees no work, and waking every starved peer then only has each search in vain.
+	if s.numDone+len(s.live) < s.info.NumPieces() {
+		s.wakeStarved()
+	}
 }
 
 func (s *Scheduler) finish(piece int) {
