@@ -130,9 +130,8 @@ func logHas(path, substr string) bool {
 	return false
 }
 
-// droppedPeers returns the lines of a bitstorm log that drop a peer on bitstorm's own
-// account: not those for both sides being seeds (how a finished leecher is let go), nor
-// for a connection the peer reset or closed.
+// droppedPeers returns the lines of a bitstorm log that drop a peer for a fault (logged as
+// warnings; a peer that hangs up, or a seed let go once both sides are seeds, is not).
 func droppedPeers(path string) []string {
 	var out []string
 	f, err := os.Open(path)
@@ -144,16 +143,9 @@ func droppedPeers(path string) []string {
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
-		if !strings.Contains(l, `msg="dropping peer"`) {
-			continue
+		if strings.Contains(l, `msg="dropping peer"`) {
+			out = append(out, l)
 		}
-		switch {
-		case strings.Contains(l, "both sides are seeds"),
-			strings.Contains(l, "connection reset by peer"),
-			strings.Contains(l, "broken pipe"):
-			continue
-		}
-		out = append(out, l)
 	}
 	return out
 }

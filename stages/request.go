@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/bufpool"
@@ -186,8 +187,11 @@ func (s *session) run(ctx context.Context) {
 	// Whether the peer is dropped for a fault is told by the error alone: a protocol
 	// violation stays a warning even when the download ends at the same moment.
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		s.log.Debug("peer disconnected", "err", err)
+	case errors.Is(err, errBothSeeds): // nothing left to trade: no fault of the peer's
+		s.log.Debug("closing connection", "reason", err)
 	default:
 		s.log.Warn("dropping peer", "reason", err)
 	}
