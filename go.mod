@@ -3,10 +3,13 @@ module github.com/bitstorm/bitstorm
 go 1.26
 
 require (
+	github.com/jackpal/bencode-go v1.0.2
+	github.com/reugn/go-streams v0.13.0
+	github.com/urfave/cli/v2 v2.27.7
+)
+
+require (
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
-	github.com/jackpal/bencode-go v1.0.2 // indirect
-	github.com/reugn/go-streams v0.13.0 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
-	github.com/urfave/cli/v2 v2.27.7 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 )
