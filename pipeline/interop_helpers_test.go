@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/swarmtest"
 )
 
@@ -67,6 +68,27 @@ func newTrackedPayload(t *testing.T, ctx context.Context, seed int64, files []sw
 		t.Fatal(err)
 	}
 	return s
+}
+
+// opentrackerSwarm begins an interop test on an opentracker swarm: it skips under -short,
+// requires opentracker, mktorrent and libtorrent (a failure under CI=true), builds the
+// bitstorm binary, and makes the payload of files from seed, its torrent, and the
+// tracker that allows it. The context ends after timeout, or with the test.
+func opentrackerSwarm(t *testing.T, timeout time.Duration, seed int64, files []swarmtest.FileSpec) (context.Context, string, *trackedPayload, *metainfo.MetaInfo) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs opentracker, libtorrent and the bitstorm binary")
+	}
+	swarmtest.Require(t, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
+	bin := buildBitstorm(t)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	sw := newTrackedPayload(t, ctx, seed, files)
+	m, err := metainfo.Load(sw.torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, bin, sw, m
 }
 
 // startBitstormSeeder runs `bitstorm seed --data dataDir --listen 127.0.0.1 --port port torrent`,

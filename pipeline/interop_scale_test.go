@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -24,14 +23,7 @@ const fiftySeeders = 50
 // beside the download on two cores. opentracker answers bitstorm's announce (numwant 80)
 // with every seeder it knows, and the test waits until it knows all 50.
 func TestInteropFiftyLibtorrentSeeders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs opentracker, 50 libtorrent sessions and the bitstorm binary")
-	}
-	swarmtest.Require(t, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
-	bin := buildBitstorm(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
-	sw := newTrackedPayload(t, ctx, 20240605, interopFiles)
+	ctx, bin, sw, _ := opentrackerSwarm(t, 4*time.Minute, 20240605, interopFiles)
 
 	began := time.Now()
 	seeders, ports, err := swarmtest.StartLibtorrentSeeders(ctx, sw.torrent, sw.dir, fiftySeeders)

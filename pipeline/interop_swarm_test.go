@@ -38,14 +38,7 @@ var mixedFiles = []swarmtest.FileSpec{
 // leecher connected to each seeder (its --verbose log), and that each seeder sent part
 // of the payload (libtorrent's upload total).
 func TestInteropMixedSeeders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs opentracker, libtorrent and the bitstorm binary")
-	}
-	swarmtest.Require(t, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
-	bin := buildBitstorm(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	sw, _ := newSwarmPayload(t, ctx, 20240602, mixedFiles)
+	ctx, bin, sw, _ := opentrackerSwarm(t, 2*time.Minute, 20240602, mixedFiles)
 
 	lt, err := swarmtest.StartLibtorrentSeeder(ctx, sw.torrent, sw.dir)
 	if err != nil {
@@ -107,14 +100,7 @@ func TestInteropMixedSeeders(t *testing.T) {
 // up to 60 s after completing, so that the first to finish still serves the second;
 // the test stops both once both are complete.
 func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs opentracker, python3-libtorrent (for the info hash) and the bitstorm binary")
-	}
-	swarmtest.Require(t, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
-	bin := buildBitstorm(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	sw, meta := newSwarmPayload(t, ctx, 20240613, interopFiles)
+	ctx, bin, sw, meta := opentrackerSwarm(t, 2*time.Minute, 20240613, interopFiles)
 	info := &meta.Info
 	n := info.NumPieces()
 
@@ -306,14 +292,7 @@ func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
 // delays (0.2-1.5 s); the seeder is slowed down by letting it run 7 ms in every 100
 // (SIGSTOP, SIGCONT), so that every kill lands somewhere in the download.
 func TestInteropResumeAfterSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs opentracker, libtorrent and the bitstorm binary")
-	}
-	swarmtest.Require(t, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
-	bin := buildBitstorm(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	sw, meta := newSwarmPayload(t, ctx, 20240614, interopFiles)
+	ctx, bin, sw, meta := opentrackerSwarm(t, 2*time.Minute, 20240614, interopFiles)
 	info := &meta.Info
 	n := info.NumPieces()
 	seeder, err := swarmtest.StartLibtorrentSeeder(ctx, sw.torrent, sw.dir)
@@ -423,23 +402,6 @@ func throttle(p *swarmtest.Process, on, period time.Duration) (stop func()) {
 		close(quit)
 		<-done
 	}
-}
-
-// newSwarmPayload is newTrackedPayload with the torrent's metainfo loaded.
-//
-// The harness's tracker probes (Tracker.Allow, Scrape) put the info hash in the
-// query with url.Values, which writes a 0x20 byte as '+', and opentracker takes
-// that '+' literally: a torrent whose info hash holds 0x20 is never allowed
-// ("opentracker still refuses ..."). The hash depends only on the payload, so the
-// seeds of these tests are ones whose hashes avoid it.
-func newSwarmPayload(t *testing.T, ctx context.Context, seed int64, files []swarmtest.FileSpec) (*trackedPayload, *metainfo.MetaInfo) {
-	t.Helper()
-	s := newTrackedPayload(t, ctx, seed, files)
-	m, err := metainfo.Load(s.torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, m
 }
 
 // startBitstorm runs the bitstorm binary with args, its output going to logPath. The
