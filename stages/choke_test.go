@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 )
 
 func candidates(rates ...float64) []ChokeCandidate {
@@ -59,5 +60,51 @@ func TestRateChokerFewPeers(t *testing.T) {
 	cs := candidates(1, 2)
 	if got := c.Choose(cs, false, false); len(got) != 2 {
 		t.Fatalf("Choose of 2 interested peers unchoked %d, want both", len(got))
+	}
+}
+
+// A quick choke pass only fills free slots: repeated, it never unchokes more peers than the
+// choker has slots; a peer that leaves frees its slot for the next pass.
+func TestQuickPassKeepsToTheSlots(t *testing.T) {
+	info := testInfo()
+	env := &Env{Info: info, Sched: NewScheduler(info, NewSequential(info.NumPieces()), 4)}
+	r := newRegistry(env, &RateChoker{Slots: 2, Rand: rand.New(rand.NewPCG(1, 2))}, time.Hour)
+	var ss []*session
+	for i := range 6 {
+		s := &session{p: NewPeer(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(1000+i))),
+			choking: true, peerInterested: true}
+		ss = append(ss, s)
+		r.add(s)
+	}
+	unchoked := func() (n int, first *session) {
+		for _, s := range ss {
+			if !s.isChoking() {
+				if first == nil {
+					first = s
+				}
+				n++
+			}
+		}
+		return n, first
+	}
+	for pass := range 20 {
+		r.choose(false, false)
+		if n, _ := unchoked(); n != 2 {
+			t.Fatalf("after quick pass %d, %d peers unchoked, want the 2 slots", pass+1, n)
+		}
+	}
+	_, gone := unchoked()
+	r.remove(gone)
+	ss = slices.DeleteFunc(ss, func(s *session) bool { return s == gone })
+	if n, _ := unchoked(); n != 1 {
+		t.Fatalf("after a peer left, %d unchoked, want 1", n)
+	}
+	r.choose(false, false)
+	if n, _ := unchoked(); n != 2 {
+		t.Fatalf("after the quick pass that follows, %d unchoked, want 2", n)
+	}
+	r.choose(true, true)
+	if n, _ := unchoked(); n != 2 {
+		t.Fatalf("after a full round, %d unchoked, want 2", n)
 	}
 }

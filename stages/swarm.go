@@ -90,18 +90,27 @@ func (r *registry) run(ctx context.Context) {
 	}
 }
 
-// choose asks the choker and applies its answer. A quick pass (full false) only unchokes.
+// choose asks the choker and applies its answer. A full round unchokes exactly the peers
+// chosen and chokes the others. A quick pass (full false) only fills free slots: it
+// unchokes chosen peers until as many interested peers are unchoked as the choker chose,
+// and chokes nobody; without that bound each pass, ranking peers afresh, would add a few.
 func (r *registry) choose(full, optimistic bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	var cands []ChokeCandidate
+	sessionOf := make(map[*Peer]*session, len(r.sessions))
+	busy := 0 // interested peers unchoked now
 	for s, m := range r.sessions {
+		sessionOf[s.p] = s
 		recv, sent := s.recvBytes.Load(), s.sentBytes.Load()
 		secs := now.Sub(m.at).Seconds()
 		s.mu.Lock()
 		interested, unchoked := s.peerInterested, !s.choking
 		s.mu.Unlock()
+		if interested && unchoked {
+			busy++
+		}
 		if interested && secs > 0 {
 			cands = append(cands, ChokeCandidate{Peer: s.p, DownRate: float64(recv-m.recv) / secs,
 				UpRate: float64(sent-m.sent) / secs, Unchoked: unchoked})
@@ -110,13 +119,36 @@ func (r *registry) choose(full, optimistic bool) {
 			*m = rateMark{recv: recv, sent: sent, at: now}
 		}
 	}
-	chosen := make(map[*Peer]bool)
-	for _, p := range r.choker.Choose(cands, r.env.Sched.IsComplete(), optimistic) {
-		chosen[p] = true
+	chosen := r.choker.Choose(cands, r.env.Sched.IsComplete(), optimistic)
+	if full {
+		in := make(map[*Peer]bool, len(chosen))
+		for _, p := range chosen {
+			in[p] = true
+		}
+		for s := range r.sessions {
+			s.setChoking(!in[s.p])
+		}
+		return
 	}
-	for s := range r.sessions {
-		if chosen[s.p] || full {
-			s.setChoking(!chosen[s.p])
+	for _, p := range QuickUnchokes(chosen, busy, func(p *Peer) bool { return sessionOf[p].isChoking() }) {
+		sessionOf[p].setChoking(false)
+	}
+}
+
+// QuickUnchokes returns whom a quick choke pass unchokes, given the choker's answer chosen
+// and busy, the interested peers unchoked now: chosen peers still choked, in the choker's
+// order, until as many are unchoked as it chose. A pass between full rounds thus fills
+// the slots that are free and no more. (Exported for the swarm simulator, stages/sim.)
+func QuickUnchokes(chosen []*Peer, busy int, choked func(*Peer) bool) []*Peer {
+	var out []*Peer
+	for _, p := range chosen {
+		if busy >= len(chosen) {
+			break
+		}
+		if choked(p) {
+			out = append(out, p)
+			busy++
 		}
 	}
+	return out
 }

@@ -47,6 +47,13 @@ func (s *session) planUpload(buf []byte) []byte {
 }
 
 // setChoking records the choker's decision; the writer tells the peer.
+// isChoking reports whether we choke the peer (or are about to tell it so).
+func (s *session) isChoking() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.choking
+}
+
 func (s *session) setChoking(choke bool) {
 	s.mu.Lock()
 	changed := s.choking != choke

@@ -1,11 +1,12 @@
 // Command bitstorm is a BitTorrent client whose download is a staged stream processor.
 //
-//	bitstorm download [--out DIR] [--port N] [--max-peers N] [--verbose] [--quiet] FILE.torrent
-//	bitstorm seed [--data DIR] [--port N] [--seed-ratio R] [--seed-time D] FILE.torrent
+//	bitstorm download [--out DIR] [--listen IP] [--port N] [--max-peers N] [--picker P] [--seed-ratio R] [--seed-time D] [--verbose] [--quiet] FILE.torrent
+//	bitstorm seed [--data DIR] [--listen IP] [--port N] [--seed-ratio R] [--seed-time D] FILE.torrent
 //	bitstorm create [--tracker URL]... [--piece-length N] [--private] [--comment TEXT] [--web-seed URL]... PATH
 //	bitstorm verify [--data DIR] FILE.torrent
 //	bitstorm info FILE.torrent
 //	bitstorm tracker [--listen ADDR]
+//	bitstorm sim [--peers N] [--pieces N] [--upload RATE[-RATE]] [--latency D] [--churn N] [--seed N] [--compare]
 package main
 
 import (
@@ -58,6 +59,6 @@ func newApp() *cli.App {
 			return nil
 		},
 		Commands: []*cli.Command{downloadCommand(), seedCommand(), createCommand(), verifyCommand(),
-			infoCommand(), trackerCommand()},
+			infoCommand(), trackerCommand(), simCommand()},
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,12 +35,7 @@ const (
 type FakePeer struct {
 	t        *Torrent
 	behavior Behavior
-	ln       net.Listener
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	done     chan struct{} // closed by Close: wakes a connection waiting at Gate
-	stop     sync.Once
+	srv      *server
 
 	// HangUpAfter is the number of blocks a HangUp peer serves per connection.
 	HangUpAfter int
@@ -62,56 +56,17 @@ type FakePeer struct {
 // NewFakePeer starts a fake peer seeding t; it stops when the test ends.
 func NewFakePeer(tb testing.TB, t *Torrent, b Behavior) *FakePeer {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &FakePeer{t: t, behavior: b, ln: ln, conns: make(map[net.Conn]struct{}), done: make(chan struct{}), HangUpAfter: 3}
-	p.wg.Add(1)
-	go p.accept()
+	p := &FakePeer{t: t, behavior: b, srv: newServer(tb), HangUpAfter: 3}
+	p.srv.accept(func() {}, func(c net.Conn) { p.serve(c, int(p.Accepted.Add(1)-1)) })
 	tb.Cleanup(p.Close)
 	return p
 }
 
 // Addr is the peer's listening address.
-func (p *FakePeer) Addr() netip.AddrPort {
-	return p.ln.Addr().(*net.TCPAddr).AddrPort()
-}
+func (p *FakePeer) Addr() netip.AddrPort { return p.srv.addr() }
 
 // Close stops the peer and waits for its goroutines.
-func (p *FakePeer) Close() {
-	p.stop.Do(func() { close(p.done) })
-	p.ln.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-func (p *FakePeer) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		nth := int(p.Accepted.Add(1) - 1)
-		p.mu.Lock()
-		p.conns[c] = struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.serve(c, nth)
-			c.Close()
-			p.mu.Lock()
-			delete(p.conns, c)
-			p.mu.Unlock()
-		}()
-	}
-}
+func (p *FakePeer) Close() { p.srv.close() }
 
 func (p *FakePeer) serve(c net.Conn, nth int) {
 	if p.behavior == Mute {
@@ -155,7 +110,7 @@ func (p *FakePeer) serve(c net.Conn, nth int) {
 			if p.Gate != nil {
 				select {
 				case <-p.Gate:
-				case <-p.done:
+				case <-p.srv.quit:
 					return
 				}
 			}

@@ -41,15 +41,11 @@ type HostilePeer struct {
 	t      *Torrent
 	greet  Greeting
 	script Script
-	ln     net.Listener
-	quit   chan struct{}
-	wg     sync.WaitGroup
+	srv    *server
 
 	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
 	errs    []error // why each script stopped, in the order connections ended
 	dropped chan struct{}
-	once    sync.Once // closes quit
 	drop    sync.Once // closes dropped
 
 	Accepted atomic.Int64 // connections the client made to the peer
@@ -60,20 +56,14 @@ type HostilePeer struct {
 // NewHostilePeer starts a hostile peer for t on 127.0.0.1:0; it stops when the test ends.
 func NewHostilePeer(tb testing.TB, t *Torrent, greet Greeting, script Script) *HostilePeer {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p := &HostilePeer{t: t, greet: greet, script: script, ln: ln, quit: make(chan struct{}),
-		conns: make(map[net.Conn]struct{}), dropped: make(chan struct{})}
-	p.wg.Add(1)
-	go p.accept()
+	p := &HostilePeer{t: t, greet: greet, script: script, srv: newServer(tb), dropped: make(chan struct{})}
+	p.srv.accept(func() { p.Accepted.Add(1) }, func(c net.Conn) { p.handle(c, false) })
 	tb.Cleanup(p.Close)
 	return p
 }
 
 // Addr is the peer's listening address.
-func (p *HostilePeer) Addr() netip.AddrPort { return p.ln.Addr().(*net.TCPAddr).AddrPort() }
+func (p *HostilePeer) Addr() netip.AddrPort { return p.srv.addr() }
 
 // Dropped is closed once the client has closed one of the peer's connections.
 func (p *HostilePeer) Dropped() <-chan struct{} { return p.dropped }
@@ -87,78 +77,36 @@ func (p *HostilePeer) Errs() []error {
 
 // Close stops the peer: it closes the listener and every connection, and waits for its
 // goroutines.
-func (p *HostilePeer) Close() {
-	p.once.Do(func() { close(p.quit) })
-	p.ln.Close()
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
+func (p *HostilePeer) Close() { p.srv.close() }
 
 // Dial connects to the client at addr, retrying while it refuses (its listener may not be
 // up yet) until ctx ends, and then greets and runs the script as on accepted connections.
 // It returns at once; Close waits for the connection.
 func (p *HostilePeer) Dial(ctx context.Context, addr netip.AddrPort) {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	p.srv.go_(func() {
 		var d net.Dialer
 		for {
 			c, err := d.DialContext(ctx, "tcp", addr.String())
 			if err == nil {
 				p.Dialed.Add(1)
-				p.handle(c, true)
+				p.srv.serve(c, func(c net.Conn) { p.handle(c, true) })
 				return
 			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-p.quit:
+			case <-p.srv.quit:
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
-	}()
+	})
 }
 
-func (p *HostilePeer) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.Accepted.Add(1)
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.handle(c, false)
-		}()
-	}
-}
-
+// handle greets on c and runs the script; the server closes c after.
 func (p *HostilePeer) handle(c net.Conn, dialed bool) {
-	p.mu.Lock()
-	select {
-	case <-p.quit:
-		p.mu.Unlock()
-		c.Close()
-		return
-	default:
-	}
-	p.conns[c] = struct{}{}
-	p.mu.Unlock()
-	defer func() {
-		c.Close()
-		p.mu.Lock()
-		delete(p.conns, c)
-		p.mu.Unlock()
-	}()
 	c.SetDeadline(time.Now().Add(HostileHold))
-	hc := &HostileConn{Conn: c, T: p.t, R: bufio.NewReader(c), quit: p.quit}
+	hc := &HostileConn{Conn: c, T: p.t, R: bufio.NewReader(c), quit: p.srv.quit}
 	hc.dec = wire.NewDecoder(hc.R, p.t.Meta.Info.NumPieces())
 	err := p.greet(hc, dialed)
 	if err == nil {
