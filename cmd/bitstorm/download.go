@@ -24,6 +24,7 @@ func downloadCommand() *cli.Command {
 			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce; 0 picks a free one"},
 			&cli.StringFlag{Name: "listen", Usage: "accept peers on this IP address only (e.g. 127.0.0.1 or ::1); default every interface"},
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
+			&cli.IntFlag{Name: "upload-slots", Value: 4, Usage: "peers uploaded to at once, the optimistic unchoke included (BEP 3 choking)"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
 			&cli.DurationFlag{Name: "no-peers-timeout", Value: 2 * time.Minute, Usage: "give up when no peer is connected for this long"},
 			&cli.StringFlag{Name: "picker", Value: "rarest", Usage: "piece picker: rarest, sequential (streaming) or random"},
@@ -67,6 +68,9 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	if c.Int("max-peers") < 1 {
 		return fmt.Errorf("%s: --max-peers %d: must be at least 1", name, c.Int("max-peers"))
 	}
+	if c.Int("upload-slots") < 1 {
+		return fmt.Errorf("%s: --upload-slots %d: must be at least 1", name, c.Int("upload-slots"))
+	}
 	if c.Float64("seed-ratio") < 0 || c.Duration("seed-time") < 0 {
 		return fmt.Errorf("%s: --seed-ratio and --seed-time must not be negative", name)
 	}
@@ -87,6 +91,7 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	opts := []pipeline.Option{
 		pipeline.WithLogger(log),
 		pipeline.WithConfig(cfg),
+		pipeline.WithChoker(&stages.RateChoker{Slots: c.Int("upload-slots")}),
 	}
 	switch c.String("picker") {
 	case "rarest":
