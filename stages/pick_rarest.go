@@ -13,7 +13,7 @@ import (
 // peers holding them leave.
 type Rarest struct {
 	avail []int
-	rand  *rand.Rand
+	order shuffled
 }
 
 var _ Picker = (*Rarest)(nil)
@@ -21,27 +21,25 @@ var _ Picker = (*Rarest)(nil)
 // NewRarest returns a rarest-first picker over numPieces pieces; seed makes its tie-breaking
 // reproducible (experiments, the simulator).
 func NewRarest(numPieces int, seed uint64) *Rarest {
-	return &Rarest{avail: make([]int, numPieces), rand: rand.New(rand.NewPCG(seed, seed+1))}
+	return &Rarest{avail: make([]int, numPieces), order: newShuffled(numPieces, seed)}
 }
 
-// Pick returns the rarest piece that has and want accept; ties are broken uniformly at
-// random (reservoir sampling over the ties, in one pass).
+// Pick returns the rarest piece that has and want accept. Ties go to the piece first in a
+// random order drawn once (as libtorrent orders pieces of equal availability), which costs
+// no random draw per piece. A piece the peer has is held by one peer at least, so the
+// first one held by just one is the answer: with one seeder, or early in a swarm, a pick
+// takes a step or two instead of a pass over every piece.
 func (r *Rarest) Pick(has wire.Bitfield, want func(int) bool) (int, bool) {
-	best, bestAvail, ties := -1, 0, 0
-	for i, a := range r.avail {
-		if !has.Has(i) || !want(i) {
-			continue
+	best, bestAvail := -1, 0
+	r.order.scan(want, func(i int) bool {
+		if !has.Has(i) {
+			return true
 		}
-		switch {
-		case best < 0 || a < bestAvail:
-			best, bestAvail, ties = i, a, 1
-		case a == bestAvail:
-			ties++
-			if r.rand.IntN(ties) == 0 {
-				best = i
-			}
+		if a := r.avail[i]; best < 0 || a < bestAvail {
+			best, bestAvail = i, a
 		}
-	}
+		return bestAvail > 1
+	})
 	return best, best >= 0
 }
 
@@ -61,32 +59,66 @@ func (r *Rarest) PeerGone(has wire.Bitfield) {
 	}
 }
 
-// Random picks uniformly among the pieces the peer has and we want: a baseline for
+// Random picks at random among the pieces the peer has and we want: a baseline for
 // experiments.
 type Random struct {
-	n    int
-	rand *rand.Rand
+	order shuffled
 }
 
 var _ Picker = (*Random)(nil)
 
 // NewRandom returns a random picker over numPieces pieces.
 func NewRandom(numPieces int, seed uint64) *Random {
-	return &Random{n: numPieces, rand: rand.New(rand.NewPCG(seed, seed+1))}
+	return &Random{order: newShuffled(numPieces, seed)}
 }
 
-// Pick returns a uniformly random piece that has and want accept.
+// Pick returns the first piece that has and want accept in a random order drawn once.
 func (r *Random) Pick(has wire.Bitfield, want func(int) bool) (int, bool) {
-	pick, seen := -1, 0
-	for i := range r.n {
-		if has.Has(i) && want(i) {
-			seen++
-			if r.rand.IntN(seen) == 0 {
-				pick = i
+	pick := -1
+	r.order.scan(want, func(i int) bool {
+		if has.Has(i) {
+			pick = i
+			return false
+		}
+		return true
+	})
+	return pick, pick >= 0
+}
+
+// shuffled holds the pieces in a random order drawn once, less those that want rejected:
+// they are rejected for good (see Picker), and a scan drops them as it passes.
+type shuffled struct {
+	order []int32
+}
+
+func newShuffled(n int, seed uint64) shuffled {
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	return shuffled{order: order}
+}
+
+// scan calls f with each piece want accepts, in order, until f returns false.
+func (s *shuffled) scan(want func(int) bool, f func(int) bool) {
+	w := 0
+	for k, i := range s.order {
+		if !want(int(i)) {
+			continue
+		}
+		s.order[w] = i
+		w++
+		if !f(int(i)) {
+			if w == k+1 { // nothing dropped: the order is as it was
+				return
 			}
+			w += copy(s.order[w:], s.order[k+1:])
+			break
 		}
 	}
-	return pick, pick >= 0
+	s.order = s.order[:w]
 }
 
 // PeerHas is a no-op.

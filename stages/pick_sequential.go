@@ -5,7 +5,8 @@ import "github.com/bitstorm/bitstorm/internal/wire"
 // Sequential is the simplest Picker: the lowest-numbered piece the peer has and we want.
 // It ignores availability. Good for streaming and as a baseline for experiments.
 type Sequential struct {
-	n int
+	n    int
+	next int // no piece below next is wanted any more (see Picker)
 }
 
 var _ Picker = (*Sequential)(nil)
@@ -15,7 +16,10 @@ func NewSequential(numPieces int) *Sequential { return &Sequential{n: numPieces}
 
 // Pick returns the lowest piece that has and want accept.
 func (s *Sequential) Pick(has wire.Bitfield, want func(int) bool) (int, bool) {
-	for i := 0; i < s.n; i++ {
+	for s.next < s.n && !want(s.next) {
+		s.next++
+	}
+	for i := s.next; i < s.n; i++ {
 		if has.Has(i) && want(i) {
 			return i, true
 		}

@@ -119,7 +119,8 @@ type PeerSource interface {
 // rarest-first picker count how many peers hold each piece.
 type Picker interface {
 	// Pick returns a piece that has reports the peer holds and want accepts (not complete,
-	// not in progress); ok is false when there is none.
+	// not in progress); ok is false when there is none. A piece want rejects once stays
+	// rejected (the Scheduler never gives a piece up), so a picker may forget it.
 	Pick(has wire.Bitfield, want func(piece int) bool) (piece int, ok bool)
 	// PeerHas records that one more peer holds piece.
 	PeerHas(piece int)
