@@ -140,12 +140,7 @@ func (s *Scheduler) Has(piece int) bool {
 func (s *Scheduler) Interesting(has wire.Bitfield) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.info.NumPieces() {
-		if has.Has(i) && !s.done.Has(i) {
-			return true
-		}
-	}
-	return false
+	return has.HasOutside(s.done)
 }
 
 // bans remembers the peers that sent corrupt data too often. A peer is banned by its IP

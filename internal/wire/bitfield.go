@@ -52,6 +52,21 @@ func (b Bitfield) Clear(i int) {
 	b[i>>3] &^= 0x80 >> (i & 7)
 }
 
+// HasOutside reports whether b holds a piece that other lacks (spare bits clear in both,
+// as ParseBitfield ensures). It compares a byte at a time.
+func (b Bitfield) HasOutside(other Bitfield) bool {
+	for i, c := range b {
+		var o byte
+		if i < len(other) {
+			o = other[i]
+		}
+		if c&^o != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Count returns the number of pieces in b.
 func (b Bitfield) Count() int {
 	n := 0

@@ -74,6 +74,33 @@ func TestBitfieldCount(t *testing.T) {
 	}
 }
 
+func TestBitfieldHasOutside(t *testing.T) {
+	const n = 70
+	bf := func(set ...int) wire.Bitfield {
+		b := wire.NewBitfield(n)
+		for _, i := range set {
+			b.Set(i)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		b, other wire.Bitfield
+		want     bool
+	}{
+		{bf(), bf(), false},
+		{bf(), bf(1, 69), false},
+		{bf(3), bf(3), false},
+		{bf(3, 69), bf(3), true}, // the last piece, in the last byte
+		{bf(0, 8, 16), bf(0, 8, 16, 17), false},
+		{bf(9), bf(8, 10), true},
+		{bf(5), wire.Bitfield{}, true}, // a shorter other lacks everything
+	} {
+		if got := tc.b.HasOutside(tc.other); got != tc.want {
+			t.Errorf("%08b.HasOutside(%08b) = %v, want %v", []byte(tc.b), []byte(tc.other), got, tc.want)
+		}
+	}
+}
+
 func TestParseBitfield(t *testing.T) {
 	tests := []struct {
 		name      string
