@@ -19,31 +19,7 @@ import (
 // small payload and checks what the tracker sees. Downloads are the job of
 // pipeline/interop_test.go.
 func TestTrackerAndSeeder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs opentracker and libtorrent")
-	}
-	Require(t, Opentracker, Mktorrent, Libtorrent)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	files := []FileSpec{{"smoke/a.bin", 1<<20 + 3}, {"smoke/sub/b.txt", 999}}
-	if err := WritePayload(dir, 5, files); err != nil {
-		t.Fatal(err)
-	}
-
-	tr, err := StartTracker(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Stop()
-	torrent := filepath.Join(dir, "smoke.torrent")
-	if err := MakeTorrent(ctx, filepath.Join(dir, "smoke"), torrent, tr.AnnounceURL, 15); err != nil {
-		t.Fatal(err)
-	}
-	hash, err := InfoHash(ctx, torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dir, torrent, tr, hash := smokeSwarm(t, "smoke", 5)
 	if want := infoHashOf(t, torrent); hash != want {
 		t.Errorf("InfoHash = %s, want %s (SHA-1 of the info dictionary)", hash, want)
 	}
@@ -90,30 +66,7 @@ func TestTrackerAndSeeder(t *testing.T) {
 // TestTrackerAndSeeders runs three seeders in one libtorrent process and checks that the
 // tracker counts three, each at the port the helper returned.
 func TestTrackerAndSeeders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs opentracker and libtorrent")
-	}
-	Require(t, Opentracker, Mktorrent, Libtorrent)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	files := []FileSpec{{"trio/a.bin", 1<<20 + 3}, {"trio/b.txt", 999}}
-	if err := WritePayload(dir, 6, files); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := StartTracker(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Stop()
-	torrent := filepath.Join(dir, "trio.torrent")
-	if err := MakeTorrent(ctx, filepath.Join(dir, "trio"), torrent, tr.AnnounceURL, 15); err != nil {
-		t.Fatal(err)
-	}
-	hash, err := InfoHash(ctx, torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, dir, torrent, tr, hash := smokeSwarm(t, "trio", 6)
 	if err := tr.Allow(ctx, hash); err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +93,37 @@ func TestTrackerAndSeeders(t *testing.T) {
 	if s, err := tr.Scrape(ctx, hash); err != nil || s.Complete != 3 {
 		t.Errorf("Scrape with three seeders = %+v, %v; want 3 complete", s, err)
 	}
+}
+
+// smokeSwarm begins a test of the harness: it skips under -short, requires opentracker,
+// mktorrent and libtorrent, writes a payload of two small files under name from seed,
+// starts opentracker, and makes the torrent, whose info hash it returns (not yet allowed).
+func smokeSwarm(t *testing.T, name string, seed int64) (ctx context.Context, dir, torrent string, tr *Tracker, hash string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs opentracker and libtorrent")
+	}
+	Require(t, Opentracker, Mktorrent, Libtorrent)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	dir = t.TempDir()
+	files := []FileSpec{{name + "/a.bin", 1<<20 + 3}, {name + "/sub/b.txt", 999}}
+	if err := WritePayload(dir, seed, files); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := StartTracker(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	torrent = filepath.Join(dir, name+".torrent")
+	if err := MakeTorrent(ctx, filepath.Join(dir, name), torrent, tr.AnnounceURL, 15); err != nil {
+		t.Fatal(err)
+	}
+	if hash, err = InfoHash(ctx, torrent); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, dir, torrent, tr, hash
 }
 
 // infoHashOf computes the info hash without libtorrent: the SHA-1 of the info
