@@ -21,6 +21,7 @@ type BlockReq struct {
 // sink reports verified (PieceDone) and corrupt (PieceFailed) pieces. The number of pieces
 // in progress is capped, which bounds the memory of piece buffers. Safe for concurrent use.
 type Scheduler struct {
+	clock     func() time.Time // time.Now, or the simulator's virtual clock (SetClock)
 	info      *metainfo.Info
 	maxActive int
 	complete  chan struct{}
@@ -68,6 +69,7 @@ type activePiece struct {
 // and asks picker which piece to start next.
 func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler {
 	s := &Scheduler{
+		clock:     time.Now,
 		info:      info,
 		maxActive: max(maxActive, 1),
 		complete:  make(chan struct{}),
@@ -81,6 +83,11 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 	s.want = func(i int) bool { return !s.done.Has(i) && !s.started.Has(i) }
 	return s
 }
+
+// SetClock makes the Scheduler read the time from now instead of time.Now (the age of a
+// request decides when endgame asks one more peer for it): the swarm simulator runs it in
+// virtual time. Call it before the first Next.
+func (s *Scheduler) SetClock(now func() time.Time) { s.clock = now }
 
 // Complete is closed once every piece is verified and written.
 func (s *Scheduler) Complete() <-chan struct{} { return s.complete }
@@ -270,7 +277,7 @@ func (s *Scheduler) Next(p *Peer, has wire.Bitfield, n int, pending func(BlockRe
 // stalled peers, which must not keep the download from finishing).
 func (s *Scheduler) endgame(p *Peer, has wire.Bitfield, n int, pending func(BlockReq) bool, dst []BlockReq) []BlockReq {
 	start := len(dst)
-	now := time.Now().UnixNano()
+	now := s.clock().UnixNano()
 	for _, a := range s.live {
 		if !has.Has(a.index) || a.received == a.nblocks { // complete, being verified or written
 			continue
@@ -338,7 +345,7 @@ func (s *Scheduler) take(a *activePiece, p *Peer, n int, pending func(BlockReq) 
 	if a.owner == nil {
 		a.owner = p
 	}
-	now := time.Now().UnixNano()
+	now := s.clock().UnixNano()
 	for j := a.cursor; j < a.nblocks && n > 0; j++ {
 		if a.got[j] || a.reqs[j] > 0 {
 			if j == a.cursor {

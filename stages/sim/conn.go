@@ -60,12 +60,8 @@ func (s *swarm) connect(a, b *node) {
 func (s *swarm) newHalf(n, remote *node, lat time.Duration) *half {
 	h := &half{n: n, peer: stages.NewPeer(addr(remote.id)), lat: lat, choked: true, choking: true,
 		has: wire.NewBitfield(s.cfg.Pieces), markAt: s.now}
-	// The Scheduler asks whether a block is pending at this peer. A block already requested
-	// from two peers counts as pending too: the endgame asks a third peer only once the
-	// latest request is staleRequest old by the wall clock (time.Now in Scheduler.endgame),
-	// which would make a run depend on the machine's speed. Here no request stalls, so the
-	// third request is never needed.
-	h.isPending = func(r stages.BlockReq) bool { return slices.Contains(h.pending, r) || n.outstanding(r) >= 2 }
+	// The Scheduler asks whether a block is pending at this peer.
+	h.isPending = func(r stages.BlockReq) bool { return slices.Contains(h.pending, r) }
 	return h
 }
 

@@ -8,6 +8,9 @@ import (
 	"github.com/bitstorm/bitstorm/stages"
 )
 
+// epoch is the wall-clock time virtual time 0 stands for: any fixed instant will do.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // join adds a node, with a Scheduler and a Choker of its own: an initial seeder, an initial
 // leecher holding a random share of the pieces, or a newcomer with none.
 func (s *swarm) join(seeder, initial bool) {
@@ -28,6 +31,7 @@ func (s *swarm) join(seeder, initial bool) {
 		picker = stages.NewRarest(np, subSeed(s.cfg.Seed, 3, id))
 	}
 	n.sched = stages.NewScheduler(s.info, picker, s.maxActive)
+	n.sched.SetClock(func() time.Time { return epoch.Add(s.now) }) // virtual time, for endgame
 	n.choker = &stages.RateChoker{Slots: s.cfg.UploadSlots,
 		Rand: rand.New(rand.NewPCG(subSeed(s.cfg.Seed, 4, id), uint64(id)))}
 	switch {
