@@ -22,7 +22,13 @@ import (
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return freeAddrOn(t, "127.0.0.1")
+}
+
+// freeAddrOn returns host with a port that was free on it a moment ago.
+func freeAddrOn(t *testing.T, host string) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +55,11 @@ type node struct {
 
 func startNode(t *testing.T, ctx context.Context, tor *stagetest.Torrent, store *stagetest.MemStorage, cfg pipeline.Config, peers ...netip.AddrPort) *node {
 	t.Helper()
-	n := &node{store: store, addr: freeAddr(t), done: make(chan error, 1)}
-	cfg.ListenAddr = n.addr.String()
+	n := &node{store: store, done: make(chan error, 1)}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = freeAddr(t).String()
+	}
+	n.addr = netip.MustParseAddrPort(cfg.ListenAddr)
 	cfg.Request.ChokeRound = 200 * time.Millisecond
 	p, err := pipeline.New(tor.Meta, pipeline.WithConfig(cfg), pipeline.WithStorage(store),
 		pipeline.WithPeerSource(stages.StaticPeers(peers)),
@@ -98,6 +107,49 @@ func TestSeedToLeecher(t *testing.T) {
 	if err := <-seeder.done; err != nil {
 		t.Errorf("seeder Run() after stop = %v, want nil (it was complete)", err)
 	}
+}
+
+// TestIPv6Peers: a BitStorm seeder listening on [::1] uploads the torrent to a BitStorm
+// leecher that dials it there, and the leecher, listening on [::1] too, takes an incoming
+// IPv6 peer that seeds to it.
+func TestIPv6Peers(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 24, "six", 32<<10, 1<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seedCtx, stopSeed := context.WithCancel(ctx)
+	defer stopSeed()
+	seeder := startNode(t, seedCtx, tor, filled(t, tor), pipeline.Config{Seed: true, Recheck: true,
+		ListenAddr: freeAddrOn(t, "::1").String()})
+	leecher := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length),
+		pipeline.Config{ListenAddr: freeAddrOn(t, "::1").String()}, seeder.addr)
+	if err := <-leecher.done; err != nil {
+		t.Fatalf("leecher Run() = %v", err)
+	}
+	if !bytes.Equal(leecher.store.Bytes(), tor.Data) {
+		t.Fatal("leecher's bytes differ from the payload")
+	}
+	if up := seeder.p.Stats().Uploaded; up < tor.Meta.Info.Length {
+		t.Errorf("seeder on [::1] uploaded %d bytes, want at least %d", up, tor.Meta.Info.Length)
+	}
+
+	// An IPv6 peer dials in and seeds.
+	st := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	incoming := startNode(t, ctx, tor, st, pipeline.Config{ListenAddr: freeAddrOn(t, "::1").String()})
+	dialer := stagetest.NewHostilePeer(t, tor, stagetest.RightHandshake, stagetest.Seed)
+	dialer.Dial(ctx, incoming.addr)
+	if err := <-incoming.done; err != nil {
+		t.Fatalf("Run() with an incoming IPv6 seeder = %v", err)
+	}
+	if !bytes.Equal(st.Bytes(), tor.Data) {
+		t.Fatal("bytes from the incoming IPv6 peer differ from the payload")
+	}
+	dialer.Close()
 }
 
 // TestLeechersFinishAfterSeederLeaves: two BitStorm leechers download from a seeder that

@@ -56,7 +56,13 @@ type FakePeer struct {
 // NewFakePeer starts a fake peer seeding t; it stops when the test ends.
 func NewFakePeer(tb testing.TB, t *Torrent, b Behavior) *FakePeer {
 	tb.Helper()
-	p := &FakePeer{t: t, behavior: b, srv: newServer(tb), HangUpAfter: 3}
+	return NewFakePeerAt(tb, t, b, "127.0.0.1:0")
+}
+
+// NewFakePeerAt is NewFakePeer listening on addr, [::1]:0 say.
+func NewFakePeerAt(tb testing.TB, t *Torrent, b Behavior, addr string) *FakePeer {
+	tb.Helper()
+	p := &FakePeer{t: t, behavior: b, srv: newServer(tb, addr), HangUpAfter: 3}
 	p.srv.accept(func() {}, func(c net.Conn) { p.serve(c, int(p.Accepted.Add(1)-1)) })
 	tb.Cleanup(p.Close)
 	return p

@@ -56,7 +56,7 @@ type HostilePeer struct {
 // NewHostilePeer starts a hostile peer for t on 127.0.0.1:0; it stops when the test ends.
 func NewHostilePeer(tb testing.TB, t *Torrent, greet Greeting, script Script) *HostilePeer {
 	tb.Helper()
-	p := &HostilePeer{t: t, greet: greet, script: script, srv: newServer(tb), dropped: make(chan struct{})}
+	p := &HostilePeer{t: t, greet: greet, script: script, srv: newServer(tb, "127.0.0.1:0"), dropped: make(chan struct{})}
 	p.srv.accept(func() { p.Accepted.Add(1) }, func(c net.Conn) { p.handle(c, false) })
 	tb.Cleanup(p.Close)
 	return p

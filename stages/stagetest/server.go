@@ -19,9 +19,10 @@ type server struct {
 	conns map[net.Conn]struct{}
 }
 
-func newServer(tb testing.TB) *server {
+// newServer listens on addr (host:port; 127.0.0.1:0 for the fakes' usual address).
+func newServer(tb testing.TB, addr string) *server {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
