@@ -437,6 +437,36 @@ func TestPlantedResumeDirSymlink(t *testing.T) {
 	}
 }
 
+// interruptedRun downloads tor into dir from a slow honest peer, saving the resume record
+// every recordInterval, and cancels the run once it has verified a third of the pieces
+// (as Ctrl-C would). It returns the run's final stats.
+func interruptedRun(t *testing.T, tor *stagetest.Torrent, dir string, recordInterval time.Duration) stages.Stats {
+	t.Helper()
+	slow := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	slow.Delay = 3 * time.Millisecond
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow)),
+		pipeline.WithConfig(pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0", RecordInterval: recordInterval}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for p.Stats().Pieces < p.Stats().NumPieces/3 {
+		select {
+		case err := <-done:
+			t.Fatalf("interrupted Run() ended early: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Run() = %v, want context.Canceled", err)
+	}
+	return p.Stats()
+}
+
 func plantLink(t *testing.T, target, name string) {
 	t.Helper()
 	if err := os.Symlink(target, name); err != nil {
@@ -628,27 +658,7 @@ func TestReadOnlyOutputDir(t *testing.T) {
 		writable = func() { chmodAll(t, dir, 0o755) }
 		t.Cleanup(writable)
 	}
-	slow := stagetest.NewFakePeer(t, tor, stagetest.Honest)
-	slow.Delay = 3 * time.Millisecond
-	p1, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow)),
-		pipeline.WithConfig(pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0", RecordInterval: 20 * time.Millisecond}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p1.Run(ctx) }()
-	for p1.Stats().Pieces < p1.Stats().NumPieces/3 {
-		select {
-		case err := <-done:
-			t.Fatalf("first Run() ended early: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("first Run() = %v, want context.Canceled", err)
-	}
+	interruptedRun(t, tor, dir, 20*time.Millisecond)
 	recPath := resume.Path(dir, tor.Meta.InfoHash)
 	recBefore, err := os.ReadFile(recPath)
 	if err != nil {

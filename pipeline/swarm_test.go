@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -221,24 +220,7 @@ func TestResumeAfterInterrupt(t *testing.T) {
 	checkGoroutines(t)
 	tor := stagetest.NewTorrent(t, 22, "resumed", 32<<10, 1<<20, 333_333)
 	dir := t.TempDir()
-	slow := stagetest.NewFakePeer(t, tor, stagetest.Honest)
-	slow.Delay = 3 * time.Millisecond
-	cfg := pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0", RecordInterval: 50 * time.Millisecond}
-	p1, err := pipeline.New(tor.Meta, pipeline.WithConfig(cfg), pipeline.WithPeerSource(addrs(slow)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p1.Run(ctx) }()
-	for p1.Stats().Pieces < p1.Stats().NumPieces/3 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("first Run() = %v, want context.Canceled", err)
-	}
-	first := p1.Stats().Pieces
+	first := interruptedRun(t, tor, dir, 50*time.Millisecond).Pieces
 	rec, err := resume.Load(resume.Path(dir, tor.Meta.InfoHash), &tor.Meta.Info, tor.Meta.InfoHash)
 	if err != nil {
 		t.Fatalf("no resume record after the interrupt: %v", err)
@@ -247,23 +229,11 @@ func TestResumeAfterInterrupt(t *testing.T) {
 		t.Fatalf("record lists %d pieces, the run verified %d", rec.Pieces.Count(), first)
 	}
 
-	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
-	p2, err := pipeline.New(tor.Meta, pipeline.WithConfig(cfg), pipeline.WithPeerSource(addrs(honest)))
+	err, p2, _ := runInDir(t, tor, dir, stagetest.NewFakePeer(t, tor, stagetest.Honest))
 	if err != nil {
-		t.Fatal(err)
-	}
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel2()
-	if err := p2.Run(ctx2); err != nil {
 		t.Fatalf("second Run() = %v", err)
 	}
-	var missing int64
-	for i := range tor.Meta.Info.NumPieces() {
-		if !rec.Pieces.Has(i) {
-			missing += tor.Meta.Info.PieceSize(i)
-		}
-	}
-	if got, max := p2.Stats().Downloaded, missing; got > max {
+	if got, max := p2.Stats().Downloaded, missingBytes(&tor.Meta.Info, rec.Pieces); got > max {
 		t.Errorf("second run downloaded %d bytes, want at most the %d missing", got, max)
 	}
 	checkPayloadFiles(t, dir, tor)
