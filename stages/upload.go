@@ -46,7 +46,6 @@ func (s *session) planUpload(buf []byte) []byte {
 	return buf
 }
 
-// setChoking records the choker's decision; the writer tells the peer.
 // isChoking reports whether we choke the peer (or are about to tell it so).
 func (s *session) isChoking() bool {
 	s.mu.Lock()
@@ -54,6 +53,7 @@ func (s *session) isChoking() bool {
 	return s.choking
 }
 
+// setChoking records the choker's decision; the writer tells the peer.
 func (s *session) setChoking(choke bool) {
 	s.mu.Lock()
 	changed := s.choking != choke
