@@ -501,3 +501,34 @@ func TestIncomingSlowloris(t *testing.T) {
 	}
 	seeder.Close()
 }
+
+// TestRespectsPeerReqq: a seeder says in its extended handshake (BEP 10) that it queues
+// three requests, fewer than the four we start with; we never have more outstanding at it,
+// we send our own extended handshake first, and the download completes.
+func TestRespectsPeerReqq(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 44, "reqq", 64<<10, 512<<10+1000)
+	seeder := stagetest.NewHostilePeer(t, tor, stagetest.ExtendedHandshake, stagetest.SeedWithReqq(3))
+	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	p, err := pipeline.New(tor.Meta, pipeline.WithStorage(store),
+		pipeline.WithPeerSource(stages.StaticPeers{seeder.Addr()}),
+		pipeline.WithConfig(pipeline.Config{NoListen: true,
+			Request: stages.RequestConfig{InitialQueue: 4, Tick: 20 * time.Millisecond}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run() = %v, want nil; the seeder's script ended with %v", err, seeder.Errs())
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+	seeder.Close()
+	for _, err := range seeder.Errs() {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("the seeder's script failed: %v", err)
+		}
+	}
+}

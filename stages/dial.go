@@ -265,6 +265,7 @@ func Handshake(ctx context.Context, env *Env, nc net.Conn, a netip.AddrPort, tim
 	defer stop()
 	nc.SetDeadline(time.Now().Add(timeout))
 	ours := wire.Handshake{InfoHash: env.InfoHash, PeerID: env.PeerID}
+	ours.Reserved[5] |= wire.ExtensionBit // BEP 10: we send and read the extended handshake
 	if dialed {
 		if _, err := nc.Write(ours.Append(nil)); err != nil {
 			return nil, fmt.Errorf("handshake: %w", err)

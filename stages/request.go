@@ -121,6 +121,7 @@ type session struct {
 	window     int   // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
 	snubbed    bool  // no block for SnubTimeout while requests were outstanding
 	limit      int   // where the window stops growing: the peer's rate times QueueTime
+	reqq       int   // the most requests the peer queues (BEP 10 reqq); 0 when it did not say
 	rate       float64
 	rateMark   int64 // recvBytes at the last tick
 	reqs       []BlockReq
@@ -257,6 +258,8 @@ func (s *session) reader(ctx context.Context) (err error) {
 			if err := s.block(ctx, m); err != nil {
 				return err
 			}
+		case wire.Extended:
+			s.extended(m.Extended)
 		case wire.Interested, wire.NotInterested:
 			s.mu.Lock()
 			s.peerInterested = m.ID == wire.Interested
@@ -390,7 +393,7 @@ func (s *session) adapt(dt time.Duration) {
 	defer s.mu.Unlock()
 	s.rate = 0.5*s.rate + 0.5*float64(recv-s.rateMark)/dt.Seconds()
 	s.rateMark = recv
-	s.limit = min(max(int(s.rate*s.cfg.QueueTime.Seconds()/wire.BlockSize), s.cfg.InitialQueue), s.cfg.Queue)
+	s.limit = min(max(int(s.rate*s.cfg.QueueTime.Seconds()/wire.BlockSize), s.cfg.InitialQueue), s.maxQueue())
 	if s.window > s.limit {
 		s.window = s.limit
 	}
@@ -456,6 +459,39 @@ func (s *session) plan(buf []byte) []byte {
 }
 
 func (s *session) isPending(r BlockReq) bool { return s.pending.has(r) }
+
+// ClientName is how BitStorm names itself in the BEP 10 extended handshake ("v").
+const ClientName = "BitStorm/0.1"
+
+// extended handles an extended message (BEP 10). Of those, we read only the handshake,
+// for the peer's reqq: more requests than that outstanding, and it may drop some. A
+// handshake we cannot read is ignored, as is any other extended message (our handshake
+// lists none, so a peer has no business sending one).
+func (s *session) extended(payload []byte) {
+	if len(payload) == 0 || payload[0] != 0 {
+		return
+	}
+	h, err := wire.ParseExtHandshake(payload[1:])
+	if err != nil {
+		s.log.Debug("ignoring extended handshake", "err", err)
+		return
+	}
+	s.log.Debug("extended handshake", "client", h.Client, "reqq", h.Reqq)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqq = h.Reqq
+	s.limit = min(s.limit, s.maxQueue())
+	s.window = min(s.window, s.limit)
+}
+
+// maxQueue is the most requests the session keeps outstanding: Queue, or the peer's reqq
+// when it is lower. Called with s.mu held.
+func (s *session) maxQueue() int {
+	if s.reqq > 0 {
+		return min(s.cfg.Queue, s.reqq)
+	}
+	return s.cfg.Queue
+}
 
 // releasePending moves every pending request to released (their blocks may still come)
 // and returns them, for the Scheduler to give to others. Called with s.mu held.

@@ -15,7 +15,8 @@ var errBadRequest = errors.New("bad request")
 // uploadBatch is how many blocks one write carries at most (256 KiB).
 const uploadBatch = 16
 
-// planUpload appends our bitfield (first, BEP 3), have messages for pieces completed since,
+// planUpload appends our bitfield (first, BEP 3) and extended handshake (BEP 10), have
+// messages for pieces completed since,
 // and a choke or unchoke when the choker changed its mind. Called with s.mu held.
 func (s *session) planUpload(buf []byte) []byte {
 	if !s.bitfieldSent {
@@ -23,6 +24,11 @@ func (s *session) planUpload(buf []byte) []byte {
 		s.bitfieldSent, s.haveCursor = true, cursor
 		if bf.Count() > 0 {
 			buf = wire.AppendMessage(buf, wire.Message{ID: wire.BitfieldID, Bitfield: bf})
+		}
+		if wire.SupportsExtensions(s.c.Reserved) {
+			// BEP 10: our name, our port, and how many requests we queue (reqq), so that
+			// the peer keeps no more outstanding at us than we serve without waiting.
+			buf = wire.AppendExtHandshake(buf, wire.ExtHandshake{Port: s.env.Port, Client: ClientName, Reqq: s.cfg.MaxUploadQueue})
 		}
 	} else {
 		s.haves, s.haveCursor = s.env.Sched.DoneSince(s.haveCursor, s.haves[:0])

@@ -17,7 +17,8 @@ import (
 // bitfield is only ever sent as the first message; no piece without a request) are
 // the caller's.
 //
-// Decoding allocates nothing except the Bitfield of a bitfield message. Any error
+// Decoding allocates nothing except the Bitfield of a bitfield message, and once a buffer
+// of MaxExtendedLen for extended messages. Any error
 // other than io.EOF means the peer broke the protocol or the stream failed: the
 // Decoder's position in the stream is then undefined and the connection should be
 // dropped.
@@ -29,6 +30,7 @@ type Decoder struct {
 	pending   uint32 // bytes of the current piece's block not yet read or skipped
 	buf       [12]byte
 	lr        io.LimitedReader // reused to skip bytes of readers without Discard
+	ext       []byte           // the payload of the last extended message (BEP 10)
 }
 
 // discarder is implemented by *bufio.Reader.
@@ -182,16 +184,31 @@ func (d *Decoder) Next() (Message, error) {
 		m.Port = binary.BigEndian.Uint16(d.buf[:2])
 		return m, nil
 
-	default:
-		if n-1 > MaxUnknownLen {
-			return Message{}, tooLong(id, n, 1+MaxUnknownLen)
+	case Extended:
+		if n < 2 {
+			return Message{}, badLength(id, n, 2)
 		}
-		m.Length = n - 1
-		if err := d.skip(id, m.Length); err != nil {
+		if n-1 > MaxExtendedLen {
+			break // skipped below, as an unknown id
+		}
+		if cap(d.ext) < int(n-1) {
+			d.ext = make([]byte, 0, MaxExtendedLen) // once per connection, at most
+		}
+		m.Extended = d.ext[:n-1]
+		if err := d.read(id, m.Extended); err != nil {
 			return Message{}, err
 		}
 		return m, nil
 	}
+	// An id we do not know, or an extended message too long to keep: skipped.
+	if n-1 > MaxUnknownLen {
+		return Message{}, tooLong(id, n, 1+MaxUnknownLen)
+	}
+	m.Length = n - 1
+	if err := d.skip(id, m.Length); err != nil {
+		return Message{}, err
+	}
+	return m, nil
 }
 
 // ReadBlock reads the block of the piece message Next just returned into dst, which

@@ -17,7 +17,8 @@ func ExampleDecoder() {
 	bf := wire.NewBitfield(4)
 	bf.Set(2)
 	conn.Write(wire.AppendMessage(nil, wire.Message{ID: wire.BitfieldID, Bitfield: bf}))
-	conn.Write([]byte("\x00\x00\x00\x03\x14\x01x")) // BEP 10 extended message
+	conn.Write([]byte("\x00\x00\x00\x03\x14\x01x"))            // BEP 10 extended message
+	conn.Write([]byte("\x00\x00\x00\x05\x11\x00\x00\x00\x02")) // BEP 6 allowed fast
 	conn.Write(wire.AppendState(nil, wire.Unchoke))
 	conn.Write(wire.AppendPieceHeader(nil, 2, 0, 5))
 	conn.WriteString("hello")
@@ -49,6 +50,8 @@ func ExampleDecoder() {
 				return
 			}
 			fmt.Printf("piece %d at %d: %q\n", m.Index, m.Begin, block[:m.Length])
+		case m.ID == wire.Extended:
+			fmt.Printf("extended message %d: %q\n", m.Extended[0], m.Extended[1:])
 		case m.ID > wire.Port:
 			fmt.Printf("skipped %v message of %d bytes\n", m.ID, m.Length)
 		default:
@@ -57,7 +60,8 @@ func ExampleDecoder() {
 	}
 	// Output:
 	// bitfield: has piece 2: true
-	// skipped extended message of 2 bytes
+	// extended message 1: "x"
+	// skipped allowed fast message of 4 bytes
 	// unchoke
 	// piece 2 at 0: "hello"
 	// keep-alive

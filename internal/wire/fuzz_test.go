@@ -59,7 +59,7 @@ func FuzzDecode(f *testing.F) {
 			next = end
 			enc := wire.AppendMessage(nil, m)
 			switch {
-			case m.KeepAlive || m.ID <= wire.Port && m.ID != wire.Piece:
+			case m.KeepAlive || m.ID <= wire.Port && m.ID != wire.Piece || m.Extended != nil:
 				if !bytes.Equal(enc, data[start:end]) {
 					t.Fatalf("Next() = %+v from %q, which encodes to %q", m, data[start:end], enc)
 				}
@@ -98,6 +98,14 @@ func FuzzDecode(f *testing.F) {
 				}
 				if m.Length > wire.MaxUnknownLen {
 					t.Fatalf("Next() = %+v: skipped more than MaxUnknownLen", m)
+				}
+				if m.ID == wire.Extended && m.Length <= wire.MaxExtendedLen {
+					t.Fatalf("Next() = %+v: skipped an extended message it should return", m)
+				}
+			}
+			if m.ID == wire.Extended && len(m.Extended) > 0 && m.Extended[0] == 0 {
+				if _, err := wire.ParseExtHandshake(m.Extended[1:]); err != nil && !errors.Is(err, wire.ErrBadExtHandshake) {
+					t.Fatalf("ParseExtHandshake(%q) = %v, want an ErrBadExtHandshake", m.Extended[1:], err)
 				}
 			}
 			switch m.ID {

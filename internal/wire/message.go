@@ -9,18 +9,19 @@ import (
 // BEP 3: all non-keepalive messages start with a single byte which gives their type.
 type ID uint8
 
-// The message ids of BEP 3, and BEP 5's port.
+// The message ids of BEP 3, BEP 5's port and BEP 10's extended.
 const (
-	Choke         ID = 0 // no payload
-	Unchoke       ID = 1 // no payload
-	Interested    ID = 2 // no payload
-	NotInterested ID = 3 // no payload
-	Have          ID = 4 // index
-	BitfieldID    ID = 5 // bitfield
-	Request       ID = 6 // index, begin, length
-	Piece         ID = 7 // index, begin, block
-	Cancel        ID = 8 // index, begin, length
-	Port          ID = 9 // BEP 5: the DHT node's UDP port, 2 bytes
+	Choke         ID = 0  // no payload
+	Unchoke       ID = 1  // no payload
+	Interested    ID = 2  // no payload
+	NotInterested ID = 3  // no payload
+	Have          ID = 4  // index
+	BitfieldID    ID = 5  // bitfield
+	Request       ID = 6  // index, begin, length
+	Piece         ID = 7  // index, begin, block
+	Cancel        ID = 8  // index, begin, length
+	Port          ID = 9  // BEP 5: the DHT node's UDP port, 2 bytes
+	Extended      ID = 20 // BEP 10: an extended id byte, then that message's payload
 )
 
 var idNames = [...]string{
@@ -34,13 +35,13 @@ var idNames = [...]string{
 	Piece:         "piece",
 	Cancel:        "cancel",
 	Port:          "port",
+	Extended:      "extended", // BEP 10
 	// Ids the Decoder skips, named for debug logs.
 	13: "suggest",      // BEP 6
 	14: "have all",     // BEP 6
 	15: "have none",    // BEP 6
 	16: "reject",       // BEP 6
 	17: "allowed fast", // BEP 6
-	20: "extended",     // BEP 10
 	21: "hash request", // BEP 52
 	22: "hashes",       // BEP 52
 	23: "hash reject",  // BEP 52
@@ -79,6 +80,11 @@ type Message struct {
 	Bitfield Bitfield
 	// Port is the DHT port of a port message (BEP 5).
 	Port uint16
+	// Extended is the payload of an extended message (BEP 10): its extended id byte, then
+	// that message's own payload. It lies in the Decoder's buffer, valid until the next
+	// call of Next. An extended message longer than MaxExtendedLen is skipped like an
+	// unknown id: Extended is nil and Length is set.
+	Extended []byte
 }
 
 // AppendKeepAlive appends a keep-alive message (a zero length prefix) to dst.
@@ -151,8 +157,15 @@ func AppendMessage(dst []byte, m Message) []byte {
 	case Port:
 		dst = append(dst, 0, 0, 0, 3, byte(Port))
 		return binary.BigEndian.AppendUint16(dst, m.Port)
-	default:
-		dst = binary.BigEndian.AppendUint32(dst, 1+m.Length)
-		return append(dst, byte(m.ID))
+	case Extended:
+		if m.Extended == nil {
+			break
+		}
+		dst = binary.BigEndian.AppendUint32(dst, uint32(1+len(m.Extended)))
+		dst = append(dst, byte(Extended))
+		return append(dst, m.Extended...)
 	}
+	// An id without fields: its header, for the Length bytes of payload that were skipped.
+	dst = binary.BigEndian.AppendUint32(dst, 1+m.Length)
+	return append(dst, byte(m.ID))
 }

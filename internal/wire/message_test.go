@@ -155,12 +155,19 @@ var roundTrips = []struct {
 		msg: wire.Message{ID: 17, Length: 4},
 	},
 	{
-		name: "BEP 10 extended handshake, skipped",
+		name: "BEP 10 extended handshake",
 		wire: "\x00\x00\x00\x14" + // length 1+1+18
 			"\x14" + // id 20 extended
 			"\x00" + // extended id 0: handshake
 			"d1:md6:ut_pexi1eee", // bencoded dictionary
-		msg: wire.Message{ID: 20, Length: 19},
+		msg: wire.Message{ID: wire.Extended, Extended: []byte("\x00d1:md6:ut_pexi1eee")},
+	},
+	{
+		name: "BEP 10 extended message over MaxExtendedLen, skipped",
+		wire: "\x00\x01\x00\x02" + // length 1+65537
+			"\x14" + // id 20 extended
+			"\x01" + strings.Repeat("x", wire.MaxExtendedLen),
+		msg: wire.Message{ID: wire.Extended, Length: wire.MaxExtendedLen + 1},
 	},
 	{
 		name: "id 255 with MaxUnknownLen payload, skipped",

@@ -44,6 +44,11 @@ const MaxBlockLen = 128 * 1024
 // is ErrMessageTooLong. Skipping reads through and allocates nothing.
 const MaxUnknownLen = 1 << 20
 
+// MaxExtendedLen is the largest extended message (BEP 10) whose payload Decoder.Next
+// returns; a longer one, up to MaxUnknownLen, is skipped. Ours advertise no extension
+// messages, so peers send us only their extended handshake, a few hundred bytes.
+const MaxExtendedLen = 64 << 10
+
 // Errors that Decoder.Next, ReadHandshake, ParseBitfield and CheckInfoHash wrap. Each
 // means the peer broke the protocol or is not talking it; the caller drops the peer.
 var (

@@ -220,6 +220,14 @@ func hostileHandshake(infoHash [20]byte) []byte {
 	return h.Append(nil)
 }
 
+// ExtendedHandshake is an honest handshake that announces the extension protocol (BEP 10).
+func ExtendedHandshake(hc *HostileConn, dialed bool) error {
+	return greetWith(rightHash, func(hc *HostileConn, b []byte) error {
+		b[20+5] |= wire.ExtensionBit // the reserved bytes follow "\x13BitTorrent protocol"
+		return hc.Send(b)
+	})(hc, dialed)
+}
+
 // greetWith greets with a handshake for the info hash that infoHash picks, written by send;
 // on an accepted connection it first checks that the client asked for the peer's torrent.
 func greetWith(infoHash func(*HostileConn) [20]byte, send func(*HostileConn, []byte) error) Greeting {
@@ -411,6 +419,112 @@ func (hc *HostileConn) seed(corrupt bool) error {
 			return err
 		}
 	}
+}
+
+// SeedWithReqq seeds, after ExtendedHandshake, as a peer whose extended handshake says it
+// queues reqq requests (BEP 10), and holds the client to it: it lets requests gather until
+// reqq of them (or all the blocks it has not sent, if fewer) are queued, waits a moment
+// for one more, which would break the limit and fail the script, and then answers them
+// all. It fails too if the client's own extended handshake, with a reqq and a client
+// name, did not come before its interested.
+func SeedWithReqq(reqq int) Script {
+	const grace = 100 * time.Millisecond // for a request beyond reqq to show up
+	return func(hc *HostileConn) error {
+		info := &hc.T.Meta.Info
+		if err := hc.Send(hc.fullBitfield()); err != nil {
+			return err
+		}
+		if err := hc.Send(wire.AppendExtHandshake(nil, wire.ExtHandshake{Client: "hostile", Reqq: reqq})); err != nil {
+			return err
+		}
+		// A reader goroutine, so that the script can wait for a message with a timeout.
+		type read struct {
+			m   wire.Message
+			ext *wire.ExtHandshake // the client's extended handshake, parsed at once
+			err error
+		}
+		reads := make(chan read)
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				var r read
+				r.m, r.err = hc.Next()
+				if r.err == nil && r.m.ID == wire.Extended && len(r.m.Extended) > 0 && r.m.Extended[0] == 0 {
+					h, err := wire.ParseExtHandshake(r.m.Extended[1:])
+					if err != nil || h.Reqq == 0 || h.Client == "" {
+						r.err = fmt.Errorf("client's extended handshake %q: %+v, %v; want a reqq and a client name", r.m.Extended[1:], h, err)
+					}
+					r.ext = &h
+				}
+				select {
+				case reads <- r:
+				case <-done:
+					return
+				}
+				if r.err != nil {
+					return
+				}
+			}
+		}()
+		theirs, unchoked := false, false
+		left := int((info.Length + wire.BlockSize - 1) / wire.BlockSize) // blocks not yet sent
+		var queue []wire.Message
+		for {
+			var r read
+			if len(queue) > 0 && len(queue) == min(reqq, left) {
+				select {
+				case r = <-reads:
+				case <-time.After(grace):
+					if err := hc.answer(queue); err != nil {
+						return err
+					}
+					left -= len(queue)
+					queue = queue[:0]
+					continue
+				}
+			} else {
+				r = <-reads
+			}
+			if r.err != nil {
+				return r.err
+			}
+			m := r.m
+			switch {
+			case r.ext != nil:
+				theirs = true
+			case m.KeepAlive:
+			case m.ID == wire.Interested && !unchoked:
+				if !theirs {
+					return errors.New("client sent no extended handshake before interested")
+				}
+				unchoked = true
+				if err := hc.Send(wire.AppendState(nil, wire.Unchoke)); err != nil {
+					return err
+				}
+			case m.ID == wire.Request:
+				if queue = append(queue, m); len(queue) > reqq {
+					return fmt.Errorf("client has %d requests outstanding, more than the reqq of %d", len(queue), reqq)
+				}
+			}
+		}
+	}
+}
+
+// answer sends the blocks of requests.
+func (hc *HostileConn) answer(requests []wire.Message) error {
+	info := &hc.T.Meta.Info
+	for _, r := range requests {
+		off := info.PieceOffset(int(r.Index)) + int64(r.Begin)
+		if r.Length > wire.MaxBlockLen || off+int64(r.Length) > info.Length {
+			return fmt.Errorf("client requested [%d, %d), outside the torrent", off, off+int64(r.Length))
+		}
+		msg := wire.AppendPieceHeader(nil, r.Index, r.Begin, int(r.Length))
+		if err := hc.Send(append(msg, hc.T.Data[off:off+int64(r.Length)]...)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // After runs s once gate is closed, saying nothing until then: a peer the test lets start
