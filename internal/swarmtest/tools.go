@@ -29,10 +29,12 @@ const (
 	// IPRoute2 is ip, which makes the network namespaces that tests put
 	// transmission in (it never dials a peer at 127.0.0.0/8).
 	IPRoute2 Tool = "iproute2"
+	// QBittorrent is qbittorrent-nox, driven through its Web API (qbittorrent.go).
+	QBittorrent Tool = "qbittorrent-nox"
 )
 
 // AllTools lists every Tool.
-var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2}
+var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2, QBittorrent}
 
 // Python is the interpreter that has the libtorrent bindings (Debian's).
 const Python = "/usr/bin/python3"
@@ -52,6 +54,8 @@ func (t Tool) present() bool {
 		return onPath("transmission-remote")
 	case IPRoute2:
 		return onPath("ip")
+	case QBittorrent:
+		return onPath("qbittorrent-nox")
 	case Libtorrent:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

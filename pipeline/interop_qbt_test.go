@@ -1,0 +1,81 @@
+package pipeline_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/swarmtest"
+)
+
+// TestInteropQBittorrent trades a multi-file torrent with qBittorrent (qbittorrent-nox,
+// libtorrent inside) both ways: qBittorrent downloads it from a BitStorm seeder, then,
+// the BitStorm seeder gone, a BitStorm leecher downloads it from qBittorrent alone. The
+// bytes must match each time.
+func TestInteropQBittorrent(t *testing.T) {
+	ctx, bin, sw, _ := opentrackerSwarm(t, 4*time.Minute, 20241126, seedFiles)
+	swarmtest.Require(t, swarmtest.QBittorrent)
+
+	seedPort, err := swarmtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeder := startBitstormSeeder(t, ctx, bin, sw.torrent, sw.dir, seedPort, filepath.Join(sw.dir, "bitstorm-seed.log"))
+	qbt, err := swarmtest.StartQBittorrent(ctx, filepath.Join(t.TempDir(), "qbt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(qbt.Stop)
+
+	// qBittorrent leeches from the BitStorm seeder, which it finds through opentracker
+	// and is also given directly.
+	qbtOut := t.TempDir()
+	if err := qbt.Add(ctx, sw.torrent, qbtOut); err != nil {
+		t.Fatal(err)
+	}
+	added := time.Now()
+	if err := qbt.AddPeers(ctx, sw.hash, "127.0.0.1:"+strconv.Itoa(seedPort)); err != nil {
+		t.Logf("addPeers: %v (it may not know the torrent yet; opentracker still tells it)", err)
+	}
+	for {
+		st, err := qbt.Torrent(ctx, sw.hash)
+		if err == nil && st.Progress >= 1 {
+			break
+		}
+		if err == nil && st.State == "error" {
+			t.Fatalf("qBittorrent: torrent in error state\n%s", qbt.Tail(20))
+		}
+		sleepOrFail(t, ctx, 100*time.Millisecond, func() string {
+			return "qBittorrent did not finish\nqbittorrent:\n" + qbt.Tail(20) + "\nbitstorm seeder:\n" + seeder.Tail(20)
+		})
+	}
+	size := float64(swarmtest.TotalSize(seedFiles)) / (1 << 20)
+	t.Logf("qBittorrent from the bitstorm seeder: %.1f MiB in %.2fs from the add", size, time.Since(added).Seconds())
+	if err := swarmtest.ComparePayload(sw.dir, qbtOut, seedFiles); err != nil {
+		t.Fatalf("qBittorrent's files differ from the payload:\n%v", err)
+	}
+	seeder.Stop()
+
+	// Now qBittorrent seeds, and a BitStorm leecher takes the torrent from it alone.
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	leech, _ := startBitstorm(t, ctx, bin, filepath.Join(sw.dir, "leecher.log"), "download", "--verbose",
+		"--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)),
+		"--peer", "127.0.0.1:"+strconv.Itoa(qbt.PeerPort), sw.torrent)
+	res, err := leech.Wait()
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("bitstorm download from qBittorrent: %v (context: %v)\n%s\nqbittorrent:\n%s", err, ctx.Err(), leech.Tail(20), qbt.Tail(20))
+	}
+	t.Logf("bitstorm from qBittorrent: %.1f MiB in %.2fs = %.1f MiB/s; cpu %.2fs", size, res.Wall.Seconds(),
+		size/res.Wall.Seconds(), res.CPU().Seconds())
+	if err := swarmtest.ComparePayload(sw.dir, out, seedFiles); err != nil {
+		t.Fatalf("bitstorm's files from qBittorrent differ from the payload:\n%v", err)
+	}
+	if dropped := droppedPeers(leech.LogPath); len(dropped) > 0 {
+		t.Errorf("bitstorm dropped qBittorrent: %q", dropped)
+	}
+}
