@@ -91,6 +91,32 @@ func opentrackerSwarm(t *testing.T, timeout time.Duration, seed int64, files []s
 	return ctx, bin, sw, m
 }
 
+// leechFromOnly downloads sw's torrent (of seedFiles) with the bitstorm binary from the
+// one peer at addr, a real client called name, and checks the bytes and that bitstorm
+// dropped no peer. tail tells what the other client logged, for failures.
+func leechFromOnly(t *testing.T, ctx context.Context, bin string, sw *trackedPayload, name, addr string, tail func() string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	leech, _ := startBitstorm(t, ctx, bin, filepath.Join(sw.dir, "leecher.log"), "download", "--verbose",
+		"--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), "--peer", addr, sw.torrent)
+	res, err := leech.Wait()
+	if err != nil || ctx.Err() != nil {
+		t.Fatalf("bitstorm download from %s: %v (context: %v)\n%s\n%s:\n%s", name, err, ctx.Err(), leech.Tail(20), name, tail())
+	}
+	size := float64(swarmtest.TotalSize(sw.files)) / (1 << 20)
+	t.Logf("bitstorm from %s: %.1f MiB in %.2fs = %.1f MiB/s; cpu %.2fs", name, size, res.Wall.Seconds(),
+		size/res.Wall.Seconds(), res.CPU().Seconds())
+	if err := swarmtest.ComparePayload(sw.dir, out, sw.files); err != nil {
+		t.Fatalf("bitstorm's files from %s differ from the payload:\n%v", name, err)
+	}
+	if dropped := droppedPeers(leech.LogPath); len(dropped) > 0 {
+		t.Errorf("bitstorm dropped %s: %q", name, dropped)
+	}
+}
+
 // startBitstormSeeder runs `bitstorm seed --data dataDir --listen 127.0.0.1 --port port torrent`,
 // behind the command prefix wrap when given (say, ip netns exec NAME), with its
 // log at logPath. It returns once the seeder has rechecked its data and its

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -59,23 +58,5 @@ func TestInteropQBittorrent(t *testing.T) {
 	seeder.Stop()
 
 	// Now qBittorrent seeds, and a BitStorm leecher takes the torrent from it alone.
-	out := filepath.Join(t.TempDir(), "out")
-	if err := os.Mkdir(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	leech, _ := startBitstorm(t, ctx, bin, filepath.Join(sw.dir, "leecher.log"), "download", "--verbose",
-		"--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)),
-		"--peer", "127.0.0.1:"+strconv.Itoa(qbt.PeerPort), sw.torrent)
-	res, err := leech.Wait()
-	if err != nil || ctx.Err() != nil {
-		t.Fatalf("bitstorm download from qBittorrent: %v (context: %v)\n%s\nqbittorrent:\n%s", err, ctx.Err(), leech.Tail(20), qbt.Tail(20))
-	}
-	t.Logf("bitstorm from qBittorrent: %.1f MiB in %.2fs = %.1f MiB/s; cpu %.2fs", size, res.Wall.Seconds(),
-		size/res.Wall.Seconds(), res.CPU().Seconds())
-	if err := swarmtest.ComparePayload(sw.dir, out, seedFiles); err != nil {
-		t.Fatalf("bitstorm's files from qBittorrent differ from the payload:\n%v", err)
-	}
-	if dropped := droppedPeers(leech.LogPath); len(dropped) > 0 {
-		t.Errorf("bitstorm dropped qBittorrent: %q", dropped)
-	}
+	leechFromOnly(t, ctx, bin, sw, "qBittorrent", "127.0.0.1:"+strconv.Itoa(qbt.PeerPort), func() string { return qbt.Tail(20) })
 }

@@ -2,7 +2,8 @@
 // tests and the benchmark: opentracker as the tracker, libtorrent (through its
 // Python bindings) as a seeder or leecher, or as many seeders in one process
 // (StartLibtorrentSeeders), aria2c and transmission as reference leechers,
-// qBittorrent through its Web API, and mktorrent to make the metainfo. Payloads are generated from a
+// qBittorrent through its Web API, rtorrent headless, and mktorrent to make the
+// metainfo. Payloads are generated from a
 // seed, never checked in. The demo (cmd/demo) uses only its process and payload
 // helpers: its swarm is BitStorm alone (embedded tracker, seeder, leecher).
 //

@@ -31,10 +31,12 @@ const (
 	IPRoute2 Tool = "iproute2"
 	// QBittorrent is qbittorrent-nox, driven through its Web API (qbittorrent.go).
 	QBittorrent Tool = "qbittorrent-nox"
+	// RTorrent is rtorrent (libTorrent 0.13), run headless (rtorrent.go).
+	RTorrent Tool = "rtorrent"
 )
 
 // AllTools lists every Tool.
-var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2, QBittorrent}
+var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2, QBittorrent, RTorrent}
 
 // Python is the interpreter that has the libtorrent bindings (Debian's).
 const Python = "/usr/bin/python3"
@@ -56,6 +58,8 @@ func (t Tool) present() bool {
 		return onPath("ip")
 	case QBittorrent:
 		return onPath("qbittorrent-nox")
+	case RTorrent:
+		return onPath("rtorrent")
 	case Libtorrent:
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
