@@ -91,6 +91,21 @@ func opentrackerSwarm(t *testing.T, timeout time.Duration, seed int64, files []s
 	return ctx, bin, sw, m
 }
 
+// bitstormSeededSwarm is opentrackerSwarm over seedFiles with a BitStorm seeder of it
+// already announced, for the real client tool to leech from; it returns the seeder and
+// its port.
+func bitstormSeededSwarm(t *testing.T, seed int64, tool swarmtest.Tool) (context.Context, string, *trackedPayload, *swarmtest.Process, int) {
+	t.Helper()
+	ctx, bin, sw, _ := opentrackerSwarm(t, 4*time.Minute, seed, seedFiles)
+	swarmtest.Require(t, tool)
+	port, err := swarmtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeder := startBitstormSeeder(t, ctx, bin, sw.torrent, sw.dir, port, filepath.Join(sw.dir, "bitstorm-seed.log"))
+	return ctx, bin, sw, seeder, port
+}
+
 // leechFromOnly downloads sw's torrent (of seedFiles) with the bitstorm binary from the
 // one peer at addr, a real client called name, and checks the bytes and that bitstorm
 // dropped no peer. tail tells what the other client logged, for failures.

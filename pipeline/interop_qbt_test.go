@@ -14,14 +14,7 @@ import (
 // the BitStorm seeder gone, a BitStorm leecher downloads it from qBittorrent alone. The
 // bytes must match each time.
 func TestInteropQBittorrent(t *testing.T) {
-	ctx, bin, sw, _ := opentrackerSwarm(t, 4*time.Minute, 20241126, seedFiles)
-	swarmtest.Require(t, swarmtest.QBittorrent)
-
-	seedPort, err := swarmtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeder := startBitstormSeeder(t, ctx, bin, sw.torrent, sw.dir, seedPort, filepath.Join(sw.dir, "bitstorm-seed.log"))
+	ctx, bin, sw, seeder, seedPort := bitstormSeededSwarm(t, 20241126, swarmtest.QBittorrent)
 	qbt, err := swarmtest.StartQBittorrent(ctx, filepath.Join(t.TempDir(), "qbt"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -14,14 +13,7 @@ import (
 // BitStorm seeder it learns from opentracker; then, the BitStorm seeder gone, a BitStorm
 // leecher downloads it from rtorrent alone. The bytes must match each time.
 func TestInteropRTorrent(t *testing.T) {
-	ctx, bin, sw, _ := opentrackerSwarm(t, 4*time.Minute, 20241127, seedFiles)
-	swarmtest.Require(t, swarmtest.RTorrent)
-
-	seedPort, err := swarmtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seeder := startBitstormSeeder(t, ctx, bin, sw.torrent, sw.dir, seedPort, filepath.Join(sw.dir, "bitstorm-seed.log"))
+	ctx, bin, sw, seeder, _ := bitstormSeededSwarm(t, 20241127, swarmtest.RTorrent)
 	rtOut := t.TempDir()
 	started := time.Now()
 	rt, rtPort, err := swarmtest.StartRTorrent(ctx, t.TempDir(), sw.torrent, rtOut)
