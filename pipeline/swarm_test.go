@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -305,5 +306,65 @@ func TestSeedRatioEndsSeeding(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("seeder did not stop after its seed time")
+	}
+}
+
+// TestSeedTimeThenStop: a download with SeedTime seeds on after completing, then ends with
+// nil on its own; the tracker hears started, completed and, last, stopped.
+func TestSeedTimeThenStop(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 25, "seedtime", 32<<10, 200_000)
+	peer := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	tr := stagetest.NewFakeTracker(t, peer.Addr())
+	tor = tor.WithAnnounce(t, tr.URL())
+	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	const seedTime = time.Second
+	p, err := pipeline.New(tor.Meta, pipeline.WithStorage(store), withConfig(pipeline.Config{SeedTime: seedTime}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run() = %v, want nil once the seed time is over", err)
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+	// The download takes milliseconds; a run that ended sooner than the seed time did not seed.
+	if took := time.Since(start); took < seedTime {
+		t.Errorf("Run() returned after %v, before the seed time of %v was over", took, seedTime)
+	}
+	ev := tr.Events()
+	if len(ev) < 3 || ev[0] != "started" || ev[len(ev)-1] != "stopped" || !slices.Contains(ev, "completed") {
+		t.Errorf("tracker events = %q, want started, completed, ..., stopped", ev)
+	}
+}
+
+// TestSeedRatioThenStop: a leecher with SeedRatio 1 finishes, serves a second leecher that
+// knows only it, and ends with nil once it has uploaded the torrent's size.
+func TestSeedRatioThenStop(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 26, "ratio", 32<<10, 1<<20)
+	origin := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{SeedRatio: 1}, origin.Addr())
+	b := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{}, a.addr)
+	if err := <-b.done; err != nil {
+		t.Fatalf("second leecher Run() = %v", err)
+	}
+	if !bytes.Equal(b.store.Bytes(), tor.Data) {
+		t.Fatal("the second leecher's bytes differ from the payload")
+	}
+	if err := <-a.done; err != nil {
+		t.Fatalf("Run() with SeedRatio 1 = %v, want nil once the ratio is reached", err)
+	}
+	if up := a.p.Stats().Uploaded; up < tor.Meta.Info.Length {
+		t.Errorf("the seeding leecher stopped after uploading %d bytes, before the ratio of 1 (%d)", up, tor.Meta.Info.Length)
+	}
+	if !bytes.Equal(a.store.Bytes(), tor.Data) {
+		t.Error("the first leecher's bytes differ from the payload")
 	}
 }
