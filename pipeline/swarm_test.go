@@ -61,9 +61,12 @@ func startNode(t *testing.T, ctx context.Context, tor *stagetest.Torrent, store 
 	}
 	n.addr = netip.MustParseAddrPort(cfg.ListenAddr)
 	cfg.Request.ChokeRound = 200 * time.Millisecond
-	p, err := pipeline.New(tor.Meta, pipeline.WithConfig(cfg), pipeline.WithStorage(store),
-		pipeline.WithPeerSource(stages.StaticPeers(peers)),
-		pipeline.WithLogger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	opts := []pipeline.Option{pipeline.WithConfig(cfg), pipeline.WithStorage(store),
+		pipeline.WithLogger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))}
+	if len(peers) > 0 { // otherwise the torrent's trackers
+		opts = append(opts, pipeline.WithPeerSource(stages.StaticPeers(peers)))
+	}
+	p, err := pipeline.New(tor.Meta, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,19 +341,36 @@ func TestSeedTimeThenStop(t *testing.T) {
 	}
 	ev := tr.Events()
 	if len(ev) < 3 || ev[0] != "started" || ev[len(ev)-1] != "stopped" || !slices.Contains(ev, "completed") {
-		t.Errorf("tracker events = %q, want started, completed, ..., stopped", ev)
+		t.Fatalf("tracker events = %q, want started, completed, ..., stopped", ev)
+	}
+	// BEP 3: left counts down from the whole size; downloaded counts what came in.
+	size := tor.Meta.Info.Length
+	for _, a := range tr.Announces() {
+		switch a.Event {
+		case "started":
+			if a.Left != size || a.Downloaded != 0 || a.Uploaded != 0 {
+				t.Errorf("started announce %+v, want left %d, nothing downloaded or uploaded", a, size)
+			}
+		case "completed", "stopped":
+			if a.Left != 0 || a.Downloaded < size {
+				t.Errorf("%s announce %+v, want left 0 and at least %d downloaded", a.Event, a, size)
+			}
+		}
 	}
 }
 
 // TestSeedRatioThenStop: a leecher with SeedRatio 1 finishes, serves a second leecher that
-// knows only it, and ends with nil once it has uploaded the torrent's size.
+// knows only it, and ends with nil once it has uploaded the torrent's size, which its
+// last announce reports.
 func TestSeedRatioThenStop(t *testing.T) {
 	checkGoroutines(t)
 	tor := stagetest.NewTorrent(t, 26, "ratio", 32<<10, 1<<20)
 	origin := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	tr := stagetest.NewFakeTracker(t, origin.Addr())
+	tor = tor.WithAnnounce(t, tr.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{SeedRatio: 1}, origin.Addr())
+	a := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{SeedRatio: 1})
 	b := startNode(t, ctx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{}, a.addr)
 	if err := <-b.done; err != nil {
 		t.Fatalf("second leecher Run() = %v", err)
@@ -366,5 +386,9 @@ func TestSeedRatioThenStop(t *testing.T) {
 	}
 	if !bytes.Equal(a.store.Bytes(), tor.Data) {
 		t.Error("the first leecher's bytes differ from the payload")
+	}
+	ann := tr.Announces()
+	if last := ann[len(ann)-1]; last.Event != "stopped" || last.Uploaded < tor.Meta.Info.Length || last.Left != 0 {
+		t.Errorf("last announce %+v, want stopped with left 0 and at least %d uploaded", last, tor.Meta.Info.Length)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/wire"
@@ -218,7 +220,12 @@ func (d *dialer) attempt(a netip.AddrPort) {
 	}
 	if err != nil {
 		var ne net.Error
-		retry := !errors.Is(err, errNoRetry) && (errors.As(err, &ne) || errors.Is(err, errDialRefused) || errors.Is(err, errFull))
+		// A peer that hangs up during the handshake is retried too, later: real clients do
+		// that for a while (rtorrent keeps one connection per IP address and refuses a new
+		// one until it has noticed the old one closed; others at their connection limit).
+		retry := !errors.Is(err, errNoRetry) && (errors.As(err, &ne) || errors.Is(err, errDialRefused) ||
+			errors.Is(err, errFull) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+			errors.Is(err, syscall.ECONNRESET))
 		select {
 		case d.results <- dialResult{addr: a, err: err, retry: retry}:
 		case <-d.ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -16,9 +17,9 @@ import (
 type FakeTracker struct {
 	srv *httptest.Server
 
-	mu     sync.Mutex
-	peers  []netip.AddrPort
-	events []string
+	mu        sync.Mutex
+	peers     []netip.AddrPort
+	announces []Announce
 	// Interval is the re-announce interval in seconds sent to clients.
 	Interval int
 	// Status, when not 0 or 200, is returned instead of an answer (a broken tracker).
@@ -36,16 +37,40 @@ func NewFakeTracker(tb testing.TB, peers ...netip.AddrPort) *FakeTracker {
 // URL is the announce URL.
 func (ft *FakeTracker) URL() string { return ft.srv.URL + "/announce" }
 
+// Announce is what a client reported in one announce (BEP 3).
+type Announce struct {
+	Event                      string // "started", "completed", "stopped", or "" for a regular one
+	Uploaded, Downloaded, Left int64  // -1 when missing or not a number
+}
+
 // Events returns the event parameter of every announce so far ("" for regular ones).
 func (ft *FakeTracker) Events() []string {
+	var ev []string
+	for _, a := range ft.Announces() {
+		ev = append(ev, a.Event)
+	}
+	return ev
+}
+
+// Announces returns every announce so far, in order.
+func (ft *FakeTracker) Announces() []Announce {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
-	return append([]string(nil), ft.events...)
+	return append([]Announce(nil), ft.announces...)
 }
 
 func (ft *FakeTracker) serve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	num := func(k string) int64 {
+		n, err := strconv.ParseInt(q.Get(k), 10, 64)
+		if err != nil {
+			return -1
+		}
+		return n
+	}
 	ft.mu.Lock()
-	ft.events = append(ft.events, r.URL.Query().Get("event"))
+	ft.announces = append(ft.announces, Announce{Event: q.Get("event"),
+		Uploaded: num("uploaded"), Downloaded: num("downloaded"), Left: num("left")})
 	status, peers, interval := ft.Status, ft.peers, ft.Interval
 	ft.mu.Unlock()
 	if status != 0 && status != http.StatusOK {
