@@ -108,11 +108,7 @@ func safeJoin(root string, path []string) (string, error) {
 
 // WriteAt writes p at offset off of the torrent's byte space, across file boundaries.
 func (s *Files) WriteAt(p []byte, off int64) (int, error) {
-	return s.span(p, off, func(f *os.File, b []byte, at int64) (int, error) {
-		n, err := f.WriteAt(b, at)
-		s.wb.wrote(f, at, int64(n))
-		return n, err
-	})
+	return s.WriteVAt([][]byte{p}, off)
 }
 
 // WriteVAt writes bufs one after another at offset off of the torrent's byte space, as

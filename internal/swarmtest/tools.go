@@ -41,31 +41,22 @@ var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, 
 // Python is the interpreter that has the libtorrent bindings (Debian's).
 const Python = "/usr/bin/python3"
 
+// commands names the program each Tool but Libtorrent (a Python module) puts on PATH.
+var commands = map[Tool]string{
+	Opentracker: "opentracker", Mktorrent: "mktorrent", Aria2c: "aria2c",
+	Transmission: "transmission-daemon", TransmissionRemote: "transmission-remote", IPRoute2: "ip",
+	QBittorrent: "qbittorrent-nox", RTorrent: "rtorrent",
+}
+
 // present reports whether t can be run.
 func (t Tool) present() bool {
-	switch t {
-	case Opentracker:
-		return onPath("opentracker")
-	case Mktorrent:
-		return onPath("mktorrent")
-	case Aria2c:
-		return onPath("aria2c")
-	case Transmission:
-		return onPath("transmission-daemon")
-	case TransmissionRemote:
-		return onPath("transmission-remote")
-	case IPRoute2:
-		return onPath("ip")
-	case QBittorrent:
-		return onPath("qbittorrent-nox")
-	case RTorrent:
-		return onPath("rtorrent")
-	case Libtorrent:
+	if t == Libtorrent {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		return exec.CommandContext(ctx, Python, "-I", "-c", "import libtorrent").Run() == nil
 	}
-	return false
+	name, ok := commands[t]
+	return ok && onPath(name)
 }
 
 func onPath(name string) bool {

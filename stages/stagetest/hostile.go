@@ -395,7 +395,6 @@ func (hc *HostileConn) seed(corrupt bool) error {
 	if err := hc.seedAndUnchoke(); err != nil {
 		return err
 	}
-	info := &hc.T.Meta.Info
 	for {
 		m, err := hc.Next()
 		if err != nil {
@@ -404,18 +403,7 @@ func (hc *HostileConn) seed(corrupt bool) error {
 		if m.KeepAlive || m.ID != wire.Request {
 			continue
 		}
-		off := info.PieceOffset(int(m.Index)) + int64(m.Begin)
-		if m.Length > wire.MaxBlockLen || off+int64(m.Length) > info.Length {
-			return fmt.Errorf("client requested [%d, %d), outside the torrent", off, off+int64(m.Length))
-		}
-		msg := wire.AppendPieceHeader(nil, m.Index, m.Begin, int(m.Length))
-		for _, b := range hc.T.Data[off : off+int64(m.Length)] {
-			if corrupt {
-				b = ^b
-			}
-			msg = append(msg, b)
-		}
-		if err := hc.Send(msg); err != nil {
+		if err := hc.answer([]wire.Message{m}, corrupt); err != nil {
 			return err
 		}
 	}
@@ -476,7 +464,7 @@ func SeedWithReqq(reqq int) Script {
 				select {
 				case r = <-reads:
 				case <-time.After(grace):
-					if err := hc.answer(queue); err != nil {
+					if err := hc.answer(queue, false); err != nil {
 						return err
 					}
 					left -= len(queue)
@@ -511,20 +499,34 @@ func SeedWithReqq(reqq int) Script {
 	}
 }
 
-// answer sends the blocks of requests.
-func (hc *HostileConn) answer(requests []wire.Message) error {
-	info := &hc.T.Meta.Info
+// answer sends the blocks of requests, every byte inverted when corrupt.
+func (hc *HostileConn) answer(requests []wire.Message, corrupt bool) error {
 	for _, r := range requests {
-		off := info.PieceOffset(int(r.Index)) + int64(r.Begin)
-		if r.Length > wire.MaxBlockLen || off+int64(r.Length) > info.Length {
-			return fmt.Errorf("client requested [%d, %d), outside the torrent", off, off+int64(r.Length))
+		msg, err := hc.pieceMsg(r)
+		if err != nil {
+			return err
 		}
-		msg := wire.AppendPieceHeader(nil, r.Index, r.Begin, int(r.Length))
-		if err := hc.Send(append(msg, hc.T.Data[off:off+int64(r.Length)]...)); err != nil {
+		if corrupt {
+			for i := 13; i < len(msg); i++ { // past the 13-byte header
+				msg[i] = ^msg[i]
+			}
+		}
+		if err := hc.Send(msg); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// pieceMsg is the piece message that answers the request r with the torrent's bytes.
+func (hc *HostileConn) pieceMsg(r wire.Message) ([]byte, error) {
+	info := &hc.T.Meta.Info
+	off := info.PieceOffset(int(r.Index)) + int64(r.Begin)
+	if r.Length > wire.MaxBlockLen || off+int64(r.Length) > info.Length {
+		return nil, fmt.Errorf("client requested [%d, %d), outside the torrent", off, off+int64(r.Length))
+	}
+	msg := wire.AppendPieceHeader(nil, r.Index, r.Begin, int(r.Length))
+	return append(msg, hc.T.Data[off:off+int64(r.Length)]...), nil
 }
 
 // After runs s once gate is closed, saying nothing until then: a peer the test lets start
@@ -560,10 +562,10 @@ func DripBlock(pause time.Duration) Script {
 		if err != nil {
 			return err
 		}
-		info := &hc.T.Meta.Info
-		off := info.PieceOffset(int(m.Index)) + int64(m.Begin)
-		msg := wire.AppendPieceHeader(nil, m.Index, m.Begin, int(m.Length))
-		msg = append(msg, hc.T.Data[off:off+int64(m.Length)]...)
+		msg, err := hc.pieceMsg(m)
+		if err != nil {
+			return err
+		}
 		// Read what the client sends meanwhile, so that only the drip decides, and to see
 		// the client close the connection.
 		read := make(chan error, 1)
