@@ -148,14 +148,20 @@ func interval(v any, field string) (time.Duration, error) {
 	if !ok {
 		return 0, badf("%s: want an integer, got %s", field, bencode.TypeName(v))
 	}
+	return clampInterval(sec), nil
+}
+
+// clampInterval turns a number of seconds from a tracker into a duration within
+// [MinAnnounceInterval, MaxAnnounceInterval].
+func clampInterval(sec int64) time.Duration {
 	// Compare in seconds: sec * time.Second overflows for absurd values.
 	switch {
 	case sec < int64(MinAnnounceInterval/time.Second):
-		return MinAnnounceInterval, nil
+		return MinAnnounceInterval
 	case sec > int64(MaxAnnounceInterval/time.Second):
-		return MaxAnnounceInterval, nil
+		return MaxAnnounceInterval
 	}
-	return time.Duration(sec) * time.Second, nil
+	return time.Duration(sec) * time.Second
 }
 
 // count reads an optional peer count; negative counts read as 0 and huge ones are capped.

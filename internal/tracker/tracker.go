@@ -1,6 +1,7 @@
 // Package tracker announces to HTTP trackers (BEP 3) and reads their replies: compact
 // IPv4 peers (BEP 23), the original list of peer dictionaries, and compact IPv6 peers in
-// "peers6" (BEP 7).
+// "peers6" (BEP 7). UDPClient speaks the UDP tracker protocol (BEP 15) with URLData
+// (BEP 41), and Client picks the protocol by the URL's scheme.
 //
 // Replies are untrusted: the body is read up to MaxResponseSize whatever Content-Length
 // says, it is validated by internal/bencode before decoding, at most MaxPeers peers are
@@ -115,20 +116,8 @@ func AnnounceURL(base string, req Request) (string, error) {
 	if u.Host == "" {
 		return "", fmt.Errorf("tracker: announce url %q: no host", base)
 	}
-	switch {
-	case req.Uploaded < 0:
-		return "", fmt.Errorf("tracker: request.uploaded: %d is negative", req.Uploaded)
-	case req.Downloaded < 0:
-		return "", fmt.Errorf("tracker: request.downloaded: %d is negative", req.Downloaded)
-	case req.Left < 0:
-		return "", fmt.Errorf("tracker: request.left: %d is negative", req.Left)
-	case req.NumWant < 0:
-		return "", fmt.Errorf("tracker: request.numwant: %d is negative", req.NumWant)
-	}
-	switch req.Event {
-	case EventNone, EventStarted, EventCompleted, EventStopped:
-	default:
-		return "", fmt.Errorf("tracker: request.event: unknown event %q", req.Event)
+	if err := req.validate(); err != nil {
+		return "", err
 	}
 
 	var q strings.Builder
@@ -157,6 +146,27 @@ func AnnounceURL(base string, req Request) (string, error) {
 	u.RawQuery = q.String()
 	u.Fragment, u.RawFragment = "", ""
 	return u.String(), nil
+}
+
+// validate checks what both protocols send: counts that are not negative and a known
+// event.
+func (req Request) validate() error {
+	switch {
+	case req.Uploaded < 0:
+		return fmt.Errorf("tracker: request.uploaded: %d is negative", req.Uploaded)
+	case req.Downloaded < 0:
+		return fmt.Errorf("tracker: request.downloaded: %d is negative", req.Downloaded)
+	case req.Left < 0:
+		return fmt.Errorf("tracker: request.left: %d is negative", req.Left)
+	case req.NumWant < 0:
+		return fmt.Errorf("tracker: request.numwant: %d is negative", req.NumWant)
+	}
+	switch req.Event {
+	case EventNone, EventStarted, EventCompleted, EventStopped:
+	default:
+		return fmt.Errorf("tracker: request.event: unknown event %q", req.Event)
+	}
+	return nil
 }
 
 // escape percent-encodes every byte of b but the RFC 3986 unreserved characters. Unlike
