@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -178,6 +181,140 @@ func FuzzHandshake(f *testing.F) {
 		}
 		if enc := h.Append(nil); !bytes.Equal(enc, data[:wire.HandshakeLen]) {
 			t.Fatalf("ReadHandshake(%q) = %+v, which encodes to %q", data, h, enc)
+		}
+	})
+}
+
+// FuzzParseMetadataMsg parses arbitrary ut_metadata payloads. It must not panic; every
+// error must wrap ErrBadMetadataMsg; and every message accepted must keep BEP 9's
+// promises (a data message carries exactly its piece of a metadata of at most
+// MaxMetadataSize bytes, as the tail of the payload) and re-encode to a message that
+// parses to the same.
+func FuzzParseMetadataMsg(f *testing.F) {
+	for _, tt := range metadataRoundTrips {
+		f.Add([]byte(tt.wire[6:]))
+	}
+	for _, s := range []string{
+		"d8:msg_typei7e5:piecei99999ee", "d5:piecei1e8:msg_typei2ee", "d8:msg_typei1e5:piecei0e10:total_sizei2ee" + "ee",
+		"d8:msg_typei0e5:piecei0eex", "d8:msg_typei1e5:piecei1e10:total_sizei100ee" + metadataPiece(100), "de", "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		m, err := wire.ParseMetadataMsg(payload)
+		if err != nil {
+			if !errors.Is(err, wire.ErrBadMetadataMsg) || !strings.HasPrefix(err.Error(), "wire: ") {
+				t.Fatalf("ParseMetadataMsg(%q) = unexpected error %v", payload, err)
+			}
+			return
+		}
+		switch m.Type {
+		case wire.MetadataData:
+			n, err := wire.MetadataPieces(m.TotalSize)
+			if err != nil || m.Piece < 0 || m.Piece >= n {
+				t.Fatalf("ParseMetadataMsg(%q) = piece %d of %d bytes (%d pieces, %v)", payload, m.Piece, m.TotalSize, n, err)
+			}
+			want := min(wire.MetadataPieceSize, m.TotalSize-m.Piece*wire.MetadataPieceSize)
+			if len(m.Data) != want || !bytes.Equal(m.Data, payload[len(payload)-len(m.Data):]) {
+				t.Fatalf("ParseMetadataMsg(%q) = %d bytes of data, want the last %d of the payload", payload, len(m.Data), want)
+			}
+		case wire.MetadataRequest, wire.MetadataReject:
+			if m.Piece < 0 || m.Piece*wire.MetadataPieceSize >= wire.MaxMetadataSize || m.Data != nil {
+				t.Fatalf("ParseMetadataMsg(%q) = %+v", payload, m)
+			}
+		default:
+			if m.Piece != 0 || m.TotalSize != 0 || m.Data != nil {
+				t.Fatalf("ParseMetadataMsg(%q) = %+v, want only the type of an unknown message", payload, m)
+			}
+		}
+		enc := wire.AppendMetadataMsg(nil, 1, m)
+		again, err := wire.ParseMetadataMsg(enc[6:])
+		if err != nil || !reflect.DeepEqual(again, m) {
+			t.Fatalf("ParseMetadataMsg(%q) = %+v, which encodes to %q, which parses to %+v, %v", payload, m, enc, again, err)
+		}
+	})
+}
+
+// FuzzParsePex parses arbitrary ut_pex payloads. It must not panic; every error must
+// wrap ErrBadPex; what it accepts must be bounded, dialable and unmapped; and it must
+// re-encode to a message that parses to the same peers (IPv4 ones first, as AppendPex
+// sends them in "added" before "added6").
+func FuzzParsePex(f *testing.F) {
+	for _, tt := range pexRoundTrips {
+		f.Add([]byte(tt.wire[6:]))
+	}
+	for _, s := range []string{
+		"d5:added0:7:added.f0:6:added60:8:added6.f0:7:dropped0:8:dropped60:e",
+		"d6:added6" + bstr(compact("[::ffff:192.0.2.1]:1", "[2001:db8::1]:2")) + "8:added6.f2:\x01\x02e",
+		"d5:added" + bstr(compact("192.0.2.1:0", "192.0.2.2:2")) + "e", "d5:addedi1ee", "le", "",
+	} {
+		f.Add([]byte(s))
+	}
+	canonical := func(p wire.Pex) wire.Pex {
+		p.Added = slices.Clone(p.Added)
+		p.Dropped = slices.Clone(p.Dropped)
+		slices.SortStableFunc(p.Added, func(a, b wire.PexPeer) int { return family(a.Addr) - family(b.Addr) })
+		slices.SortStableFunc(p.Dropped, func(a, b netip.AddrPort) int { return family(a) - family(b) })
+		return p
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		p, err := wire.ParsePex(payload)
+		if err != nil {
+			if !errors.Is(err, wire.ErrBadPex) || !strings.HasPrefix(err.Error(), "wire: ") {
+				t.Fatalf("ParsePex(%q) = unexpected error %v", payload, err)
+			}
+			return
+		}
+		if len(p.Added) > wire.MaxPexPeers || len(p.Dropped) > wire.MaxPexPeers {
+			t.Fatalf("ParsePex(%q) = %d added, %d dropped: more than MaxPexPeers", payload, len(p.Added), len(p.Dropped))
+		}
+		all := slices.Clone(p.Dropped)
+		for _, a := range p.Added {
+			all = append(all, a.Addr)
+		}
+		for _, a := range all {
+			if a.Port() == 0 || a.Addr().IsUnspecified() || a.Addr().IsMulticast() || a.Addr().Is4In6() || a.Addr().Zone() != "" {
+				t.Fatalf("ParsePex(%q) = %+v: %v", payload, p, a)
+			}
+		}
+		enc := wire.AppendPex(nil, 1, p)
+		again, err := wire.ParsePex(enc[6:])
+		if want := canonical(p); err != nil || !reflect.DeepEqual(again, want) {
+			t.Fatalf("ParsePex(%q) = %+v, which encodes to %q, which parses to %+v, %v; want %+v", payload, p, enc, again, err, want)
+		}
+	})
+}
+
+// family orders IPv4 before IPv6.
+func family(a netip.AddrPort) int {
+	if a.Addr().Is4() {
+		return 0
+	}
+	return 1
+}
+
+// FuzzExtHandshake parses arbitrary extended handshakes. It must not panic, every error
+// must wrap ErrBadExtHandshake, and a handshake it accepts must re-encode to one that
+// parses to the same.
+func FuzzExtHandshake(f *testing.F) {
+	for _, s := range []string{
+		"d12:complete_agoi-1e1:md11:lt_donthavei7e6:ut_pexi1ee13:metadata_sizei0e1:pi51413e4:reqqi500e11:upload_onlyi1e1:v18:libtorrent/2.0.8.06:yourip4:\x7f\x00\x00\x01e",
+		"d1:md11:ut_metadatai3ee13:metadata_sizei31235ee", "d1:md1:ai-1e1:bi256ee", "d6:yourip5:12345e", "d1:mi1ee", "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		h, err := wire.ParseExtHandshake(payload)
+		if err != nil {
+			if !errors.Is(err, wire.ErrBadExtHandshake) {
+				t.Fatalf("ParseExtHandshake(%q) = unexpected error %v", payload, err)
+			}
+			return
+		}
+		enc := wire.AppendExtHandshake(nil, h)
+		again, err := wire.ParseExtHandshake(enc[6:])
+		if err != nil || !reflect.DeepEqual(again, h) {
+			t.Fatalf("ParseExtHandshake(%q) = %+v, which encodes to %q, which parses to %+v, %v", payload, h, enc, again, err)
 		}
 	})
 }
