@@ -17,6 +17,7 @@ type announceRequest struct {
 	event                      string // "", "started", "completed" or "stopped"
 	compact, noPeerID          bool
 	numWant                    int
+	family                     int // 4 or 6: answer with peers of that IP version only (BEP 15); 0: both
 }
 
 // parseAnnounce reads an announce from a raw query. remote is the address the request came
@@ -193,7 +194,7 @@ func (s *Server) announce(req announceRequest, now time.Time) (announceReply, er
 		complete:   sw.seeders,
 		incomplete: sw.leechers(),
 		// A seeder has no use for other seeders.
-		peers: sw.sample(req.numWant, p, seeder),
+		peers: sw.sample(req.numWant, p, seeder, req.family),
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package trackerd
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 )
@@ -35,6 +36,56 @@ func FuzzParseAnnounce(f *testing.F) {
 		case "", "started", "completed", "stopped":
 		default:
 			t.Fatalf("parseAnnounce(%q): event %q", q, req.event)
+		}
+	})
+}
+
+// FuzzParseUDP checks that parseUDP never panics, keeps what it accepts within bounds,
+// and that the server answers any packet with a reply no larger than a full announce
+// reply, never to a packet too short to name a transaction.
+func FuzzParseUDP(f *testing.F) {
+	for _, seed := range [][]byte{
+		udpPacket(udpMagic, actionConnect, 7),
+		udpPacket(1, actionAnnounce, 7, udpAnnounceBody(hash(1), hash(2), 2, 0, -1, 6881)),
+		udpPacket(1, actionAnnounce, 7, udpAnnounceBody(hash(1), hash(2), 9, 0x7f000001, 1<<30, 0), []byte{2, 3, '/', 'a', 'b', 0}),
+		udpPacket(1, actionScrape, 7, make([]byte, 40)),
+		udpPacket(1, actionScrape, 7, make([]byte, 7)),
+		udpPacket(1, 9, 7),
+		{1, 2, 3},
+	} {
+		f.Add(seed, true)
+	}
+	s := New(Config{NumWantMax: 50, MaxPeers: 1000, MaxTorrents: 100})
+	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
+		from := netip.MustParseAddrPort("127.0.0.1:5000")
+		if v6 {
+			from = netip.MustParseAddrPort("[2001:db8::1]:5000")
+		}
+		req, err := parseUDP(b, from, 20, 50)
+		if err == nil {
+			switch req.action {
+			case actionConnect:
+			case actionAnnounce:
+				a := req.announce
+				if a.addr.Port() == 0 || !usable(a.addr.Addr()) || a.numWant < 0 || a.numWant > 50 ||
+					a.left < 0 || a.uploaded < 0 || a.downloaded < 0 || a.family != 4 && a.family != 6 {
+					t.Fatalf("parseUDP(% x) = %+v", b, a)
+				}
+			case actionScrape:
+				if len(req.hashes) == 0 || len(req.hashes) > MaxScrape || len(req.hashes)*20 > len(b) {
+					t.Fatalf("parseUDP(% x): %d hashes", b, len(req.hashes))
+				}
+			default:
+				t.Fatalf("parseUDP(% x) accepted action %d", b, req.action)
+			}
+		}
+		// The connection ID in b is almost never valid: give it one now and then.
+		if len(b) >= 16 && b[15]&1 == 1 {
+			binary.BigEndian.PutUint64(b, s.connID(from.Addr(), s.cfg.Now()))
+		}
+		r := s.handleUDP(b, from)
+		if len(b) < 16 && r != nil || len(r) > 20+18*50 && len(r) > 8+12*MaxScrape {
+			t.Fatalf("handleUDP(% x) = % x", b, r)
 		}
 	})
 }

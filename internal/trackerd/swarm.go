@@ -105,10 +105,11 @@ func (sw *swarm) expire(cutoff time.Time) int {
 	return n
 }
 
-// sample returns up to n peers chosen uniformly at random, never self (which may be nil)
-// and, if leechersOnly, no seeders. It runs a partial Fisher-Yates shuffle of sw.list in
-// place, so it costs O(n) when most peers qualify and never more than O(len).
-func (sw *swarm) sample(n int, self *peer, leechersOnly bool) []*peer {
+// sample returns up to n peers chosen uniformly at random, never self (which may be nil),
+// no seeders if leechersOnly, and only IPv4 or only IPv6 peers if family is 4 or 6 (0
+// takes both). It runs a partial Fisher-Yates shuffle of sw.list in place, so it costs
+// O(n) when most peers qualify and never more than O(len).
+func (sw *swarm) sample(n int, self *peer, leechersOnly bool, family int) []*peer {
 	eligible := len(sw.list)
 	if leechersOnly {
 		eligible = sw.leechers()
@@ -116,6 +117,7 @@ func (sw *swarm) sample(n int, self *peer, leechersOnly bool) []*peer {
 	if self != nil && sw.byID[self.id] == self && (!leechersOnly || !self.seeder) {
 		eligible--
 	}
+	// With a family, eligible is only a bound: the shuffle stops at the end of the list.
 	want := min(n, eligible)
 	if want <= 0 {
 		return nil
@@ -124,12 +126,23 @@ func (sw *swarm) sample(n int, self *peer, leechersOnly bool) []*peer {
 	for i := 0; i < len(sw.list) && len(out) < want; i++ {
 		sw.swap(i, i+rand.IntN(len(sw.list)-i))
 		p := sw.list[i]
-		if p == self || leechersOnly && p.seeder {
+		if p == self || leechersOnly && p.seeder || !ofFamily(p.addr.Addr(), family) {
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// ofFamily reports whether a (unmapped) is of IP version family; family 0 takes any.
+func ofFamily(a netip.Addr, family int) bool {
+	switch family {
+	case 4:
+		return a.Is4()
+	case 6:
+		return a.Is6()
+	}
+	return true
 }
 
 func (sw *swarm) swap(i, j int) {

@@ -93,7 +93,7 @@ func TestSwarmRandomOps(t *testing.T) {
 			n := r.IntN(50)
 			self := sw.byID[id]
 			leechersOnly := r.IntN(2) == 0
-			got := sw.sample(n, self, leechersOnly)
+			got := sw.sample(n, self, leechersOnly, 0)
 			eligible := 0
 			for k, st := range model {
 				if k != id && (!leechersOnly || !st.seeder) {
@@ -133,11 +133,35 @@ func TestSampleCoversEveryone(t *testing.T) {
 	}
 	seen := map[*peer]bool{}
 	for range 200 {
-		for _, p := range sw.sample(5, nil, true) {
+		for _, p := range sw.sample(5, nil, true, 0) {
 			seen[p] = true
 		}
 	}
 	if len(seen) != 50 {
 		t.Errorf("200 samples of 5 leechers reached %d of 50", len(seen))
+	}
+}
+
+// TestSampleFamily checks that a sample for one IP version holds only peers of that
+// version, as many as asked while there are enough.
+func TestSampleFamily(t *testing.T) {
+	sw := newSwarm()
+	for i := range 30 {
+		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
+		if i%3 == 0 {
+			ip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)})
+		}
+		sw.add(&peer{id: hash(byte(i)), addr: netip.AddrPortFrom(ip, 6881)})
+	}
+	for _, tt := range []struct{ family, n, want int }{{4, 5, 5}, {4, 50, 20}, {6, 5, 5}, {6, 50, 10}, {0, 50, 30}} {
+		got := sw.sample(tt.n, nil, false, tt.family)
+		if len(got) != tt.want {
+			t.Errorf("sample(%d, family %d) = %d peers, want %d", tt.n, tt.family, len(got), tt.want)
+		}
+		for _, p := range got {
+			if !ofFamily(p.addr.Addr(), tt.family) {
+				t.Errorf("sample(family %d) returned %v", tt.family, p.addr)
+			}
+		}
 	}
 }

@@ -1,7 +1,8 @@
-// Package trackerd is an HTTP BitTorrent tracker for local swarms and tests: announce
-// (BEP 3) with compact IPv4 peers (BEP 23) and IPv6 peers in "peers6" (BEP 7), and
-// scrape (BEP 48). A Server is an http.Handler serving /announce and /scrape, keeps its
-// swarms in memory under one mutex, and never logs: wrap it to log requests.
+// Package trackerd is a BitTorrent tracker for local swarms and tests: announce (BEP 3)
+// with compact IPv4 peers (BEP 23) and IPv6 peers in "peers6" (BEP 7), and scrape
+// (BEP 48), over HTTP and over UDP (BEP 15). A Server is an http.Handler serving
+// /announce and /scrape; ServeUDP answers UDP requests from the same swarms. It keeps
+// them in memory under one mutex, and never logs: wrap it to log requests.
 //
 // Where the BEPs leave the choice to the tracker, a Server:
 //   - answers bad parameters, info hashes not on the allow-list and a full tracker with
@@ -36,10 +37,25 @@
 //   - answers a scrape for named info hashes with zero counts for unknown ones and leaves
 //     out those not allowed; a scrape naming none lists up to MaxScrape torrents, chosen
 //     arbitrarily, and one naming more than MaxScrape fails.
+//
+// Over UDP (BEP 15), a Server:
+//   - gives connection IDs that are an HMAC of the client's IP address and the second
+//     they were issued, under a secret drawn in New: unguessable, bound to that address
+//     (any port), good for UDPConnIDLifetime, and checked without keeping state;
+//   - answers a request with an unknown or expired connection ID with an error action,
+//     looking at nothing else in it, and drops packets shorter than a request header
+//     and connects without BEP 15's protocol_id;
+//   - answers what HTTP would refuse with an error action holding the same reason, and
+//     an announce with only peers of the family it came in by (IPv4 peers, 6 bytes
+//     each, or IPv6 peers, 18 bytes each), taking its IP address field like ip=;
+//   - ignores what follows the 98 bytes of an announce (BEP 41 options), and answers a
+//     scrape, which must name 1 to MaxScrape info hashes, with zeros for unknown
+//     torrents and for those not allowed, since its answer is positional.
 package trackerd
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -108,10 +124,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Server is an in-memory HTTP tracker; see the package doc for its behaviour. Its methods
-// are safe for concurrent use.
+// Server is an in-memory HTTP and UDP tracker; see the package doc for its behaviour. Its
+// methods are safe for concurrent use.
 type Server struct {
-	cfg Config
+	cfg    Config
+	secret [32]byte // keys UDP connection IDs (BEP 15)
 
 	mu        sync.Mutex
 	torrents  map[[20]byte]*swarm
@@ -121,7 +138,9 @@ type Server struct {
 
 // New returns a Server with cfg's defaults filled in.
 func New(cfg Config) *Server {
-	return &Server{cfg: cfg.withDefaults(), torrents: make(map[[20]byte]*swarm)}
+	s := &Server{cfg: cfg.withDefaults(), torrents: make(map[[20]byte]*swarm)}
+	rand.Read(s.secret[:])
+	return s
 }
 
 // Stats returns how many torrents and peers the Server holds, stale ones included until
@@ -238,20 +257,12 @@ func (s *Server) serveScrape(r *http.Request) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cutoff := s.cfg.Now().Add(-s.cfg.PeerTTL)
-	stats := func(h [20]byte, sw *swarm) (scrapeFile, bool) {
-		s.peers -= sw.expire(cutoff)
-		if sw.len() == 0 {
-			delete(s.torrents, h)
-			return scrapeFile{}, false
-		}
-		return scrapeFile{Complete: sw.seeders, Downloaded: sw.downloaded, Incomplete: sw.leechers()}, true
-	}
 	if len(hashes) == 0 {
 		for h, sw := range s.torrents {
 			if len(files) == MaxScrape {
 				break
 			}
-			if f, ok := stats(h, sw); ok {
+			if f, ok := s.stats(h, sw, cutoff); ok {
 				files[string(h[:])] = f
 			}
 		}
@@ -263,9 +274,21 @@ func (s *Server) serveScrape(r *http.Request) (any, error) {
 		}
 		var f scrapeFile
 		if sw := s.torrents[h]; sw != nil {
-			f, _ = stats(h, sw)
+			f, _ = s.stats(h, sw, cutoff)
 		}
 		files[hs] = f
 	}
 	return map[string]any{"files": files}, nil
+}
+
+// stats drops the peers of sw, the swarm of h, that last announced before cutoff and
+// returns its counts; a swarm left empty goes, and reads as zeros with ok false. It must
+// be called with s.mu held.
+func (s *Server) stats(h [20]byte, sw *swarm, cutoff time.Time) (f scrapeFile, ok bool) {
+	s.peers -= sw.expire(cutoff)
+	if sw.len() == 0 {
+		delete(s.torrents, h)
+		return scrapeFile{}, false
+	}
+	return scrapeFile{Complete: sw.seeders, Downloaded: sw.downloaded, Incomplete: sw.leechers()}, true
 }
