@@ -29,11 +29,13 @@ const trackerSweepEvery = time.Minute
 func trackerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "tracker",
-		Usage: "run an HTTP tracker (announce and scrape, in memory) for local swarms, until Ctrl-C",
-		Description: "Prints \"tracker listening on http://ADDR/announce\" on stdout once it accepts\n" +
-			"connections, with the port it got when --listen asks for port 0.",
+		Usage: "run an HTTP and UDP tracker (announce and scrape, in memory) for local swarms, until Ctrl-C",
+		Description: "Serves HTTP (BEP 3) and UDP (BEP 15) on the same port number, from the same swarms.\n" +
+			"Prints \"tracker listening on http://ADDR/announce\", then \"tracker listening on\n" +
+			"udp://ADDR/announce\", on stdout once it accepts requests, with the port it got when\n" +
+			"--listen asks for port 0.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:6969", Usage: "address to serve on; port 0 picks a free one"},
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:6969", Usage: "address to serve HTTP (TCP) and UDP on; port 0 picks a free one"},
 			&cli.DurationFlag{Name: "interval", Value: 30 * time.Minute, Usage: "re-announce interval sent to clients"},
 			&cli.StringSliceFlag{Name: "allow", Usage: "serve only this info hash (40 hex digits); repeatable; none serves all"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log every request"},
@@ -61,11 +63,11 @@ func runTracker(c *cli.Context) error {
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 
 	ctx := c.Context
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", c.String("listen"))
+	ln, pc, err := listenTCPAndUDP(ctx, c.String("listen"))
 	if err != nil {
 		return fmt.Errorf("tracker: %w", err)
 	}
+	defer pc.Close()
 	td := trackerd.New(trackerd.Config{Interval: interval, AllowedInfoHashes: allowed})
 	srv := &http.Server{
 		Handler:           logRequests(log, td),
@@ -77,14 +79,21 @@ func runTracker(c *cli.Context) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	udpCtx, stopUDP := context.WithCancel(ctx)
+	defer stopUDP()
+	udpServed := make(chan error, 1)
+	go func() { udpServed <- td.ServeUDP(udpCtx, pc) }()
 
-	line := "tracker listening on " + (&url.URL{Scheme: "http", Host: ln.Addr().String(), Path: "/announce"}).String()
 	attrs := []any{"interval", interval}
 	if allowed != nil {
 		attrs = append(attrs, "allowed", len(allowed))
 	}
-	log.Info(line, attrs...)
-	fmt.Fprintln(c.App.Writer, line) // scripts wait for this line
+	// Scripts wait for the first line, and take the http URL from it.
+	for _, scheme := range []string{"http", "udp"} {
+		line := "tracker listening on " + (&url.URL{Scheme: scheme, Host: ln.Addr().String(), Path: "/announce"}).String()
+		log.Info(line, attrs...)
+		fmt.Fprintln(c.App.Writer, line)
+	}
 
 	sweep := time.NewTicker(trackerSweepEvery)
 	defer sweep.Stop()
@@ -95,7 +104,13 @@ func runTracker(c *cli.Context) error {
 			torrents, peers := td.Stats()
 			log.Debug("swept stale peers", "torrents", torrents, "peers", peers)
 		case err := <-served:
+			stopUDP()
+			<-udpServed
 			return fmt.Errorf("tracker: serve: %w", err)
+		case err := <-udpServed:
+			srv.Close()
+			<-served
+			return fmt.Errorf("tracker: serve udp: %w", err)
 		case <-ctx.Done():
 			shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), trackerShutdownTimeout)
 			defer cancel()
@@ -103,11 +118,37 @@ func runTracker(c *cli.Context) error {
 				log.Warn("tracker: requests still running, closing their connections", "err", err)
 				srv.Close()
 			}
+			udpErr := <-udpServed // ServeUDP returns as ctx ends
 			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("tracker: serve: %w", err)
 			}
+			if udpErr != nil {
+				return fmt.Errorf("tracker: serve udp: %w", udpErr)
+			}
 			log.Info("tracker stopped")
 			return nil
+		}
+	}
+}
+
+// listenTCPAndUDP listens on addr over TCP, then over UDP on the port TCP got, so that
+// one port number serves both, as opentracker does. With port 0, the port TCP got may
+// be taken for UDP: it tries again with other ports, a few times.
+func listenTCPAndUDP(ctx context.Context, addr string) (net.Listener, net.PacketConn, error) {
+	var lc net.ListenConfig
+	_, port, _ := net.SplitHostPort(addr)
+	for attempt := 1; ; attempt++ {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		pc, err := lc.ListenPacket(ctx, "udp", ln.Addr().String())
+		if err == nil {
+			return ln, pc, nil
+		}
+		ln.Close()
+		if port != "0" || attempt == 5 {
+			return nil, nil, err
 		}
 	}
 }
