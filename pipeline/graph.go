@@ -23,9 +23,9 @@ func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Stor
 	req := p.cfg.Request
 	req.Blocks = blocks
 	req.Cache = stages.NewPieceCache(env.Info, store, p.cfg.CacheBytes)
-	var conns streams.Flow = p.source.Open(ctx, env).Via(stages.Dial(ctx, env, p.cfg.Dial))
+	var conns streams.Flow = p.source.Open(ctx, env.Swarm).Via(stages.Dial(ctx, env.Swarm, p.cfg.Dial))
 	if ln != nil {
-		incoming := stages.Listen(ctx, env, ln, p.cfg.Dial.MaxPeers, p.cfg.Dial.HandshakeTimeout).Via(flow.NewPassThrough())
+		incoming := stages.Listen(ctx, env.Swarm, ln, p.cfg.Dial.MaxPeers, p.cfg.Dial.HandshakeTimeout).Via(flow.NewPassThrough())
 		conns = flow.Merge(conns, incoming)
 	}
 	conns.

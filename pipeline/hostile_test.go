@@ -34,7 +34,7 @@ type gatedPeers struct {
 	gate        <-chan struct{}
 }
 
-func (g gatedPeers) Open(ctx context.Context, env *stages.Env) streams.Source {
+func (g gatedPeers) Open(ctx context.Context, _ *stages.Swarm) streams.Source {
 	out := make(chan any, len(g.first)+len(g.then))
 	for _, a := range g.first {
 		out <- &stages.PeerAddr{Addr: a}

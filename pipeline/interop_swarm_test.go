@@ -20,6 +20,7 @@ import (
 
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/resume"
+	"github.com/bitstorm/bitstorm/internal/storage"
 	"github.com/bitstorm/bitstorm/internal/swarmtest"
 )
 
@@ -91,19 +92,18 @@ func TestInteropMixedSeeders(t *testing.T) {
 	}
 }
 
-// TestInteropTwoLeechersSeederLeaves: two bitstorm leechers and one bitstorm seeder,
-// all through opentracker. The leechers start first and find each other; the seeder
-// joins, learns both from opentracker and dials them at once, so that neither gets a
-// head start. The seeder leaves as soon as the leechers together hold every piece
-// (which the test sees by hashing their files), while neither holds all of them: from
-// then on each can finish only with pieces from the other. Each leecher seeds on for
-// up to 60 s after completing, so that the first to finish still serves the second;
-// the test stops both once both are complete.
-func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
+// TestInteropTwoLeechersTradeHalves: two bitstorm leechers through opentracker, and no
+// seeder: a starts with the first half of the pieces on disk and b with the second half
+// (the others zeroed), so each can finish only with the other's pieces. Which pieces
+// each holds is fixed before they start, so the test does not depend on timing: a
+// seeder that left "once the two together held everything" raced the leechers, which
+// copy each other faster than a test can stop them. Both recheck their data, find each
+// other through the tracker, trade, and seed on until the test sees both complete on
+// disk; then both stop cleanly with the payload's bytes.
+func TestInteropTwoLeechersTradeHalves(t *testing.T) {
 	ctx, bin, sw, meta := opentrackerSwarm(t, 2*time.Minute, 20240613, interopFiles)
 	info := &meta.Info
 	n := info.NumPieces()
-
 	type leecher struct {
 		name, out string
 		port      int
@@ -111,152 +111,36 @@ func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
 		cmd       *exec.Cmd
 		have      []bool
 	}
-	// attempt runs the leechers and the seeder until the seeder has left; it reports
-	// whether both leechers were then still incomplete, as the test needs.
-	attempt := func(try int) ([]*leecher, func() string, bool) {
-		var ls []*leecher
-		for i, name := range []string{"a", "b"} {
-			l := &leecher{name: name, out: filepath.Join(sw.dir, fmt.Sprintf("out-%s-%d", name, try)), port: freePort(t), have: make([]bool, n)}
-			l.p, l.cmd = startBitstorm(t, ctx, bin, filepath.Join(sw.dir, fmt.Sprintf("leecher-%s-%d.log", name, try)),
-				"download", "--verbose", "--seed-time", "60s", "--out", l.out, "--listen", "127.0.0.1", "--port", strconv.Itoa(l.port), sw.torrent)
-			ls = append(ls, l)
-			// Each starts once the ones before it have announced, so that opentracker
-			// hands them to it.
-			for {
-				s, err := sw.tracker.Scrape(ctx, sw.hash)
-				if err == nil && s.Incomplete > i {
-					break
-				}
-				sleepOrFail(t, ctx, 20*time.Millisecond, func() string { return "leecher " + name + " never announced\n" + l.p.Tail(15) })
-			}
-		}
-		a, b := ls[0], ls[1]
-		seeder, seederCmd := startBitstorm(t, ctx, bin, filepath.Join(sw.dir, fmt.Sprintf("seeder-%d.log", try)),
-			"seed", "--data", sw.dir, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), sw.torrent)
-		tail := func() string {
-			return fmt.Sprintf("seeder:\n%s\nleecher a:\n%s\nleecher b:\n%s", seeder.Tail(15), a.p.Tail(15), b.p.Tail(15))
-		}
-
-		// The test paces the leechers in slices of 5 ms: between slices both are frozen
-		// (SIGSTOP) and their files hashed, so that what it sees is what they hold, and only
-		// one of them runs in the next slice, the one that holds fewer pieces. Left alone,
-		// or run together, the leechers copy each other's pieces as fast as the seeder sends
-		// them, and the first to hold every piece is complete before the seeder could leave.
-		// Run in turns, the one running fetches from the seeder the pieces the other lacks
-		// (rarest first; the frozen one answers no requests), so the two together hold every
-		// piece while each holds about half. A leecher within a reserve of 1.5 times the
-		// most it ever gained in one slice (and at least 8 pieces) of complete is not run
-		// again.
-		// The seeder is then told to leave (SIGTERM) while both are frozen. Pieces once
-		// verified stay on disk: only the missing ones are hashed again.
-		signal := func(l *leecher, sig syscall.Signal) {
-			if err := l.cmd.Process.Signal(sig); err != nil {
-				t.Fatalf("leecher %s: %v: %v\n%s", l.name, sig, err, tail())
-			}
-		}
-		union := func() int {
-			u := 0
-			for _, l := range ls {
-				hashPieces(t, info, l.out, l.have, func(i int) bool { return !l.have[i] })
-			}
-			for i := range n {
-				if a.have[i] || b.have[i] {
-					u++
-				}
-			}
-			return u
-		}
-		signal(a, syscall.SIGSTOP)
-		signal(b, syscall.SIGSTOP)
-		polls, maxGain := 0, 0
-		stuck := "" // why the pacing gave up
-		var ran *leecher
-		before := 0
-		for {
-			if ran != nil {
-				signal(ran, syscall.SIGSTOP)
-			}
-			polls++
-			u := union()
-			if ran != nil {
-				maxGain = max(maxGain, count(ran.have)-before)
-			}
-			if u == n {
-				break
-			}
-			reserve := max(8, maxGain*3/2)
-			next, other := a, b
-			if count(b.have) < count(a.have) || count(b.have) == count(a.have) && ran == a {
-				next, other = b, a
-			}
-			if count(next.have)+reserve >= n {
-				next = other
-			}
-			if count(next.have)+reserve >= n {
-				stuck = fmt.Sprintf("both leechers are within %d pieces of complete (a %d, b %d of %d) and together lack %d: they copied each other",
-					reserve, count(a.have), count(b.have), n, n-u)
-				break
-			}
-			if exited(seeder) {
-				t.Fatalf("the seeder exited by itself\n%s", tail())
-			}
-			ran, before = next, count(next.have)
-			signal(ran, syscall.SIGCONT)
-			sleepOrFail(t, ctx, 5*time.Millisecond, func() string { return "the leechers never got every piece between them\n" + tail() })
-		}
-		if err := seederCmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatalf("stopping the seeder: %v", err)
-		}
-		res, err := seeder.Wait()
-		if ctx.Err() != nil {
-			t.Fatalf("the seeder did not stop\n%s", tail())
-		}
-		if err != nil {
-			t.Errorf("seeder, stopped while seeding: %v", err)
-		}
-		union()
-		ca, cb := count(a.have), count(b.have)
-		signal(a, syscall.SIGCONT)
-		signal(b, syscall.SIGCONT)
-		t.Logf("the seeder left after %.2fs (%d polls) with a holding %d and b %d of %d pieces on disk",
-			res.Wall.Seconds(), polls, ca, cb, n)
-		// Data the seeder sent that was still in a socket buffer or being assembled
-		// may complete a few more pieces, but no leecher may be complete already. The
-		// pacing is a matter of timing: when it fails, the attempt proves nothing, and
-		// the test makes another with fresh leechers.
-		if ca == n || cb == n {
-			stuck = fmt.Sprintf("a leecher was complete before the seeder left (a %d, b %d of %d pieces)", ca, cb, n)
-		}
-		if stuck != "" {
-			// The pacing failed this time: stop both (they announce stopped) and start over.
-			t.Logf("attempt %d: %s", try, stuck)
-			for _, l := range ls {
-				if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-					t.Fatalf("stopping leecher %s: %v", l.name, err)
-				}
-				l.p.Wait()
-			}
-			return nil, tail, false
-		}
-		return ls, tail, true
-	}
 	var ls []*leecher
-	var tail func() string
-	for try := 1; ; try++ {
-		var ok bool
-		if ls, tail, ok = attempt(try); ok {
-			break
+	for i, name := range []string{"a", "b"} {
+		l := &leecher{name: name, out: filepath.Join(sw.dir, "out-"+name), port: freePort(t), have: make([]bool, n)}
+		// a keeps pieces [0, n/2), b keeps [n/2, n).
+		keep := func(piece int) bool { return (piece < n/2) == (i == 0) }
+		plantPieces(t, info, sw.dir, l.out, keep)
+		hashPieces(t, info, l.out, l.have, func(int) bool { return true })
+		for piece := range n {
+			if l.have[piece] != keep(piece) {
+				t.Fatalf("leecher %s: piece %d planted %v, hashes %v", name, piece, keep(piece), l.have[piece])
+			}
 		}
-		if try == 3 {
-			t.Fatalf("in %d attempts a leecher was always complete before the seeder left: the test proves nothing", try)
-		}
+		l.p, l.cmd = startBitstorm(t, ctx, bin, filepath.Join(sw.dir, "leecher-"+name+".log"),
+			"download", "--verbose", "--seed-time", "2m", "--out", l.out, "--listen", "127.0.0.1", "--port", strconv.Itoa(l.port), sw.torrent)
+		ls = append(ls, l)
 	}
 	a, b := ls[0], ls[1]
-
-	for _, l := range ls {
-		if err := waitLogLine(ctx, l.p, `msg="download complete"`, time.Minute); err != nil {
-			t.Fatalf("leecher %s did not complete without the seeder: %v\n%s", l.name, err, tail())
+	tail := func() string {
+		return fmt.Sprintf("leecher a:\n%s\nleecher b:\n%s", a.p.Tail(15), b.p.Tail(15))
+	}
+	for count(a.have) < n || count(b.have) < n {
+		for _, l := range ls {
+			if exited(l.p) {
+				t.Fatalf("leecher %s exited before both were complete\n%s", l.name, tail())
+			}
+			hashPieces(t, info, l.out, l.have, func(i int) bool { return !l.have[i] })
 		}
+		sleepOrFail(t, ctx, 100*time.Millisecond, func() string {
+			return fmt.Sprintf("a holds %d and b %d of %d pieces\n%s", count(a.have), count(b.have), n, tail())
+		})
 	}
 	for _, l := range ls {
 		if err := l.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -269,11 +153,36 @@ func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
 			t.Errorf("leecher %s's files differ from the payload:\n%v", l.name, err)
 		}
 	}
-	// b learns a's address from opentracker and dials it; a could learn b's at a
-	// later announce and dial it too.
-	if !peersConnected(b.p.LogPath)[fmt.Sprintf("127.0.0.1:%d", a.port)] &&
-		!peersConnected(a.p.LogPath)[fmt.Sprintf("127.0.0.1:%d", b.port)] {
-		t.Errorf("neither leecher logged a connection to the other's port")
+}
+
+// plantPieces copies the payload under src into out and zeroes every piece keep rejects,
+// so that a download into out starts with exactly the pieces keep accepts.
+func plantPieces(t *testing.T, info *metainfo.Info, src, out string, keep func(piece int) bool) {
+	t.Helper()
+	for _, f := range info.Files {
+		rel := filepath.Join(f.Path...) // the torrent's name first
+		data, err := os.ReadFile(filepath.Join(src, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(out, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, rel), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := storage.Open(out, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for piece := range info.NumPieces() {
+		if !keep(piece) {
+			if _, err := st.WriteAt(make([]byte, info.PieceSize(piece)), info.PieceOffset(piece)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 
@@ -288,14 +197,16 @@ func TestInteropTwoLeechersSeederLeaves(t *testing.T) {
 // record; the runs after it start from that record, are killed with SIGKILL, and leave
 // it behind, stale: it must still claim only pieces that are on disk.
 //
-// On loopback the whole download takes about half a second, less than the kills'
-// delays (0.2-1.5 s); the seeder is slowed down by letting it run 7 ms in every 100
-// (SIGSTOP, SIGCONT), so that every kill lands somewhere in the download.
+// Every interruption lands at a piece count, not at a time: each run is stopped once
+// it has added a random 8 to 32 pieces to those on disk (polled by hashing the files),
+// and the libtorrent seeder uploads at most 4 MiB/s, so the 264 pieces take at least
+// 16 s on any machine and six interruptions (at most 192 pieces) always land before
+// the end. A slow machine only takes longer.
 func TestInteropResumeAfterSIGKILL(t *testing.T) {
-	ctx, bin, sw, meta := opentrackerSwarm(t, 2*time.Minute, 20240614, interopFiles)
+	ctx, bin, sw, meta := opentrackerSwarm(t, 4*time.Minute, 20240614, interopFiles)
 	info := &meta.Info
 	n := info.NumPieces()
-	seeder, err := swarmtest.StartLibtorrentSeeder(ctx, sw.torrent, sw.dir)
+	seeder, err := swarmtest.StartLibtorrentSeederLimited(ctx, sw.torrent, sw.dir, 4<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,24 +214,25 @@ func TestInteropResumeAfterSIGKILL(t *testing.T) {
 	if err := sw.tracker.WaitSeeders(ctx, sw.hash, 1); err != nil {
 		t.Fatal(err)
 	}
-	defer throttle(seeder, 7*time.Millisecond, 100*time.Millisecond)()
 
 	rng := rand.New(rand.NewPCG(20240614, 5))
 	out := filepath.Join(sw.dir, "out")
 	args := []string{"download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), sw.torrent}
 	// How each run is to end; the last one finishes.
 	plan := []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL, syscall.SIGKILL, 0}
+	if maxGain := (len(plan) - 1) * 32; maxGain >= n {
+		t.Fatalf("%d interruptions of up to 32 pieces may cover all %d pieces", len(plan)-1, n)
+	}
 	onDisk := -1 // pieces on disk when the previous run ended
 	kills := 0   // SIGKILLs that left pieces to download
+	good := make([]bool, n)
 	for run, sig := range plan {
 		logPath := filepath.Join(sw.dir, fmt.Sprintf("run-%d.log", run))
 		p, cmd := startBitstorm(t, ctx, bin, logPath, args...)
 		how := "finished"
 		if sig != 0 {
-			delay := time.Duration(200+rng.IntN(1300)) * time.Millisecond
-			select {
-			case <-p.Done():
-			case <-time.After(delay):
+			target := max(onDisk, 0) + 8 + rng.IntN(25)
+			if reached := waitPieces(t, ctx, p, info, out, good, target); reached {
 				how = sig.String()
 				if sig == syscall.SIGKILL {
 					p.Stop()
@@ -333,7 +245,6 @@ func TestInteropResumeAfterSIGKILL(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatalf("run %d: %v\n%s", run, ctx.Err(), p.Tail(20))
 		}
-		good := make([]bool, n)
 		hashPieces(t, info, out, good, func(int) bool { return true })
 		claimed := checkRecord(t, out, meta, good)
 		kept, source := keptPieces(logPath)
@@ -361,46 +272,33 @@ func TestInteropResumeAfterSIGKILL(t *testing.T) {
 	if onDisk < n {
 		t.Fatalf("the last run ended with %d of %d pieces on disk", onDisk, n)
 	}
-	if kills < 4 {
-		t.Errorf("only %d SIGKILLs landed before the download completed, want at least 4: slow the seeder down further", kills)
+	if kills < len(plan)-2 {
+		t.Errorf("only %d SIGKILLs landed before the download completed, want %d", kills, len(plan)-2)
 	}
 	if err := swarmtest.ComparePayload(sw.dir, out, interopFiles); err != nil {
 		t.Fatalf("downloaded files differ from the payload:\n%v", err)
 	}
 }
 
-// throttle lets p run only on of every period, stopping it with SIGSTOP and
-// continuing it with SIGCONT (by its pid, not its group), until the returned function
-// is called, which leaves it running.
-func throttle(p *swarmtest.Process, on, period time.Duration) (stop func()) {
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	signal := func(sig syscall.Signal) {
-		if !exited(p) {
-			_ = syscall.Kill(p.PID(), sig)
+// waitPieces polls the files under out until at least target pieces hash right, and
+// reports whether they did before p exited. good is updated as pieces are found; a
+// piece once good is not read again.
+func waitPieces(t *testing.T, ctx context.Context, p *swarmtest.Process, info *metainfo.Info, out string, good []bool, target int) bool {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.Done():
+			return false
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
 		}
-	}
-	go func() {
-		defer close(done)
-		defer signal(syscall.SIGCONT)
-		for {
-			signal(syscall.SIGCONT)
-			select {
-			case <-quit:
-				return
-			case <-time.After(on):
-			}
-			signal(syscall.SIGSTOP)
-			select {
-			case <-quit:
-				return
-			case <-time.After(period - on):
-			}
+		hashPieces(t, info, out, good, func(i int) bool { return !good[i] })
+		if count(good) >= target {
+			return true
 		}
-	}()
-	return func() {
-		close(quit)
-		<-done
 	}
 }
 

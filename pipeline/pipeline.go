@@ -197,13 +197,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer cancel(nil)
 	var once sync.Once
 	var fatal error
-	env := &stages.Env{
-		Info: &p.meta.Info, InfoHash: p.meta.InfoHash, PeerID: p.cfg.PeerID, Port: p.port,
-		Log: p.log, Sched: p.sched,
-		Fail: func(err error) {
-			once.Do(func() { fatal = err; cancel(err) })
-		},
-	}
+	sw := stages.NewSwarm(p.meta.InfoHash, p.cfg.PeerID, p.port, p.log, func(err error) {
+		once.Do(func() { fatal = err; cancel(err) })
+	})
+	p.sched.SetBans(sw.Bans)
+	sw.Attach(p.sched)
+	env := &stages.Env{Swarm: sw, Info: &p.meta.Info, Sched: p.sched}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {

@@ -33,13 +33,13 @@ type Tracker struct {
 var _ PeerSource = (*Tracker)(nil)
 
 // Open starts announcing; the outlet closes after the stopped announce once ctx ends.
-func (t *Tracker) Open(ctx context.Context, env *Env) streams.Source {
+func (t *Tracker) Open(ctx context.Context, env *Swarm) streams.Source {
 	out := make(chan any, 256)
 	go t.run(ctx, env, out)
 	return NewSource(out)
 }
 
-func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
+func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 	defer close(out)
 	log := env.Log.With("stage", "announce")
 	client := t.Client
@@ -55,14 +55,14 @@ func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
 	maxFail, backoff := cmp0(t.MaxFailures, 5), cmp0(t.Backoff, time.Second)
 	seen := make(map[netip.AddrPort]bool)
 	event, answered, failures, sentCompleted := tracker.EventStarted, false, 0, false
-	complete := env.Sched.Complete()
+	complete := env.Complete()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			if answered {
-				t.farewell(ctx, env, client, tiers, !sentCompleted && env.Sched.IsComplete(), log)
+				t.farewell(ctx, env, client, tiers, !sentCompleted && env.IsComplete(), log)
 			}
 			return
 		case <-complete:
@@ -123,7 +123,7 @@ func (t *Tracker) run(ctx context.Context, env *Env, out chan<- any) {
 // farewell announces completed, if the download completed since the last announce (the run
 // ends at once on completion, so this is where it is usually sent), then stopped; both within
 // StopTimeout, so that Ctrl-C stays prompt.
-func (t *Tracker) farewell(ctx context.Context, env *Env, client *http.Client, tiers [][]string, completed bool, log *slog.Logger) {
+func (t *Tracker) farewell(ctx context.Context, env *Swarm, client *http.Client, tiers [][]string, completed bool, log *slog.Logger) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp0(t.StopTimeout, time.Second))
 	defer cancel()
 	if completed {
@@ -134,10 +134,10 @@ func (t *Tracker) farewell(ctx context.Context, env *Env, client *http.Client, t
 	log.Debug("announced stopped", "err", err)
 }
 
-func (t *Tracker) request(env *Env, ev tracker.Event) tracker.Request {
-	st := env.Sched.Stats()
+func (t *Tracker) request(env *Swarm, ev tracker.Event) tracker.Request {
+	st := env.Stats()
 	return tracker.Request{InfoHash: env.InfoHash, PeerID: env.PeerID, Port: env.Port,
-		Downloaded: st.Downloaded, Uploaded: st.Uploaded, Left: st.Left(), Event: ev, NumWant: cmp0(t.NumWant, 80)}
+		Downloaded: st.Downloaded, Uploaded: st.Uploaded, Left: env.Left(), Event: ev, NumWant: cmp0(t.NumWant, 80)}
 }
 
 // httpTiers keeps the http and https trackers of each tier.

@@ -32,8 +32,8 @@ func blocksOf(tor *stagetest.Torrent, pool *bufpool.Pool, peer *stages.Peer) []*
 }
 
 func env(tor *stagetest.Torrent) *stages.Env {
-	return &stages.Env{Info: &tor.Meta.Info, InfoHash: tor.Meta.InfoHash,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sw := stages.NewSwarm(tor.Meta.InfoHash, [20]byte{}, 0, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	return &stages.Env{Swarm: sw, Info: &tor.Meta.Info}
 }
 
 // TestAssembleThenVerify composes two stages directly: blocks in any order fold into whole

@@ -54,7 +54,7 @@ func cmp0[T comparable](v, def T) T {
 // holds up the live ones for no longer than it takes to dial them. A connected slot frees when
 // its Conn is closed. Failed dials are retried with backoff; banned and already-known
 // addresses are skipped.
-func Dial(ctx context.Context, env *Env, cfg DialConfig) streams.Flow {
+func Dial(ctx context.Context, env *Swarm, cfg DialConfig) streams.Flow {
 	cfg.defaults()
 	return newNode(0, func(in <-chan any, out chan<- any) {
 		d := &dialer{ctx: ctx, env: env, cfg: cfg, out: out, log: env.Log.With("stage", "dial"),
@@ -92,7 +92,7 @@ func (h *retries) Pop() any {
 
 type dialer struct {
 	ctx     context.Context
-	env     *Env
+	env     *Swarm
 	cfg     DialConfig
 	out     chan<- any
 	log     interface{ Debug(string, ...any) }
@@ -132,7 +132,7 @@ func (d *dialer) run(in <-chan any) {
 }
 
 func (d *dialer) enqueue(a netip.AddrPort) {
-	if _, seen := d.known[a]; seen || !a.IsValid() || a.Port() == 0 || d.env.Sched.Banned(a) {
+	if _, seen := d.known[a]; seen || !a.IsValid() || a.Port() == 0 || d.env.Bans.Banned(a) {
 		return
 	}
 	if len(d.queue) >= d.cfg.MaxQueue {
@@ -186,7 +186,7 @@ func (d *dialer) due(timer *time.Timer) {
 	for len(d.later) > 0 && !d.later[0].at.After(now) {
 		r := heap.Pop(&d.later).(retryAt)
 		switch {
-		case d.env.Sched.Banned(r.addr):
+		case d.env.Bans.Banned(r.addr):
 		case len(d.queue) >= d.cfg.MaxQueue:
 			d.log.Debug("dial queue full, dropping retry", "peer", r.addr)
 		default:
@@ -267,7 +267,7 @@ func (d *dialer) connect(a netip.AddrPort) (*Conn, error) {
 
 // Handshake exchanges BitTorrent handshakes on nc (BEP 3) within timeout: it sends ours
 // first when we dialed, and checks that the peer serves our info hash and is not ourselves.
-func Handshake(ctx context.Context, env *Env, nc net.Conn, a netip.AddrPort, timeout time.Duration, dialed bool) (*Conn, error) {
+func Handshake(ctx context.Context, env *Swarm, nc net.Conn, a netip.AddrPort, timeout time.Duration, dialed bool) (*Conn, error) {
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stop()
 	nc.SetDeadline(time.Now().Add(timeout))
@@ -289,7 +289,7 @@ func Handshake(ctx context.Context, env *Env, nc net.Conn, a netip.AddrPort, tim
 	if theirs.PeerID == env.PeerID {
 		return nil, fmt.Errorf("handshake: %w: connected to ourselves", errNoRetry)
 	}
-	if env.Sched.Banned(a) {
+	if env.Bans.Banned(a) {
 		return nil, fmt.Errorf("handshake: %w: %w", errNoRetry, errBanned)
 	}
 	if !dialed {

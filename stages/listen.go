@@ -19,7 +19,7 @@ import (
 // (a slowloris attack) cannot keep an honest peer out until their handshake times out.
 // Out: *Conn. The outlet closes once ctx ends and every pending handshake has finished; ln
 // is closed then.
-func Listen(ctx context.Context, env *Env, ln net.Listener, maxConns int, timeout time.Duration) streams.Source {
+func Listen(ctx context.Context, env *Swarm, ln net.Listener, maxConns int, timeout time.Duration) streams.Source {
 	out := make(chan any)
 	log := env.Log.With("stage", "listen")
 	slots := make(chan struct{}, max(maxConns, 1))

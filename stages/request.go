@@ -224,7 +224,10 @@ func (s *session) reader(ctx context.Context) (err error) {
 		case wire.Unchoke:
 			s.mu.Lock()
 			s.choked = false
-			clear(s.released) // blocks sent before the choke have all arrived by now
+			// released is kept: a peer may still send blocks we asked for before its
+			// choke after it unchokes us again (libtorrent does, when a disk read was
+			// in flight at the choke). They are accepted quietly, not taken for
+			// unsolicited blocks.
 			s.mu.Unlock()
 			s.p.Kick()
 		case wire.Have:
@@ -497,6 +500,11 @@ func (s *session) maxQueue() int {
 // and returns them, for the Scheduler to give to others. Called with s.mu held.
 func (s *session) releasePending() []BlockReq {
 	left := s.pending.appendTo(make([]BlockReq, 0, len(s.pending)))
+	if len(s.released)+len(left) > 4*s.cfg.Queue {
+		// Bounded: a peer that chokes and unchokes without end must not grow it. A
+		// block from this far back is then taken for an unsolicited one.
+		clear(s.released)
+	}
 	for _, r := range left {
 		s.released.add(r)
 	}

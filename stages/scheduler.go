@@ -36,7 +36,7 @@ type Scheduler struct {
 	started wire.Bitfield  // pieces in active, for the picker's want test without a map lookup
 	live    []*activePiece // active pieces in the order they started
 	starved map[*Peer]struct{}
-	banned  bans
+	banned  *Bans
 	want    func(int) bool
 
 	peers      atomic.Int32
@@ -78,7 +78,7 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 		active:    make(map[int]*activePiece),
 		started:   wire.NewBitfield(info.NumPieces()),
 		starved:   make(map[*Peer]struct{}),
-		banned:    bans{addrs: make(map[netip.AddrPort]bool), ips: make(map[netip.Addr]bool)},
+		banned:    NewBans(),
 	}
 	s.want = func(i int) bool { return !s.done.Has(i) && !s.started.Has(i) }
 	return s
@@ -150,29 +150,12 @@ func (s *Scheduler) Interesting(has wire.Bitfield) bool {
 	return has.HasOutside(s.done)
 }
 
-// bans remembers the peers that sent corrupt data too often. A peer is banned by its IP
-// address, as libtorrent does: one that comes back from another port is still refused. On
-// loopback, where a whole test swarm shares one address, only its address and port are.
-// (Not by peer id: a peer chooses its id, and could take an honest peer's to have it banned.)
-type bans struct {
-	addrs map[netip.AddrPort]bool
-	ips   map[netip.Addr]bool
-}
+// SetBans makes the Scheduler record the peers it bans in b, the swarm's ban list, which
+// Dial and Listen consult; by default it keeps a list of its own.
+func (s *Scheduler) SetBans(b *Bans) { s.banned = b }
 
-func (b *bans) add(p *Peer) {
-	b.addrs[p.Addr] = true
-	if ip := p.Addr.Addr(); !ip.IsLoopback() {
-		b.ips[ip] = true
-	}
-}
-
-// Banned reports whether addr belongs to a peer that sent corrupt data often enough to be
-// banned.
-func (s *Scheduler) Banned(addr netip.AddrPort) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.banned.addrs[addr] || s.banned.ips[addr.Addr()]
-}
+// Banned reports whether addr belongs to a peer banned for corrupt data.
+func (s *Scheduler) Banned(addr netip.AddrPort) bool { return s.banned.Banned(addr) }
 
 // PeerJoined counts a connected peer.
 func (s *Scheduler) PeerJoined(p *Peer) { s.peers.Add(1) }
@@ -458,13 +441,13 @@ func (s *Scheduler) PieceDone(piece int) {
 func (s *Scheduler) finish(piece int) {
 	s.done.Set(piece)
 	s.order = append(s.order, piece)
-	for _, f := range s.onDone {
-		f(piece)
-	}
 	s.numDone++
 	s.verified.Add(s.info.PieceSize(piece))
 	if s.numDone == s.info.NumPieces() {
 		close(s.complete)
+	}
+	for _, f := range s.onDone { // after the counts, so that f sees the piece done
+		f(piece)
 	}
 }
 
@@ -484,7 +467,7 @@ func (s *Scheduler) PieceFailed(piece int, peers []*Peer) []*Peer {
 	for _, p := range peers {
 		p.strikes += weight
 		if p.strikes >= 4 && !p.banned.Swap(true) {
-			s.banned.add(p)
+			s.banned.Add(p.Addr)
 			banned = append(banned, p)
 		}
 	}

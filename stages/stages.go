@@ -20,12 +20,10 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 
-	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/wire"
 	"github.com/reugn/go-streams"
 )
@@ -107,11 +105,12 @@ func (p *Piece) Bytes() []byte {
 // ErrHashMismatch marks a piece whose SHA-1 is not the one in the metainfo.
 var ErrHashMismatch = errors.New("piece hash mismatch")
 
-// PeerSource produces the addresses of peers to dial (a tracker, a static list, an
-// experiment's generator). Open returns a Source whose outlet the implementation closes when
-// ctx ends; it may call env.Fail with an error that ends the run (tracker unreachable).
+// PeerSource produces the addresses of peers to dial (a tracker, a static list, the DHT,
+// an experiment's generator). It needs only the swarm, not the metadata, so that it runs
+// for a magnet link too. Open returns a Source whose outlet the implementation closes when
+// ctx ends; it may call sw.Fail with an error that ends the run (tracker unreachable).
 type PeerSource interface {
-	Open(ctx context.Context, env *Env) streams.Source
+	Open(ctx context.Context, sw *Swarm) streams.Source
 }
 
 // Picker chooses which piece to start next for a peer. The Scheduler calls it under its
@@ -141,16 +140,4 @@ type Storage interface {
 // with one system call instead of one per block.
 type VectorWriterAt interface {
 	WriteVAt(bufs [][]byte, off int64) (int, error)
-}
-
-// Env is what the pipeline shares with its stages for one run.
-type Env struct {
-	Info     *metainfo.Info
-	InfoHash [20]byte
-	PeerID   [20]byte
-	Port     uint16
-	Log      *slog.Logger
-	Sched    *Scheduler
-	// Fail ends the run with err; the first error wins and Run returns it.
-	Fail func(err error)
 }

@@ -14,7 +14,7 @@ type StaticPeers []netip.AddrPort
 var _ PeerSource = StaticPeers(nil)
 
 // Open emits the addresses.
-func (s StaticPeers) Open(ctx context.Context, env *Env) streams.Source {
+func (s StaticPeers) Open(ctx context.Context, _ *Swarm) streams.Source {
 	out := make(chan any, len(s))
 	for _, a := range s {
 		out <- &PeerAddr{Addr: a}

@@ -24,12 +24,21 @@ var libtorrentScript string
 // The seeder runs until Stop or until ctx ends. Its log goes beside
 // torrentPath.
 func StartLibtorrentSeeder(ctx context.Context, torrentPath, dataDir string) (*Process, error) {
+	return StartLibtorrentSeederLimited(ctx, torrentPath, dataDir, 0)
+}
+
+// StartLibtorrentSeederLimited is StartLibtorrentSeeder with libtorrent's own upload
+// rate limit (upload_rate_limit, bytes per second; 0 for none). A test that must
+// interrupt a download part-way uses it, so that the download takes as long on a fast
+// machine as on a slow one.
+func StartLibtorrentSeederLimited(ctx context.Context, torrentPath, dataDir string, uploadLimit int) (*Process, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
 	logPath := logBeside(torrentPath, fmt.Sprintf("libtorrent-seed-%d", port))
-	cmd, err := libtorrentCmd("seed", torrentPath, dataDir, port, filepath.Dir(logPath))
+	cmd, err := libtorrentCmd("seed", torrentPath, dataDir, port, filepath.Dir(logPath),
+		"--upload-limit", strconv.Itoa(uploadLimit))
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,18 @@ def drain(ses):
 
 
 def seed(args):
-    ses = make_session(args.port)
+    extra = {}
+    if args.upload_limit > 0:
+        # One bucket for the whole session; loopback counts like any other link.
+        extra = {"upload_rate_limit": args.upload_limit, "rate_limit_ip_overhead": False}
+    ses = make_session(args.port, extra)
+    if args.upload_limit > 0:
+        # By default loopback peers fall in libtorrent's local peer class, which
+        # no rate limit applies to: put every address in the global class.
+        f = lt.ip_filter()
+        f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << lt.session.global_peer_class_id)
+        ses.set_peer_class_filter(f)
     h, _ = add(ses, args.torrent, args.save, True)
     announced = False
     said = False
@@ -170,6 +181,7 @@ def main():
     p.add_argument("--save", required=True, help="directory that holds (or will hold) the torrent's name")
     p.add_argument("--port", type=int, default=0, help="seed and leech: the port to listen on")
     p.add_argument("--count", type=int, default=1, help="seeds: how many sessions")
+    p.add_argument("--upload-limit", type=int, default=0, help="seed: upload bytes per second, 0 for no limit")
     args = p.parse_args()
     if args.mode == "seeds":
         log("libtorrent", lt.__version__, "seeds count", args.count)
