@@ -15,6 +15,7 @@
 package metainfo
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
@@ -106,6 +107,11 @@ type MetaInfo struct {
 	CreatedBy    string
 	CreationDate time.Time // zero if absent or not positive
 	URLList      []string  // BEP 19 web seeds ("url-list", a string or a list of strings)
+	// RawInfo is the info dictionary as it appears in the file, or as peers sent it to
+	// FromInfo: the bytes InfoHash hashes, and those BEP 9 serves to peers fetching the
+	// metadata (its length is the "metadata_size" of our extended handshake). Nil in a
+	// MetaInfo built by hand.
+	RawInfo []byte
 }
 
 // Parse reads a .torrent from r, at most MaxTorrentSize bytes, and validates it.
@@ -200,6 +206,7 @@ func parse(data []byte) (*MetaInfo, error) {
 		return nil, err
 	}
 	m := &MetaInfo{Info: *info, InfoHash: sha1.Sum(rawInfo)}
+	m.RawInfo = bytes.Clone(rawInfo) // not a sub-slice: it would keep the whole file alive
 
 	if m.Announce, _, err = optString(top, "announce", "announce"); err != nil {
 		return nil, err
