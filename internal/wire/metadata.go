@@ -44,7 +44,9 @@ const (
 type MetadataMsg struct {
 	Type  MetadataMsgType
 	Piece int // the piece asked for, sent or refused; 0 for a type we do not know
-	// TotalSize is the size of the whole info dictionary ("total_size"), for MetadataData.
+	// TotalSize is the size of the whole info dictionary ("total_size"), for
+	// MetadataData. BEP 9 gives it the meaning of the handshake's "metadata_size"; a
+	// session checks that the two agree before it stores the piece.
 	TotalSize int
 	// Data is the piece, for MetadataData: MetadataPieceSize bytes, or what is left in
 	// the last piece. ParseMetadataMsg returns a sub-slice of its payload.
