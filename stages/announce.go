@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -17,17 +18,27 @@ import (
 // ErrTrackerUnreachable ends a run whose trackers never answered.
 var ErrTrackerUnreachable = errors.New("tracker unreachable")
 
-// Tracker is the PeerSource of HTTP trackers (BEP 3), tried tier by tier (BEP 12).
-// It announces started, then re-announces on the tracker's interval, sends completed when
-// the Scheduler completes and stopped when the run ends, and retries with exponential
-// backoff while no tracker answers. Out: *PeerAddr, each address once.
+// Tracker is the PeerSource of HTTP (BEP 3) and UDP (BEP 15) trackers, mixed freely,
+// tried tier by tier (BEP 12). It announces started, then re-announces on the tracker's
+// interval, sends completed when the Scheduler completes and stopped when the run ends,
+// and retries with exponential backoff while no tracker answers. Trackers of other
+// schemes are skipped. Out: *PeerAddr, each address once.
 type Tracker struct {
 	Tiers       [][]string
-	Client      *http.Client  // default: 15s timeout
-	MaxFailures int           // failed rounds before the run fails, while no tracker ever answered (default 5)
-	Backoff     time.Duration // first retry delay, doubled each failure up to 2 minutes (default 1s)
-	NumWant     int           // peers asked for (default 80)
-	StopTimeout time.Duration // bound on the stopped announce at exit (default 1s)
+	Client      *http.Client       // for http(s) trackers; default: 15s timeout
+	UDP         *tracker.UDPClient // for udp trackers; default: two sends per Timeout (see defaultUDP)
+	Timeout     time.Duration      // bound on one announce to one tracker (default 15s)
+	MaxFailures int                // failed rounds before the run fails, while no tracker ever answered (default 5)
+	Backoff     time.Duration      // first retry delay, doubled each failure up to 2 minutes (default 1s)
+	NumWant     int                // peers asked for (default 80)
+	StopTimeout time.Duration      // bound on the stopped announce at exit (default 1s)
+}
+
+// defaultUDP returns the UDP client of a Tracker that names none: BEP 15's doubling
+// waits, on a base of 5 s instead of 15 s so that a lost packet is sent again within the
+// 15 s a tracker gets (at 0 and 5 s; it gives up at 15 s).
+func defaultUDP() *tracker.UDPClient {
+	return &tracker.UDPClient{Retransmit: 5 * time.Second, MaxRetransmits: 1}
 }
 
 var _ PeerSource = (*Tracker)(nil)
@@ -42,13 +53,16 @@ func (t *Tracker) Open(ctx context.Context, env *Swarm) streams.Source {
 func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 	defer close(out)
 	log := env.Log.With("stage", "announce")
-	client := t.Client
-	if client == nil {
-		client = &http.Client{Timeout: 15 * time.Second}
+	client := &tracker.Client{HTTP: t.Client, UDP: t.UDP}
+	if client.HTTP == nil {
+		client.HTTP = &http.Client{Timeout: 15 * time.Second}
 	}
-	tiers := httpTiers(t.Tiers, log)
+	if client.UDP == nil {
+		client.UDP = defaultUDP()
+	}
+	tiers := shuffleTiers(usableTiers(t.Tiers, log))
 	if len(tiers) == 0 {
-		env.Fail(fmt.Errorf("%w: no http(s) tracker in the torrent (udp trackers are not supported)", ErrTrackerUnreachable))
+		env.Fail(fmt.Errorf("%w: no http, https or udp tracker in the torrent", ErrTrackerUnreachable))
 		<-ctx.Done()
 		return
 	}
@@ -78,7 +92,7 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 			// rather than cut it and send completed twice.
 			actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), cmp0(t.StopTimeout, time.Second))
 		}
-		resp, err := announceTiers(actx, client, tiers, t.request(env, event))
+		resp, err := t.announceTiers(actx, client, tiers, t.request(env, event))
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -123,14 +137,14 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 // farewell announces completed, if the download completed since the last announce (the run
 // ends at once on completion, so this is where it is usually sent), then stopped; both within
 // StopTimeout, so that Ctrl-C stays prompt.
-func (t *Tracker) farewell(ctx context.Context, env *Swarm, client *http.Client, tiers [][]string, completed bool, log *slog.Logger) {
+func (t *Tracker) farewell(ctx context.Context, env *Swarm, client *tracker.Client, tiers [][]string, completed bool, log *slog.Logger) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp0(t.StopTimeout, time.Second))
 	defer cancel()
 	if completed {
-		_, err := announceTiers(sctx, client, tiers, t.request(env, tracker.EventCompleted))
+		_, err := t.announceTiers(sctx, client, tiers, t.request(env, tracker.EventCompleted))
 		log.Debug("announced completed", "err", err)
 	}
-	_, err := announceTiers(sctx, client, tiers, t.request(env, tracker.EventStopped))
+	_, err := t.announceTiers(sctx, client, tiers, t.request(env, tracker.EventStopped))
 	log.Debug("announced stopped", "err", err)
 }
 
@@ -140,13 +154,15 @@ func (t *Tracker) request(env *Swarm, ev tracker.Event) tracker.Request {
 		Downloaded: st.Downloaded, Uploaded: st.Uploaded, Left: env.Left(), Event: ev, NumWant: cmp0(t.NumWant, 80)}
 }
 
-// httpTiers keeps the http and https trackers of each tier.
-func httpTiers(tiers [][]string, log *slog.Logger) [][]string {
+// usableTiers keeps the http, https and udp trackers of each tier, in new slices, and
+// drops the tiers left empty.
+func usableTiers(tiers [][]string, log *slog.Logger) [][]string {
 	var out [][]string
 	for _, tier := range tiers {
 		var keep []string
 		for _, u := range tier {
-			if pu, err := url.Parse(u); err == nil && (pu.Scheme == "http" || pu.Scheme == "https") {
+			pu, err := url.Parse(u)
+			if err == nil && (pu.Scheme == "http" || pu.Scheme == "https" || pu.Scheme == "udp") {
 				keep = append(keep, u)
 			} else {
 				log.Debug("skipping unsupported tracker", "url", u)
@@ -159,13 +175,27 @@ func httpTiers(tiers [][]string, log *slog.Logger) [][]string {
 	return out
 }
 
-// announceTiers tries the trackers tier by tier, and within a tier in order; a tracker that
-// answers moves to the front of its tier (BEP 12).
-func announceTiers(ctx context.Context, c *http.Client, tiers [][]string, req tracker.Request) (*tracker.Response, error) {
+// shuffleTiers shuffles the trackers within each tier, in place, and returns tiers. BEP 12:
+// "URLs within each tier will be processed in a randomly chosen order; in other words,
+// the list will be shuffled when first read, and then parsed in order."
+func shuffleTiers(tiers [][]string) [][]string {
+	for _, tier := range tiers {
+		rand.Shuffle(len(tier), func(i, j int) { tier[i], tier[j] = tier[j], tier[i] })
+	}
+	return tiers
+}
+
+// announceTiers tries the trackers tier by tier, and within a tier in order, each for at
+// most Timeout; a tracker that answers moves to the front of its tier. BEP 12: "all URLs
+// in each tier must be checked before the client goes on to the next tier", and "if a
+// connection with a tracker is successful, it will be moved to the front of the tier."
+func (t *Tracker) announceTiers(ctx context.Context, c *tracker.Client, tiers [][]string, req tracker.Request) (*tracker.Response, error) {
 	var errs []error
 	for _, tier := range tiers {
 		for i, u := range tier {
-			resp, err := tracker.Announce(ctx, c, u, req)
+			actx, cancel := context.WithTimeout(ctx, cmp0(t.Timeout, 15*time.Second))
+			resp, err := c.Announce(actx, u, req)
+			cancel()
 			if err == nil {
 				copy(tier[1:i+1], tier[:i])
 				tier[0] = u

@@ -61,7 +61,7 @@ func TestTrackerCommandUDP(t *testing.T) {
 	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
 	defer acancel()
 	c := &tracker.Client{HTTP: &http.Client{Timeout: 5 * time.Second},
-		UDP: tracker.UDPClient{Retransmit: 5 * time.Millisecond, MaxRetransmits: 12}}
+		UDP: &tracker.UDPClient{Retransmit: 5 * time.Millisecond, MaxRetransmits: 12}}
 	var ih [20]byte
 	copy(ih[:], "bitstorm tracker udp")
 	req := func(id byte, port uint16) tracker.Request {

@@ -19,7 +19,7 @@ import (
 
 // fastUDP retransmits after milliseconds, often enough that a test never runs out of
 // tries however slow the machine: 5 ms * (2^13 - 1) is 41 s of patience in all.
-func fastUDP() UDPClient { return UDPClient{Retransmit: 5 * time.Millisecond, MaxRetransmits: 12} }
+func fastUDP() *UDPClient { return &UDPClient{Retransmit: 5 * time.Millisecond, MaxRetransmits: 12} }
 
 // fakeLogic answers like a BEP 15 tracker: a connect gets a new connection ID, and an
 // announce or scrape carrying the latest one gets an answer; any other ID an error.
