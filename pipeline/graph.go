@@ -23,14 +23,44 @@ func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Stor
 	req := p.cfg.Request
 	req.Blocks = blocks
 	req.Cache = stages.NewPieceCache(env.Info, store, p.cfg.CacheBytes)
-	var conns streams.Flow = p.source.Open(ctx, env.Swarm).Via(stages.Dial(ctx, env.Swarm, p.cfg.Dial))
-	if ln != nil {
-		incoming := stages.Listen(ctx, env.Swarm, ln, p.cfg.Dial.MaxPeers, p.cfg.Dial.HandshakeTimeout).Via(flow.NewPassThrough())
-		conns = flow.Merge(conns, incoming)
-	}
-	conns.
+	p.conns(ctx, env.Swarm, ln).
 		Via(stages.Request(ctx, env, req)).
 		Via(stages.Assemble(env, blocks)).
 		Via(stages.Verify(env.Info, p.cfg.Verifiers)).
 		To(stages.Write(env, store, blocks, 2))
+}
+
+// metadataGraph wires the metadata phase of a magnet link (BEP 9): the same peer sources,
+// Dial and Listen as the download, into the MetadataSink, which calls found with each
+// verified copy of the info dictionary. It blocks until the sink has let every
+// connection go; cancelling ctx ends the phase.
+//
+//	sources ─▶ Dial ──┐
+//	                  ├─▶ FetchMetadata
+//	Listen ───────────┘
+func (p *Pipeline) metadataGraph(ctx context.Context, sw *stages.Swarm, ln net.Listener, found func(raw []byte)) {
+	p.conns(ctx, sw, ln).To(stages.FetchMetadata(ctx, sw, stages.MetadataConfig{}, found))
+}
+
+// conns is the part of every graph that finds peers: the peer sources merged, Dial, and
+// the connections Listen accepts. Out: *Conn.
+func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener) streams.Flow {
+	addrs := make([]streams.Flow, len(p.sources))
+	for i, s := range p.sources {
+		addrs[i] = s.Open(ctx, sw).Via(flow.NewPassThrough())
+	}
+	var conns streams.Flow = merge(addrs).Via(stages.Dial(ctx, sw, p.cfg.Dial))
+	if ln != nil {
+		incoming := stages.Listen(ctx, sw, ln, p.cfg.Dial.MaxPeers, p.cfg.Dial.HandshakeTimeout).Via(flow.NewPassThrough())
+		conns = flow.Merge(conns, incoming)
+	}
+	return conns
+}
+
+// merge fans flows in; one flow needs no Merge.
+func merge(fs []streams.Flow) streams.Flow {
+	if len(fs) == 1 {
+		return fs[0]
+	}
+	return flow.Merge(fs...)
 }

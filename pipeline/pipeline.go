@@ -58,7 +58,9 @@ type Option func(*Pipeline)
 func WithConfig(c Config) Option { return func(p *Pipeline) { p.cfg = c } }
 
 // WithPeerSource replaces the trackers of the torrent as the source of peers.
-func WithPeerSource(s stages.PeerSource) Option { return func(p *Pipeline) { p.source = s } }
+func WithPeerSource(s stages.PeerSource) Option {
+	return func(p *Pipeline) { p.sources = []stages.PeerSource{s} }
+}
 
 // WithPicker replaces the piece picker.
 func WithPicker(pk stages.Picker) Option { return func(p *Pipeline) { p.picker = pk } }
@@ -75,20 +77,40 @@ func WithLogger(l *slog.Logger) Option { return func(p *Pipeline) { p.log = l } 
 
 // Pipeline is one download of one torrent.
 type Pipeline struct {
-	meta   *metainfo.MetaInfo
-	cfg    Config
-	source stages.PeerSource
-	picker stages.Picker
-	choker stages.Choker
-	store  stages.Storage
-	log    *slog.Logger
-	sched  *stages.Scheduler
-	port   uint16 // announced: the listener's real port, or Config.Port
+	meta    *metainfo.MetaInfo
+	cfg     Config
+	sources []stages.PeerSource // merged before Dial (graph.go)
+	picker  stages.Picker
+	choker  stages.Choker
+	store   stages.Storage
+	log     *slog.Logger
+	sched   *stages.Scheduler
+	port    uint16 // announced: the listener's real port, or Config.Port
 }
 
 // New builds a pipeline for m. It opens no file and no connection until Run.
 func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
-	p := &Pipeline{meta: m}
+	p := newPipeline(opts)
+	p.meta = m
+	if len(p.sources) == 0 {
+		tiers := m.Trackers()
+		if len(tiers) == 0 {
+			return nil, errors.New("torrent has no tracker, and no peers were given")
+		}
+		p.sources = []stages.PeerSource{&stages.Tracker{Tiers: tiers}}
+	}
+	if p.picker == nil {
+		p.picker = stages.NewRarest(m.Info.NumPieces(), uint64(time.Now().UnixNano()))
+	}
+	maxActive := int(max(p.cfg.MaxInFlight/m.Info.PieceLength, 4))
+	p.sched = stages.NewScheduler(&m.Info, p.picker, maxActive)
+	return p, nil
+}
+
+// newPipeline applies opts and the defaults of everything that does not depend on the
+// torrent's metadata.
+func newPipeline(opts []Option) *Pipeline {
+	p := &Pipeline{}
 	for _, o := range opts {
 		o(p)
 	}
@@ -138,20 +160,8 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if p.source == nil {
-		tiers := m.Trackers()
-		if len(tiers) == 0 {
-			return nil, errors.New("torrent has no tracker, and no peers were given")
-		}
-		p.source = &stages.Tracker{Tiers: tiers}
-	}
-	if p.picker == nil {
-		p.picker = stages.NewRarest(m.Info.NumPieces(), uint64(time.Now().UnixNano()))
-	}
 	p.port = c.Port
-	maxActive := int(max(c.MaxInFlight/m.Info.PieceLength, 4))
-	p.sched = stages.NewScheduler(&m.Info, p.picker, maxActive)
-	return p, nil
+	return p
 }
 
 // NewPeerID returns a fresh Azureus-style peer id: "-BS0001-" and 12 random bytes.
@@ -202,7 +212,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	})
 	p.sched.SetBans(sw.Bans)
 	sw.Attach(p.sched)
-	env := &stages.Env{Swarm: sw, Info: &p.meta.Info, Sched: p.sched}
+	env := &stages.Env{Swarm: sw, Info: &p.meta.Info, Sched: p.sched, RawInfo: p.meta.RawInfo}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {

@@ -86,6 +86,9 @@ type Env struct {
 	*Swarm
 	Info  *metainfo.Info
 	Sched *Scheduler
+	// RawInfo is the bencoded info dictionary, served to peers that fetch the metadata
+	// (BEP 9); nil serves none.
+	RawInfo []byte
 }
 
 // Bans remembers the peers that sent corrupt data too often. A peer is banned by its IP

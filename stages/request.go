@@ -117,11 +117,13 @@ type session struct {
 	released   reqSet // requests dropped on choke whose blocks may still arrive
 	lastBlock  time.Time
 	lastRecv   time.Time
-	dropErr    error // why the writer closed the connection
-	window     int   // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
-	snubbed    bool  // no block for SnubTimeout while requests were outstanding
-	limit      int   // where the window stops growing: the peer's rate times QueueTime
-	reqq       int   // the most requests the peer queues (BEP 10 reqq); 0 when it did not say
+	dropErr    error            // why the writer closed the connection
+	window     int              // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
+	snubbed    bool             // no block for SnubTimeout while requests were outstanding
+	limit      int              // where the window stops growing: the peer's rate times QueueTime
+	reqq       int              // the most requests the peer queues (BEP 10 reqq); 0 when it did not say
+	peerExt    map[string]uint8 // the peer's extended ids, by extension name (BEP 10 "m")
+	extOut     []byte           // extension messages for the writer to send (extensions.go)
 	rate       float64
 	rateMark   int64 // recvBytes at the last tick
 	reqs       []BlockReq
@@ -262,7 +264,9 @@ func (s *session) reader(ctx context.Context) (err error) {
 				return err
 			}
 		case wire.Extended:
-			s.extended(m.Extended)
+			if err := s.extended(m.Extended); err != nil {
+				return err
+			}
 		case wire.Interested, wire.NotInterested:
 			s.mu.Lock()
 			s.peerInterested = m.ID == wire.Interested
@@ -463,39 +467,6 @@ func (s *session) plan(buf []byte) []byte {
 
 func (s *session) isPending(r BlockReq) bool { return s.pending.has(r) }
 
-// ClientName is how BitStorm names itself in the BEP 10 extended handshake ("v").
-const ClientName = "BitStorm/0.1"
-
-// extended handles an extended message (BEP 10). Of those, we read only the handshake,
-// for the peer's reqq: more requests than that outstanding, and it may drop some. A
-// handshake we cannot read is ignored, as is any other extended message (our handshake
-// lists none, so a peer has no business sending one).
-func (s *session) extended(payload []byte) {
-	if len(payload) == 0 || payload[0] != 0 {
-		return
-	}
-	h, err := wire.ParseExtHandshake(payload[1:])
-	if err != nil {
-		s.log.Debug("ignoring extended handshake", "err", err)
-		return
-	}
-	s.log.Debug("extended handshake", "client", h.Client, "reqq", h.Reqq)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.reqq = h.Reqq
-	s.limit = min(s.limit, s.maxQueue())
-	s.window = min(s.window, s.limit)
-}
-
-// maxQueue is the most requests the session keeps outstanding: Queue, or the peer's reqq
-// when it is lower. Called with s.mu held.
-func (s *session) maxQueue() int {
-	if s.reqq > 0 {
-		return min(s.cfg.Queue, s.reqq)
-	}
-	return s.cfg.Queue
-}
-
 // releasePending moves every pending request to released (their blocks may still come)
 // and returns them, for the Scheduler to give to others. Called with s.mu held.
 func (s *session) releasePending() []BlockReq {
@@ -510,34 +481,4 @@ func (s *session) releasePending() []BlockReq {
 	}
 	clear(s.pending)
 	return left
-}
-
-// reqSet is a set of block requests keyed by piece and offset in one word, which hashes
-// faster than BlockReq's three ints (the maps were about 5% of a download's CPU); the
-// value is the length, which must match too.
-type reqSet map[uint64]int32
-
-func reqKey(r BlockReq) uint64 { return uint64(r.Piece)<<32 | uint64(uint32(r.Begin)) }
-
-func (q reqSet) add(r BlockReq) { q[reqKey(r)] = int32(r.Length) }
-
-func (q reqSet) has(r BlockReq) bool {
-	l, ok := q[reqKey(r)]
-	return ok && int(l) == r.Length
-}
-
-// remove deletes r and reports whether it was there.
-func (q reqSet) remove(r BlockReq) bool {
-	if !q.has(r) {
-		return false
-	}
-	delete(q, reqKey(r))
-	return true
-}
-
-func (q reqSet) appendTo(dst []BlockReq) []BlockReq {
-	for k, l := range q {
-		dst = append(dst, BlockReq{Piece: int(k >> 32), Begin: int(uint32(k)), Length: int(l)})
-	}
-	return dst
 }

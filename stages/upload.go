@@ -26,9 +26,7 @@ func (s *session) planUpload(buf []byte) []byte {
 			buf = wire.AppendMessage(buf, wire.Message{ID: wire.BitfieldID, Bitfield: bf})
 		}
 		if wire.SupportsExtensions(s.c.Reserved) {
-			// BEP 10: our name, our port, and how many requests we queue (reqq), so that
-			// the peer keeps no more outstanding at us than we serve without waiting.
-			buf = wire.AppendExtHandshake(buf, wire.ExtHandshake{Port: s.env.Port, Client: ClientName, Reqq: s.cfg.MaxUploadQueue})
+			buf = s.extHandshake(buf)
 		}
 	} else {
 		s.haves, s.haveCursor = s.env.Sched.DoneSince(s.haveCursor, s.haves[:0])
@@ -38,6 +36,8 @@ func (s *session) planUpload(buf []byte) []byte {
 			}
 		}
 	}
+	buf = append(buf, s.extOut...)
+	s.extOut = s.extOut[:0]
 	if s.choking != s.chokeSent {
 		s.chokeSent = s.choking
 		if s.choking {

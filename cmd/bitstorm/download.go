@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/pipeline"
 	"github.com/bitstorm/bitstorm/stages"
@@ -18,7 +21,7 @@ func downloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "download",
 		Usage:     "download a torrent; exits 0 once every piece is verified on disk",
-		ArgsUsage: "FILE.torrent",
+		ArgsUsage: "FILE.torrent | MAGNET",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "directory to download into"},
 			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce; 0 picks a free one"},
@@ -39,7 +42,7 @@ func downloadCommand() *cli.Command {
 
 func download(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return fmt.Errorf("download: expected one .torrent file, got %d arguments", c.NArg())
+		return fmt.Errorf("download: expected one .torrent file or magnet link, got %d arguments", c.NArg())
 	}
 	return run(c, pipeline.Config{
 		OutDir: c.String("out"), Port: uint16(c.Uint("port")), MaxPeers: c.Int("max-peers"),
@@ -74,10 +77,6 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	if c.Float64("seed-ratio") < 0 || c.Duration("seed-time") < 0 {
 		return fmt.Errorf("%s: --seed-ratio and --seed-time must not be negative", name)
 	}
-	m, err := metainfo.Load(c.Args().First())
-	if err != nil {
-		return err
-	}
 	level := slog.LevelInfo
 	switch {
 	case c.Bool("verbose"):
@@ -93,6 +92,17 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 		pipeline.WithConfig(cfg),
 		pipeline.WithChoker(&stages.RateChoker{Slots: c.Int("upload-slots")}),
 	}
+	peers, err := staticPeers(c)
+	if err != nil {
+		return err
+	}
+	if len(peers) > 0 {
+		opts = append(opts, pipeline.WithPeerSource(peers))
+	}
+	m, err := loadTorrent(c.Context, c.Args().First(), opts)
+	if err != nil {
+		return err
+	}
 	switch c.String("picker") {
 	case "rarest":
 	case "sequential":
@@ -101,17 +111,6 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 		opts = append(opts, pipeline.WithPicker(stages.NewRandom(m.Info.NumPieces(), uint64(time.Now().UnixNano()))))
 	default:
 		return fmt.Errorf("%s: --picker %q: want rarest, sequential or random", name, c.String("picker"))
-	}
-	if peers := c.StringSlice("peer"); len(peers) > 0 {
-		var static stages.StaticPeers
-		for _, s := range peers {
-			a, err := netip.ParseAddrPort(s)
-			if err != nil {
-				return fmt.Errorf("%s: --peer %q: %w", name, s, err)
-			}
-			static = append(static, a)
-		}
-		opts = append(opts, pipeline.WithPeerSource(static))
 	}
 	p, err := pipeline.New(m, opts...)
 	if err != nil {
@@ -157,4 +156,31 @@ func seedCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// staticPeers parses the --peer flags.
+func staticPeers(c *cli.Context) (stages.StaticPeers, error) {
+	var static stages.StaticPeers
+	for _, s := range c.StringSlice("peer") {
+		a, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: --peer %q: %w", c.Command.Name, s, err)
+		}
+		static = append(static, a)
+	}
+	return static, nil
+}
+
+// loadTorrent reads the .torrent file at arg or, when arg is a magnet link, fetches its
+// metadata from peers (BEP 9) with the pipeline's options, or takes it from where an
+// earlier run kept it.
+func loadTorrent(ctx context.Context, arg string, opts []pipeline.Option) (*metainfo.MetaInfo, error) {
+	if !strings.HasPrefix(strings.ToLower(arg), "magnet:") {
+		return metainfo.Load(arg)
+	}
+	mag, err := magnet.Parse(arg)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.FetchMetadata(ctx, mag, opts...)
 }

@@ -3,28 +3,65 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/pipeline"
 )
 
 func infoCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "info",
-		Usage:     "show what a .torrent file holds",
-		ArgsUsage: "FILE.torrent",
+		Usage:     "show what a .torrent file holds, or fetch a magnet link's metadata from peers and show it",
+		ArgsUsage: "FILE.torrent | MAGNET",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "save", Usage: "write the torrent to `FILE.torrent` (for a magnet link: its fetched metadata and trackers)"},
+			&cli.StringSliceFlag{Name: "peer", Usage: "ask this peer (host:port) for a magnet link's metadata; repeatable"},
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up fetching a magnet link's metadata after this long"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages"},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return fmt.Errorf("info: expected one .torrent file, got %d arguments", c.NArg())
+				return fmt.Errorf("info: expected one .torrent file or magnet link, got %d arguments", c.NArg())
 			}
-			m, err := metainfo.Load(c.Args().First())
+			peers, err := staticPeers(c)
+			if err != nil {
+				return err
+			}
+			// A magnet's metadata is fetched without accepting peers and kept nowhere
+			// but in --save.
+			tmp, err := os.MkdirTemp("", "bitstorm-info-*")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			level := slog.LevelWarn
+			if c.Bool("verbose") {
+				level = slog.LevelDebug
+			}
+			opts := []pipeline.Option{
+				pipeline.WithLogger(slog.New(slog.NewTextHandler(newLineWriter(os.Stderr), &slog.HandlerOptions{Level: level}))),
+				pipeline.WithConfig(pipeline.Config{OutDir: tmp, NoListen: true, NoPeersTimeout: c.Duration("timeout")}),
+			}
+			if len(peers) > 0 {
+				opts = append(opts, pipeline.WithPeerSource(peers))
+			}
+			m, err := loadTorrent(c.Context, c.Args().First(), opts)
 			if err != nil {
 				return err
 			}
 			printInfo(c.App.Writer, m)
+			if path := c.String("save"); path != "" {
+				if err := os.WriteFile(path, metainfo.Torrent(m.RawInfo, m.Trackers()), 0o644); err != nil {
+					return fmt.Errorf("info: --save: %w", err)
+				}
+			}
 			return nil
 		},
 	}
