@@ -13,6 +13,10 @@
 // the edges: sources close their outlet when the run's context ends and the close cascades.
 // The Scheduler is the one piece of shared state: sessions ask it what to request and tell
 // it what arrived; the Write sink tells it which pieces are verified on disk or failed.
+//
+// A magnet link runs a metadata phase first (BEP 9), with no Info yet: the peer sources,
+// Dial and Listen need only the Swarm, and feed the FetchMetadata sink, which returns the
+// info dictionary once its SHA-1 matches. The piece graph is then built as for a .torrent.
 package stages
 
 import (

@@ -45,8 +45,8 @@ const MaxBlockLen = 128 * 1024
 const MaxUnknownLen = 1 << 20
 
 // MaxExtendedLen is the largest extended message (BEP 10) whose payload Decoder.Next
-// returns; a longer one, up to MaxUnknownLen, is skipped. Ours advertise no extension
-// messages, so peers send us only their extended handshake, a few hundred bytes.
+// returns; a longer one, up to MaxUnknownLen, is skipped. The largest we expect is a
+// ut_metadata data message (BEP 9): a 16 KiB piece after its small dictionary.
 const MaxExtendedLen = 64 << 10
 
 // Errors that Decoder.Next, ReadHandshake, ParseBitfield and CheckInfoHash wrap. Each
