@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"net"
+	"slices"
 
 	"github.com/reugn/go-streams"
 	"github.com/reugn/go-streams/flow"
@@ -15,15 +16,24 @@ import (
 // graph wires the stages and blocks until the sink has drained; it is the only place that
 // connects stages. Cancelling ctx closes the sources, and the close cascades down the graph.
 //
-//	source ─▶ Dial ──┐
-//	                 ├─▶ Request ─▶ Assemble ─▶ Verify ─▶ Write
-//	Listen ──────────┘
+//	sources ─┐
+//	PEX ─────┴▶ Dial ──┐
+//	                   ├─▶ Request ─▶ Assemble ─▶ Verify ─▶ Write
+//	Listen ────────────┘
+//
+// PEX is fed by the Request stage's sessions (the peers that peers tell us of).
 func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Storage, ln net.Listener) {
 	blocks := bufpool.New(wire.BlockSize, 512)
 	req := p.cfg.Request
 	req.Blocks = blocks
 	req.Cache = stages.NewPieceCache(env.Info, store, p.cfg.CacheBytes)
-	p.conns(ctx, env.Swarm, ln).
+	var extra []stages.PeerSource
+	if !env.Info.Private && !p.cfg.NoPex { // BEP 27: a private torrent's peers come from its trackers only
+		pex := stages.NewPEX(p.cfg.PexInterval)
+		req.Pex = pex
+		extra = append(extra, pex)
+	}
+	p.conns(ctx, env.Swarm, ln, extra...).
 		Via(stages.Request(ctx, env, req)).
 		Via(stages.Assemble(env, blocks)).
 		Via(stages.Verify(env.Info, p.cfg.Verifiers)).
@@ -42,12 +52,12 @@ func (p *Pipeline) metadataGraph(ctx context.Context, sw *stages.Swarm, ln net.L
 	p.conns(ctx, sw, ln).To(stages.FetchMetadata(ctx, sw, stages.MetadataConfig{}, found))
 }
 
-// conns is the part of every graph that finds peers: the peer sources merged, Dial, and
-// the connections Listen accepts. Out: *Conn.
-func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener) streams.Flow {
-	addrs := make([]streams.Flow, len(p.sources))
-	for i, s := range p.sources {
-		addrs[i] = s.Open(ctx, sw).Via(flow.NewPassThrough())
+// conns is the part of every graph that finds peers: the peer sources (the pipeline's and
+// extra) merged, Dial, and the connections Listen accepts. Out: *Conn.
+func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener, extra ...stages.PeerSource) streams.Flow {
+	var addrs []streams.Flow
+	for _, s := range append(slices.Clip(p.sources), extra...) {
+		addrs = append(addrs, s.Open(ctx, sw).Via(flow.NewPassThrough()))
 	}
 	var conns streams.Flow = merge(addrs).Via(stages.Dial(ctx, sw, p.cfg.Dial))
 	if ln != nil {

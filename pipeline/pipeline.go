@@ -47,6 +47,8 @@ type Config struct {
 	MaxInFlight    int64         // bytes of pieces in progress, the memory bound (default 64 MiB)
 	Verifiers      int           // SHA-1 workers (default GOMAXPROCS)
 	NoPeersTimeout time.Duration // fail when no peer is connected for this long while pieces are missing, unless Seed (default 2m)
+	NoPex          bool          // no peer exchange (BEP 11); private torrents never have it
+	PexInterval    time.Duration // how often peers are told of our peers (default and BEP 11 minimum 1m; tests shorten it)
 	Dial           stages.DialConfig
 	Request        stages.RequestConfig
 }

@@ -18,18 +18,23 @@ type extension struct {
 	name   string
 	id     uint8
 	handle func(s *session, payload []byte) error
+	on     func(s *session) bool // whether the session offers it; nil: always
 }
 
 // extensions lists the extension messages a session speaks, by our id.
 var extensions = []extension{
 	{name: wire.ExtMetadata, id: wire.LocalMetadataID, handle: (*session).metadataMsg},
+	{name: wire.ExtPex, id: wire.LocalPexID, handle: (*session).pexMsg,
+		on: func(s *session) bool { return s.cfg.Pex != nil }},
 }
 
-// localExtensions is the "m" dictionary of our handshake.
-func localExtensions() map[string]uint8 {
+// localExtensions is the "m" dictionary of our handshake for s.
+func (s *session) localExtensions() map[string]uint8 {
 	m := make(map[string]uint8, len(extensions))
 	for _, e := range extensions {
-		m[e.name] = e.id
+		if e.on == nil || e.on(s) {
+			m[e.name] = e.id
+		}
 	}
 	return m
 }
@@ -38,7 +43,7 @@ func localExtensions() map[string]uint8 {
 // requests we queue (reqq), so that the peer keeps no more outstanding at us than we
 // serve without waiting, and the size of the metadata we serve (BEP 9).
 func (s *session) extHandshake(buf []byte) []byte {
-	return wire.AppendExtHandshake(buf, wire.ExtHandshake{M: localExtensions(), Port: s.env.Port,
+	return wire.AppendExtHandshake(buf, wire.ExtHandshake{M: s.localExtensions(), Port: s.env.Port,
 		Client: ClientName, Reqq: s.cfg.MaxUploadQueue, MetadataSize: len(s.env.RawInfo),
 		YourIP: s.c.Addr.Addr()})
 }
@@ -52,7 +57,7 @@ func (s *session) extended(payload []byte) error {
 	}
 	if payload[0] != 0 {
 		for _, e := range extensions {
-			if e.id == payload[0] {
+			if e.id == payload[0] && (e.on == nil || e.on(s)) {
 				return e.handle(s, payload[1:])
 			}
 		}
@@ -79,6 +84,9 @@ func (s *session) extended(payload []byte) error {
 	}
 	if h.Reqq > 0 {
 		s.reqq = h.Reqq
+	}
+	if h.Port != 0 {
+		s.peerPort = h.Port
 	}
 	s.limit = min(s.limit, s.maxQueue())
 	s.window = min(s.window, s.limit)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,7 @@ type RequestConfig struct {
 	Choker         Choker        // who may download from us (default RateChoker with 4 slots)
 	ChokeRound     time.Duration // how often the choker re-decides (default 10s)
 	MaxUploadQueue int           // requests a peer may have queued at us; past that it is not read from until some are served (default 512)
+	Pex            *PEX          // peer exchange (BEP 11); nil: none (private torrents)
 }
 
 func (c *RequestConfig) defaults() {
@@ -72,6 +74,13 @@ func Request(ctx context.Context, env *Env, cfg RequestConfig) streams.Flow {
 			defer wg.Done()
 			reg.run(ctx)
 		}()
+		if cfg.Pex != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reg.runPex(ctx, cfg.Pex)
+			}()
+		}
 		for e := range in {
 			c := e.(*Conn)
 			if ctx.Err() != nil {
@@ -117,13 +126,15 @@ type session struct {
 	released   reqSet // requests dropped on choke whose blocks may still arrive
 	lastBlock  time.Time
 	lastRecv   time.Time
-	dropErr    error            // why the writer closed the connection
-	window     int              // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
-	snubbed    bool             // no block for SnubTimeout while requests were outstanding
-	limit      int              // where the window stops growing: the peer's rate times QueueTime
-	reqq       int              // the most requests the peer queues (BEP 10 reqq); 0 when it did not say
-	peerExt    map[string]uint8 // the peer's extended ids, by extension name (BEP 10 "m")
-	extOut     []byte           // extension messages for the writer to send (extensions.go)
+	dropErr    error                   // why the writer closed the connection
+	window     int                     // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
+	snubbed    bool                    // no block for SnubTimeout while requests were outstanding
+	limit      int                     // where the window stops growing: the peer's rate times QueueTime
+	reqq       int                     // the most requests the peer queues (BEP 10 reqq); 0 when it did not say
+	peerExt    map[string]uint8        // the peer's extended ids, by extension name (BEP 10 "m")
+	peerPort   uint16                  // where the peer listens, from its extended handshake ("p")
+	pexSent    map[netip.AddrPort]bool // the peers it was told of (ut_pex, pex.go)
+	extOut     []byte                  // extension messages for the writer to send (extensions.go)
 	rate       float64
 	rateMark   int64 // recvBytes at the last tick
 	reqs       []BlockReq

@@ -43,6 +43,7 @@ type Conn struct {
 	Addr     netip.AddrPort
 	PeerID   [20]byte
 	Reserved [8]byte       // BEP 3 reserved bits as the peer sent them, for later extensions
+	Incoming bool          // the peer dialed us: Addr's port is not where it listens
 	R        *bufio.Reader // buffered reader positioned after the handshake
 
 	once    sync.Once

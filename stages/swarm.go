@@ -46,6 +46,17 @@ func (r *registry) remove(s *session) {
 	r.poke()
 }
 
+// snapshot returns the live sessions.
+func (r *registry) snapshot() []*session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*session, 0, len(r.sessions))
+	for s := range r.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
 // poke asks for a quick unchoke pass; it never blocks.
 func (r *registry) poke() {
 	select {
