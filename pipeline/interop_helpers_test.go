@@ -142,7 +142,7 @@ func startBitstormSeeder(t *testing.T, ctx context.Context, bin, torrent, dataDi
 	if len(wrap) > 0 {
 		ip = nsAddr // in the transmission test's namespace
 	}
-	args := slices.Concat(wrap, []string{bin, "seed", "--data", dataDir, "--listen", ip, "--port", strconv.Itoa(port), torrent})
+	args := slices.Concat(wrap, []string{bin, "seed", "--no-dht", "--data", dataDir, "--listen", ip, "--port", strconv.Itoa(port), torrent})
 	p, err := swarmtest.Start(ctx, exec.Command(args[0], args[1:]...), logPath)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -303,9 +304,13 @@ func waitPieces(t *testing.T, ctx context.Context, p *swarmtest.Process, info *m
 }
 
 // startBitstorm runs the bitstorm binary with args, its output going to logPath. The
-// command is returned for signals other than Stop's SIGKILL.
+// command is returned for signals other than Stop's SIGKILL. A download or seed runs
+// with --no-dht: the DHT's default bootstrap routers are public hosts.
 func startBitstorm(t *testing.T, ctx context.Context, bin, logPath string, args ...string) (*swarmtest.Process, *exec.Cmd) {
 	t.Helper()
+	if len(args) > 0 && (args[0] == "download" || args[0] == "seed") {
+		args = slices.Concat(args[:1], []string{"--no-dht"}, args[1:])
+	}
 	cmd := exec.Command(bin, args...)
 	p, err := swarmtest.Start(ctx, cmd, logPath)
 	if err != nil {

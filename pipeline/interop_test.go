@@ -77,7 +77,7 @@ func TestInteropLibtorrentSeeder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), torrent)
+	cmd := exec.Command(bin, "download", "--no-dht", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), torrent)
 	p, err := swarmtest.Start(ctx, cmd, filepath.Join(dir, "bitstorm.log"))
 	if err != nil {
 		t.Fatal(err)

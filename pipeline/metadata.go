@@ -21,10 +21,11 @@ var ErrNoMetadata = errors.New("no peer sent the metadata")
 // FetchMetadata returns the metainfo of the torrent a magnet link names. The info
 // dictionary comes from Config.OutDir's .bitstorm folder when an earlier run fetched it;
 // otherwise from peers (BEP 9), which come from the link's trackers and x.pe peers (or
-// from WithPeerSource), over the same Dial and Listen stages as a download. The first
-// copy whose SHA-1 is the link's info hash wins, and is saved, so that a restart fetches
-// nothing; a peer that sends another is banned. It fails with ErrNoMetadata when no peer
-// delivered for Config.NoPeersTimeout, and with ctx's error when ctx ends first.
+// from WithPeerSource) and the DHT (WithDHT), over the same Dial and Listen stages as a
+// download. The first copy whose SHA-1 is the link's info hash wins, and is saved, so
+// that a restart fetches nothing; a peer that sends another is banned. It fails with
+// ErrNoMetadata when no peer delivered for Config.NoPeersTimeout, and with ctx's error
+// when ctx ends first.
 //
 // The piece graph is then built from the result exactly as for a .torrent file: New(m).
 func FetchMetadata(ctx context.Context, mag *magnet.Magnet, opts ...Option) (*metainfo.MetaInfo, error) {
@@ -42,9 +43,12 @@ func FetchMetadata(ctx context.Context, mag *magnet.Magnet, opts ...Option) (*me
 		if len(mag.Peers) > 0 {
 			p.sources = append(p.sources, stages.StaticPeers(mag.Peers))
 		}
-		if len(p.sources) == 0 {
-			return nil, errors.New("magnet: no tracker (tr) and no peer (x.pe) to ask for the metadata")
-		}
+	}
+	if p.dht != nil { // whether the torrent is private, only its metadata tells
+		p.sources = append(p.sources, &stages.DHT{Node: p.dht})
+	}
+	if len(p.sources) == 0 {
+		return nil, errors.New("magnet: no tracker (tr) and no peer (x.pe) to ask for the metadata, and no DHT")
 	}
 	var ln net.Listener
 	if !p.cfg.NoListen {

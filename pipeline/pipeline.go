@@ -64,6 +64,11 @@ func WithPeerSource(s stages.PeerSource) Option {
 	return func(p *Pipeline) { p.sources = []stages.PeerSource{s} }
 }
 
+// WithDHT adds the DHT (BEP 5) beside the other peer sources, through node, which the
+// caller starts and closes (it outlives the run: one node serves every torrent of a
+// process). Private torrents (BEP 27) never use it.
+func WithDHT(node stages.DHTNode) Option { return func(p *Pipeline) { p.dht = node } }
+
 // WithPicker replaces the piece picker.
 func WithPicker(pk stages.Picker) Option { return func(p *Pipeline) { p.picker = pk } }
 
@@ -82,6 +87,7 @@ type Pipeline struct {
 	meta    *metainfo.MetaInfo
 	cfg     Config
 	sources []stages.PeerSource // merged before Dial (graph.go)
+	dht     stages.DHTNode      // nil: no DHT source
 	picker  stages.Picker
 	choker  stages.Choker
 	store   stages.Storage
@@ -95,11 +101,15 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	p := newPipeline(opts)
 	p.meta = m
 	if len(p.sources) == 0 {
-		tiers := m.Trackers()
-		if len(tiers) == 0 {
-			return nil, errors.New("torrent has no tracker, and no peers were given")
+		if tiers := m.Trackers(); len(tiers) > 0 {
+			p.sources = []stages.PeerSource{&stages.Tracker{Tiers: tiers}}
 		}
-		p.sources = []stages.PeerSource{&stages.Tracker{Tiers: tiers}}
+	}
+	if p.dht != nil && !m.Info.Private { // BEP 27: a private torrent's peers come from its trackers only
+		p.sources = append(p.sources, &stages.DHT{Node: p.dht})
+	}
+	if len(p.sources) == 0 {
+		return nil, errors.New("torrent has no tracker, and no peers were given")
 	}
 	if p.picker == nil {
 		p.picker = stages.NewRarest(m.Info.NumPieces(), uint64(time.Now().UnixNano()))

@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bitstorm/bitstorm/internal/dhtnode"
 	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/pipeline"
@@ -35,6 +37,9 @@ func downloadCommand() *cli.Command {
 			&cli.DurationFlag{Name: "seed-time", Usage: "after completing, seed for `D` (e.g. 30m)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors, no progress"},
+			&cli.BoolFlag{Name: "no-dht", Usage: "do not use the DHT (BEP 5) to find peers; private torrents never do"},
+			&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "ask this DHT node (`HOST:PORT`) when the routing table is empty, instead of the public routers; repeatable"},
+			&cli.StringFlag{Name: "state-dir", Usage: "keep the DHT routing table in `DIR` (default $XDG_STATE_HOME/bitstorm or ~/.local/state/bitstorm)"},
 		},
 		Action: download,
 	}
@@ -99,9 +104,23 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	if len(peers) > 0 {
 		opts = append(opts, pipeline.WithPeerSource(peers))
 	}
-	m, err := loadTorrent(c.Context, c.Args().First(), opts)
-	if err != nil {
-		return err
+	arg := c.Args().First()
+	var m *metainfo.MetaInfo
+	if !isMagnet(arg) {
+		if m, err = metainfo.Load(arg); err != nil {
+			return err
+		}
+	}
+	if m == nil || !m.Info.Private { // BEP 27: a private torrent never uses the DHT
+		if node := startDHT(c, cfg, log); node != nil {
+			defer node.Close()
+			opts = append(opts, pipeline.WithDHT(node))
+		}
+	}
+	if m == nil {
+		if m, err = loadTorrent(c.Context, arg, opts); err != nil {
+			return err
+		}
 	}
 	switch c.String("picker") {
 	case "rarest":
@@ -158,6 +177,44 @@ func seedCommand() *cli.Command {
 	}
 }
 
+// startDHT starts the DHT node of --no-dht, --dht-bootstrap and --state-dir on the UDP
+// port of the same number as the peer listener (another when it is taken). The DHT is
+// never worth failing for: when the node cannot start, the run goes on without it.
+func startDHT(c *cli.Context, cfg pipeline.Config, log *slog.Logger) *dhtnode.Node {
+	if c.Bool("no-dht") {
+		return nil
+	}
+	addr := cfg.ListenAddr
+	if addr == "" {
+		addr = fmt.Sprintf(":%d", cfg.Port)
+	}
+	dcfg := dhtnode.Config{Addr: addr, Bootstrap: c.StringSlice("dht-bootstrap"), Log: log}
+	if dir := stateDir(c.String("state-dir")); dir != "" {
+		dcfg.StateFile = filepath.Join(dir, "dht.dat")
+	}
+	node, err := dhtnode.Start(dcfg)
+	if err != nil {
+		log.Info("running without the DHT", "err", err)
+		return nil
+	}
+	return node
+}
+
+// stateDir is dir, or where state goes by default: $XDG_STATE_HOME/bitstorm, or
+// ~/.local/state/bitstorm; "" when there is no home.
+func stateDir(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "bitstorm")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "bitstorm")
+	}
+	return ""
+}
+
 // staticPeers parses the --peer flags.
 func staticPeers(c *cli.Context) (stages.StaticPeers, error) {
 	var static stages.StaticPeers
@@ -175,7 +232,7 @@ func staticPeers(c *cli.Context) (stages.StaticPeers, error) {
 // metadata from peers (BEP 9) with the pipeline's options, or takes it from where an
 // earlier run kept it.
 func loadTorrent(ctx context.Context, arg string, opts []pipeline.Option) (*metainfo.MetaInfo, error) {
-	if !strings.HasPrefix(strings.ToLower(arg), "magnet:") {
+	if !isMagnet(arg) {
 		return metainfo.Load(arg)
 	}
 	mag, err := magnet.Parse(arg)
@@ -184,3 +241,5 @@ func loadTorrent(ctx context.Context, arg string, opts []pipeline.Option) (*meta
 	}
 	return pipeline.FetchMetadata(ctx, mag, opts...)
 }
+
+func isMagnet(arg string) bool { return strings.HasPrefix(strings.ToLower(arg), "magnet:") }

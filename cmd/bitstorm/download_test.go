@@ -42,7 +42,7 @@ func TestDownloadCommand(t *testing.T) {
 	out := t.TempDir()
 
 	t.Run("complete", func(t *testing.T) {
-		cmd := exec.Command(bin, "download", "--out", out, "--port", "0", "--peer", peer.Addr().String(), torrent)
+		cmd := exec.Command(bin, "download", "--no-dht", "--out", out, "--port", "0", "--peer", peer.Addr().String(), torrent)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
@@ -81,7 +81,8 @@ func TestDownloadCommand(t *testing.T) {
 		{"no peers", []string{"download", "--out", t.TempDir(), "--port", "0", "--no-peers-timeout", "1s", "--peer", "127.0.0.1:1", torrent}, "no peers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(bin, tc.args...)
+			// Never the DHT: its default bootstrap routers are public hosts.
+			cmd := exec.Command(bin, slices.Concat(tc.args[:1], []string{"--no-dht"}, tc.args[1:])...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -111,7 +112,7 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	torrent, _ := writeTorrent(t, tor)
 	out := t.TempDir()
 
-	cmd := exec.Command(bin, "download", "--out", out, "--port", "0", torrent)
+	cmd := exec.Command(bin, "download", "--no-dht", "--out", out, "--port", "0", torrent)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -184,7 +185,7 @@ func TestListenLoopbackOnly(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 
-	cmd := exec.Command(bin, "seed", "--data", data, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), torrent)
+	cmd := exec.Command(bin, "seed", "--no-dht", "--data", data, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), torrent)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -118,7 +118,7 @@ func TestMaliciousTorrentCorpus(t *testing.T) {
 			}
 			for _, args := range [][]string{
 				{"info", torrent},
-				{"download", "--out", out, "--listen", "127.0.0.1", "--port", "0", torrent},
+				{"download", "--no-dht", "--out", out, "--listen", "127.0.0.1", "--port", "0", torrent},
 			} {
 				cmd := exec.Command(bin, args...)
 				var stderr bytes.Buffer

@@ -13,7 +13,7 @@ import (
 // told to drop everything before formatting it.
 func anacrolixLogger(log *slog.Logger) alog.Logger {
 	var l alog.Logger
-	l.SetHandlers(slogHandler{log.With("stage", "dht")})
+	l.SetHandlers(slogHandler{log})
 	if !log.Enabled(context.Background(), slog.LevelDebug) {
 		return l.WithFilterLevel(alog.Critical)
 	}

@@ -101,6 +101,7 @@ func Start(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("stage", "dht")
 	conn, err := listen(cfg.Addr)
 	if err != nil {
 		return nil, err

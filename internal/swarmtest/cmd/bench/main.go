@@ -293,7 +293,7 @@ func uploadTable(ctx context.Context, cfg config, bin, dir, torrent, name, want 
 	if err != nil {
 		return nil, err
 	}
-	seed := exec.Command(bin, "seed", "--data", dir, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent)
+	seed := exec.Command(bin, "seed", "--no-dht", "--data", dir, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent)
 	seeder, err := swarmtest.Start(ctx, seed, filepath.Join(dir, "bitstorm-seed.log"))
 	if err != nil {
 		return nil, err
@@ -364,7 +364,7 @@ func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, wan
 			r.err = err
 			return r
 		}
-		args := []string{"download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent}
+		args := []string{"download", "--no-dht", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent}
 		if cfg.profile != "" {
 			args = append([]string{"--cpuprofile", filepath.Join(cfg.profile, fmt.Sprintf("bitstorm-%d-seeders.prof", len(seederPIDs)))}, args...)
 		}

@@ -150,7 +150,7 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	seedArgs := []string{"seed", "--data", seedDir, "--listen", "127.0.0.1", "--port", strconv.Itoa(seedPort), torrent}
+	seedArgs := []string{"seed", "--no-dht", "--data", seedDir, "--listen", "127.0.0.1", "--port", strconv.Itoa(seedPort), torrent}
 	say("starting: bitstorm %s", strings.Join(seedArgs, " "))
 	seeder, err := swarmtest.Start(ctx, exec.Command(bin, seedArgs...), filepath.Join(dir, "seeder.log"))
 	if err != nil {
@@ -170,7 +170,7 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"download", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), torrent}
+	args := []string{"download", "--no-dht", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), torrent}
 	say("running: bitstorm %s", strings.Join(args, " "))
 	fmt.Println()
 	cmd := exec.Command(bin, args...)
