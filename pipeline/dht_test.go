@@ -46,7 +46,7 @@ type stageHandler struct {
 }
 
 func (h *stageHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *stageHandler) WithGroup(string) slog.Handler           { return h }
+func (h *stageHandler) WithGroup(string) slog.Handler            { return h }
 func (h *stageHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	c := *h
 	for _, a := range as {

@@ -58,8 +58,8 @@ func (f *fakeDHT) Announce(ctx context.Context, ih [20]byte, port uint16, found 
 type dhtLogs struct{ info, warn atomic.Int64 }
 
 func (l *dhtLogs) Enabled(context.Context, slog.Level) bool { return true }
-func (l *dhtLogs) WithAttrs([]slog.Attr) slog.Handler      { return l }
-func (l *dhtLogs) WithGroup(string) slog.Handler           { return l }
+func (l *dhtLogs) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *dhtLogs) WithGroup(string) slog.Handler            { return l }
 func (l *dhtLogs) Handle(_ context.Context, r slog.Record) error {
 	switch {
 	case r.Level >= slog.LevelWarn:
@@ -79,8 +79,8 @@ func TestDHTSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b, c := netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:2"), netip.MustParseAddrPort("10.0.0.3:3")
 		node := &fakeDHT{script: []traversal{
-			{res: dhtnode.Result{Cold: true, Contacted: 4}},                             // routers silent
-			{res: dhtnode.Result{Cold: true, Contacted: 4}},                             // still silent
+			{res: dhtnode.Result{Cold: true, Contacted: 4}},                              // routers silent
+			{res: dhtnode.Result{Cold: true, Contacted: 4}},                              // still silent
 			{res: dhtnode.Result{Cold: true, Contacted: 4}, err: errors.New("no nodes")}, // and an error
 			{res: dhtnode.Result{Cold: true, Contacted: 9, Responded: 3, Peers: 2}, peers: []netip.AddrPort{a, b}},
 			{res: dhtnode.Result{Contacted: 20, Responded: 12, Peers: 3}, peers: []netip.AddrPort{b, c, a}},

@@ -21,8 +21,8 @@ import (
 type levelCounter struct{ debug, info, warn atomic.Int64 }
 
 func (c *levelCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (c *levelCounter) WithAttrs([]slog.Attr) slog.Handler      { return c }
-func (c *levelCounter) WithGroup(string) slog.Handler           { return c }
+func (c *levelCounter) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *levelCounter) WithGroup(string) slog.Handler            { return c }
 func (c *levelCounter) Handle(_ context.Context, r slog.Record) error {
 	switch {
 	case r.Level >= slog.LevelWarn:
