@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/bitstorm/bitstorm/internal/bencode"
@@ -32,6 +33,10 @@ func FuzzParse(f *testing.F) {
 		enc(map[string]any{"announce-list": []any{[]any{"http://a/"}, "http://b/"}, "info": singleInfo()}),
 		enc(dict{{"info", dict{{"pieces", hashes(1)}, {"name", "x"}, {"length", 1}, {"piece length", 1}}}}),
 		[]byte("d4:infod6:lengthi-1eee"),
+		append(torrent(singleInfo()), "trailing\n"...),
+		torrent(filesInfo(file(100, "x", "run.sh"), file(16284, "p", ".pad", "16284"), file(5, "h", "b"),
+			link("l", []string{"run.sh"}, "c"))),
+		torrent(hybridInfo()),
 	} {
 		f.Add(seed)
 	}
@@ -41,7 +46,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		info := &mi.Info
-		raw, err := bencode.DictValue(data, "info")
+		raw, err := bencode.DictValue(data[:valueEnd(data)], "info")
 		if err != nil || sha1.Sum(raw) != mi.InfoHash {
 			t.Fatalf("InfoHash = %x, want sha1 of DictValue = %q, %v", mi.InfoHash, raw, err)
 		}
@@ -64,16 +69,19 @@ func FuzzParse(f *testing.F) {
 			if (len(file.Path) > 1) != info.MultiFile {
 				t.Fatalf("files[%d].Path = %q, MultiFile = %v", i, file.Path, info.MultiFile)
 			}
-			for _, c := range file.Path {
-				if err := checkComponent(c); err != nil {
-					t.Fatalf("files[%d].Path = %q: %v", i, file.Path, err)
+			for _, c := range append(slices.Clone(file.Path), file.SymlinkPath...) {
+				if err := checkComponent(c); err != nil || len(c) > 255 {
+					t.Fatalf("files[%d] = %+v: %q: %v", i, file, c, err)
 				}
 			}
+			if file.IsSymlink() != (file.SymlinkPath != nil) || file.IsSymlink() && (file.Length != 0 || file.SymlinkPath[0] != info.Name) {
+				t.Fatalf("files[%d] = %+v", i, file)
+			}
 			key := filepath.Join(file.Path...)
-			if seen[key] {
+			if seen[key] && !file.IsPad() {
 				t.Fatalf("files[%d].Path = %q twice", i, file.Path)
 			}
-			seen[key] = true
+			seen[key] = !file.IsPad()
 			off += file.Length
 		}
 		if off != info.Length {

@@ -178,9 +178,11 @@ type goldenView struct {
 }
 
 type fileView struct {
-	Path   []string `json:"path"`
-	Length int64    `json:"length"`
-	Offset int64    `json:"offset"`
+	Path    []string `json:"path"`
+	Length  int64    `json:"length"`
+	Offset  int64    `json:"offset"`
+	Attr    string   `json:"attr,omitempty"`
+	Symlink []string `json:"symlink,omitempty"`
 }
 
 func view(m *MetaInfo) []byte {
@@ -191,7 +193,7 @@ func view(m *MetaInfo) []byte {
 		Comment: m.Comment, CreatedBy: m.CreatedBy, URLList: m.URLList,
 	}
 	for _, f := range m.Info.Files {
-		v.Files = append(v.Files, fileView(f))
+		v.Files = append(v.Files, fileView{f.Path, f.Length, f.Offset, f.Attr.String(), f.SymlinkPath})
 	}
 	for i := range m.Info.NumPieces() {
 		h := m.Info.PieceHash(i)

@@ -4,26 +4,48 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/bitstorm/bitstorm/internal/bencode"
 )
 
+// ErrV2Only is returned for a BitTorrent v2 torrent (BEP 52) that v1 peers cannot
+// download: it has a "file tree" but no v1 "pieces". Hybrid torrents, which have both,
+// are downloaded from v1 peers.
+var ErrV2Only = errors.New("BitTorrent v2-only torrents are not supported yet")
+
 // parseInfo validates the decoded info dictionary (BEP 3) and lays out its files.
 func parseInfo(d map[string]any) (*Info, error) {
 	info := &Info{}
 
-	name, ok, err := optString(d, "name", "info.name")
+	// Like libtorrent, prefer "name.utf-8" (and "path.utf-8"): old clients wrote "name"
+	// in the creator's code page and the UTF-8 form beside it.
+	key := "name"
+	if _, ok := d["name.utf-8"].(string); ok {
+		key = "name.utf-8"
+	}
+	name, ok, err := optString(d, key, "info."+key)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, errors.New("metainfo: info.name: missing")
 	}
-	if err := checkComponent(name); err != nil {
-		return nil, fmt.Errorf("metainfo: info.name: %w", err)
+	if info.Name, err = cleanComponent(name); err != nil {
+		return nil, fmt.Errorf("metainfo: info.%s: %w", key, err)
 	}
-	info.Name = name
+
+	// BEP 52: "meta version" 2 marks a v2 torrent; with "pieces" too it is a hybrid.
+	metaVersion, _ := d["meta version"].(int64)
+	if metaVersion > 2 {
+		return nil, fmt.Errorf("metainfo: info.meta version: %d is unknown", metaVersion)
+	}
+	if _, tree := d["file tree"]; metaVersion == 2 || tree {
+		if _, v1 := d["pieces"]; !v1 {
+			return nil, fmt.Errorf(`metainfo: %w (the info dictionary has a v2 "file tree" and no v1 "pieces")`, ErrV2Only)
+		}
+	}
 
 	pl, ok, err := optInt(d, "piece length", "info.piece length")
 	if err != nil {
@@ -36,6 +58,8 @@ func parseInfo(d map[string]any) (*Info, error) {
 		return nil, errors.New("metainfo: info.piece length: must be > 0")
 	case pl > MaxPieceLength:
 		return nil, fmt.Errorf("metainfo: info.piece length: %d exceeds the limit of %d", pl, MaxPieceLength)
+	case metaVersion == 2 && (pl < 16<<10 || pl&(pl-1) != 0):
+		return nil, fmt.Errorf("metainfo: info.piece length: %d is not a power of two of at least 16 KiB, as BEP 52 requires", pl)
 	}
 	info.PieceLength = pl
 
@@ -44,9 +68,6 @@ func parseInfo(d map[string]any) (*Info, error) {
 		return nil, err
 	}
 	if !ok {
-		if v, _ := d["meta version"].(int64); v >= 2 {
-			return nil, errors.New("metainfo: info.pieces: missing: v2-only torrents (BEP 52) are not supported")
-		}
 		return nil, errors.New("metainfo: info.pieces: missing")
 	}
 	if len(pieces)%hashLen != 0 {
@@ -60,6 +81,7 @@ func parseInfo(d map[string]any) (*Info, error) {
 
 	_, hasLength := d["length"]
 	_, hasFiles := d["files"]
+	var targets map[int][]string
 	switch {
 	case hasLength && hasFiles:
 		return nil, errors.New(`metainfo: info: has both "length" (single-file) and "files" (multi-file)`)
@@ -71,10 +93,14 @@ func parseInfo(d map[string]any) (*Info, error) {
 		if n <= 0 {
 			return nil, errors.New("metainfo: info.length: must be > 0")
 		}
+		attr := attrOf(d)
+		if attr&(AttrPad|AttrSymlink) != 0 {
+			return nil, fmt.Errorf("metainfo: info.attr: %q: a single-file torrent is neither padding nor a symlink", attr)
+		}
 		info.Length = n
-		info.Files = []File{{Path: []string{name}, Length: n}}
+		info.Files = []File{{Path: []string{info.Name}, Length: n, Attr: attr}}
 	case hasFiles:
-		if err := parseFiles(info, d["files"]); err != nil {
+		if targets, err = parseFiles(info, d["files"]); err != nil {
 			return nil, err
 		}
 	default:
@@ -91,105 +117,156 @@ func parseInfo(d map[string]any) (*Info, error) {
 		return nil, fmt.Errorf("metainfo: info.pieces: %d hashes, want %d for length %d in pieces of %d",
 			got, want, info.Length, pl)
 	}
+	resolveSymlinks(info.Files, targets)
+	if metaVersion == 2 {
+		if err := checkHybrid(info, d); err != nil {
+			return nil, err
+		}
+	}
 	return info, nil
 }
 
-// parseFiles reads the multi-file "files" list into info: lengths, offsets and paths
-// below info.Name.
-func parseFiles(info *Info, v any) error {
+// attrOf reads the BEP 47 "attr" of a file dictionary; anything but a string is none.
+func attrOf(d map[string]any) Attr {
+	s, _ := d["attr"].(string)
+	return parseAttr(s)
+}
+
+// parseFiles reads the multi-file "files" list into info: lengths, offsets, attributes and
+// paths below info.Name. It returns the symlink targets by file index, relative to the
+// torrent's root, for resolveSymlinks.
+func parseFiles(info *Info, v any) (map[int][]string, error) {
 	list, ok := v.([]any)
 	if !ok {
-		return fmt.Errorf("metainfo: info.files: want a list, got %s", bencode.TypeName(v))
+		return nil, fmt.Errorf("metainfo: info.files: want a list, got %s", bencode.TypeName(v))
 	}
 	if len(list) == 0 {
-		return errors.New("metainfo: info.files: must not be empty")
+		return nil, errors.New("metainfo: info.files: must not be empty")
 	}
 	info.MultiFile = true
 	info.Files = make([]File, 0, len(list))
 	tree := newPathTree()
+	targets := make(map[int][]string)
 	var total int64
 	for i, fv := range list {
 		fd, ok := fv.(map[string]any)
 		if !ok {
-			return fmt.Errorf("metainfo: info.files[%d]: want a dictionary, got %s", i, bencode.TypeName(fv))
+			return nil, fmt.Errorf("metainfo: info.files[%d]: want a dictionary, got %s", i, bencode.TypeName(fv))
 		}
-		field := fmt.Sprintf("info.files[%d].length", i)
-		n, ok, err := optInt(fd, "length", field)
+		f, target, err := parseFile(fd, i, info.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		switch {
-		case !ok:
-			return fmt.Errorf("metainfo: %s: missing", field)
-		case n < 0:
-			return fmt.Errorf("metainfo: %s: must be >= 0", field)
-		case n > math.MaxInt64-total:
-			return fmt.Errorf("metainfo: %s: total length overflows int64", field)
+		if f.Length > math.MaxInt64-total {
+			return nil, fmt.Errorf("metainfo: info.files[%d].length: total length overflows int64", i)
 		}
-		path, err := parsePath(fd["path"], i)
-		if err != nil {
-			return err
+		// Padding is never on disk, so its paths may repeat (".pad/N" for each N).
+		if !f.IsPad() {
+			if err := tree.add(f.Path[1:], i); err != nil {
+				return nil, err
+			}
 		}
-		if err := tree.add(path, i); err != nil {
-			return err
+		if target != nil {
+			targets[i] = target
 		}
-		info.Files = append(info.Files, File{
-			Path:   append([]string{info.Name}, path...),
-			Length: n,
-			Offset: total,
-		})
-		total += n
+		f.Offset = total
+		total += f.Length
+		info.Files = append(info.Files, f)
 	}
 	if total == 0 {
-		return errors.New("metainfo: info.files: total length must be > 0")
+		return nil, errors.New("metainfo: info.files: total length must be > 0")
 	}
 	info.Length = total
-	return nil
+	return targets, nil
 }
 
-// parsePath reads and checks the "path" list of file i.
-func parsePath(v any, i int) ([]string, error) {
-	if v == nil {
-		return nil, fmt.Errorf("metainfo: info.files[%d].path: missing", i)
+// parseFile reads file i of the "files" list (BEP 3, with BEP 47 attributes). A symlink
+// comes back with its target's components.
+func parseFile(fd map[string]any, i int, name string) (File, []string, error) {
+	f := File{Attr: attrOf(fd)}
+	var target []string
+	if f.IsSymlink() {
+		// libtorrent takes a symlink without a target for a regular file.
+		if sp, ok := fd["symlink path"].([]any); ok {
+			var err error
+			if target, err = parseComponents(sp, fmt.Sprintf("info.files[%d].symlink path", i)); err != nil {
+				return f, nil, err
+			}
+		} else {
+			f.Attr &^= AttrSymlink
+		}
 	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("metainfo: info.files[%d].path: want a list, got %s", i, bencode.TypeName(v))
+	// A symlink takes no room in the torrent, whatever "length" says (libtorrent agrees).
+	if !f.IsSymlink() {
+		field := fmt.Sprintf("info.files[%d].length", i)
+		n, ok, err := optInt(fd, "length", field)
+		switch {
+		case err != nil:
+			return f, nil, err
+		case !ok:
+			return f, nil, fmt.Errorf("metainfo: %s: missing", field)
+		case n < 0:
+			return f, nil, fmt.Errorf("metainfo: %s: must be >= 0", field)
+		}
+		f.Length = n
 	}
+
+	key := "path"
+	if _, ok := fd["path.utf-8"].([]any); ok {
+		key = "path.utf-8"
+	}
+	field := fmt.Sprintf("info.files[%d].%s", i, key)
+	var path []string
+	switch pv, ok := fd[key]; {
+	case f.IsPad() && (!ok || isEmptyList(pv)):
+		// BEP 47 padding needs no name; libtorrent calls it .pad/<length>.
+		path = []string{".pad", strconv.FormatInt(f.Length, 10)}
+	case !ok:
+		return f, nil, fmt.Errorf("metainfo: %s: missing", field)
+	default:
+		list, ok := pv.([]any)
+		if !ok {
+			return f, nil, fmt.Errorf("metainfo: %s: want a list, got %s", field, bencode.TypeName(pv))
+		}
+		var err error
+		if path, err = parseComponents(list, field); err != nil {
+			return f, nil, err
+		}
+	}
+	// BitComet marks its padding by name only, as libtorrent knows.
+	for _, c := range path {
+		if strings.Contains(c, "_____padding_file_") {
+			f.Attr |= AttrPad
+		}
+	}
+	f.Path = append([]string{name}, path...)
+	return f, target, nil
+}
+
+func isEmptyList(v any) bool {
+	l, ok := v.([]any)
+	return ok && len(l) == 0
+}
+
+// parseComponents reads a non-empty list of path components named field, cleaned by
+// cleanComponent.
+func parseComponents(list []any, field string) ([]string, error) {
 	if len(list) == 0 {
-		return nil, fmt.Errorf("metainfo: info.files[%d].path: must not be empty", i)
+		return nil, fmt.Errorf("metainfo: %s: must not be empty", field)
 	}
 	path := make([]string, len(list))
 	for j, cv := range list {
 		c, ok := cv.(string)
 		if !ok {
-			return nil, fmt.Errorf("metainfo: info.files[%d].path[%d]: want a string, got %s", i, j, bencode.TypeName(cv))
+			return nil, fmt.Errorf("metainfo: %s[%d]: want a string, got %s", field, j, bencode.TypeName(cv))
 		}
-		if err := checkComponent(c); err != nil {
-			return nil, fmt.Errorf("metainfo: info.files[%d].path[%d]: %w", i, j, err)
+		s, err := cleanComponent(c)
+		if err != nil {
+			return nil, fmt.Errorf("metainfo: %s[%d]: %w", field, j, err)
 		}
-		path[j] = c
+		path[j] = s
 	}
 	return path, nil
-}
-
-// checkComponent rejects a path component that could escape the output directory or
-// mean something other than one name: with none of these, joining components below a
-// directory stays below it, on Unix and on Windows.
-func checkComponent(c string) error {
-	switch {
-	case c == "":
-		return errors.New("must not be empty")
-	case c == "." || c == "..":
-		return fmt.Errorf("%q is not allowed", c)
-	case strings.ContainsRune(c, '/'):
-		return fmt.Errorf("%q contains '/'", c)
-	case strings.ContainsRune(c, '\\'):
-		return fmt.Errorf("%q contains '\\'", c)
-	case strings.ContainsRune(c, 0):
-		return fmt.Errorf("%q contains NUL", c)
-	}
-	return nil
 }
 
 // pathTree finds files that share a path, or where one file's path is a directory of

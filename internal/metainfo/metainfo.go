@@ -3,15 +3,28 @@
 // dictionary's bytes exactly as they appear in the file.
 //
 // Everything that decides what is downloaded and where it is written (the info
-// dictionary, announce, announce-list) is checked strictly, and an error names the field:
+// dictionary) is checked strictly, and an error names the field:
 //
 //	metainfo: info.piece length: must be > 0
 //	metainfo: info.files[2].path[1]: ".." is not allowed
 //
-// Informational fields (comment, created by, creation date, url-list) are ignored when
-// they have the wrong type, as other clients do, rather than failing the whole torrent.
 // File paths are safe to join below an output directory: no component is empty, ".", ".."
-// or contains '/', '\\' or NUL, and no two files share a path or nest in one another.
+// or contains '/', '\\' or NUL (such a torrent is refused, never rewritten), and no two
+// files share a path or nest in one another. Names that are safe but unusable are cleaned
+// as libtorrent cleans them, so both put files at the same paths (path.go): invalid UTF-8
+// and control characters become '_', direction marks go, and a component of 240 bytes or
+// more is shortened. "name.utf-8" and "path.utf-8" win over "name" and "path".
+//
+// BEP 47 file attributes are kept in File.Attr: padding files lie in the byte space but
+// never on disk (DataSpans says which bytes files hold), symlinks take no bytes and point
+// inside the torrent (symlink.go). A BEP 52 hybrid torrent is read by its v1 file list,
+// once its v2 file tree is found to describe the same files (hybrid.go); a v2-only torrent
+// is refused with ErrV2Only.
+//
+// What does not decide the data is read leniently, as other clients read it: bytes after
+// the top-level dictionary are ignored, a malformed "announce-list" falls back to
+// "announce", tracker and web seed URLs are trimmed, and informational fields (comment,
+// created by, creation date, url-list) of the wrong type are ignored.
 package metainfo
 
 import (
@@ -22,6 +35,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/bencode"
@@ -46,10 +61,18 @@ const hashLen = sha1.Size
 type File struct {
 	// Path is the file's path relative to the output directory, one element per
 	// component, each validated: []string{Name} for a single-file torrent,
-	// []string{Name, dir..., file} for a multi-file one.
-	Path   []string
+	// []string{Name, dir..., file} for a multi-file one. A padding file given without a
+	// path is []string{Name, ".pad", "<length>"}, as libtorrent names it.
+	Path []string
+	// Length is the file's size in the torrent's byte space: 0 for a symlink, which
+	// holds no data (BEP 47, and libtorrent, ignore its "length").
 	Length int64
 	Offset int64 // byte offset of the file in the torrent's concatenated byte space
+	Attr   Attr  // BEP 47 attributes: padding, hidden, executable, symlink
+	// SymlinkPath is the target of a symlink, in the form of Path (relative to the
+	// output directory, starting with Name), nil for other files. A target that names no
+	// file or directory of the torrent is, as in libtorrent, the link's own Path.
+	SymlinkPath []string
 }
 
 // Info is the validated info dictionary of a torrent (BEP 3).
@@ -57,7 +80,7 @@ type Info struct {
 	Name        string
 	PieceLength int64
 	Pieces      []byte // concatenated 20-byte SHA-1 hashes, one per piece
-	Length      int64  // total length of all files
+	Length      int64  // length of the torrent's byte space: all files, padding included
 	Files       []File // never empty; in the order of the torrent, which is the byte order
 	MultiFile   bool
 	Private     bool // BEP 27: "private" is the integer 1
@@ -183,6 +206,10 @@ func (m *MetaInfo) Trackers() [][]string {
 func (m *MetaInfo) HexHash() string { return hex.EncodeToString(m.InfoHash[:]) }
 
 func parse(data []byte) (*MetaInfo, error) {
+	// Bytes after the top-level dictionary (a newline, a second copy, padding to a block
+	// size) are ignored, as libtorrent and other clients do; they are not part of the
+	// info dictionary, so the info hash is the same with them or without.
+	data = data[:valueEnd(data)]
 	v, err := bencode.Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("metainfo: %w", err)
@@ -208,12 +235,9 @@ func parse(data []byte) (*MetaInfo, error) {
 	m := &MetaInfo{Info: *info, InfoHash: sha1.Sum(rawInfo)}
 	m.RawInfo = bytes.Clone(rawInfo) // not a sub-slice: it would keep the whole file alive
 
-	if m.Announce, _, err = optString(top, "announce", "announce"); err != nil {
-		return nil, err
-	}
-	if m.AnnounceList, err = parseAnnounceList(top["announce-list"]); err != nil {
-		return nil, err
-	}
+	announce, _ := top["announce"].(string)
+	m.Announce = strings.TrimSpace(announce)
+	m.AnnounceList = parseAnnounceList(top["announce-list"])
 	m.Comment, _ = top["comment"].(string)
 	m.CreatedBy, _ = top["created by"].(string)
 	if sec, ok := top["creation date"].(int64); ok && sec > 0 {
@@ -223,36 +247,32 @@ func parse(data []byte) (*MetaInfo, error) {
 	return m, nil
 }
 
-// parseAnnounceList reads BEP 12 tiers: a list of lists of URLs. A tier given as a bare
-// string, which some old creators write, is taken as a tier of one.
-func parseAnnounceList(v any) ([][]string, error) {
-	if v == nil {
-		return nil, nil
-	}
+// parseAnnounceList reads BEP 12 tiers: a list of lists of URLs, each trimmed of the
+// spaces and tabs some creators leave around it. A tier given as a bare string, which some
+// old creators write, is taken as a tier of one. Whatever is malformed (announce-list not
+// a list, a tier or URL of another type) is skipped, as libtorrent skips it: trackers are
+// not what the torrent is, and Trackers falls back to "announce" when no URL is left.
+func parseAnnounceList(v any) [][]string {
 	list, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("metainfo: announce-list: want a list, got %s", bencode.TypeName(v))
+		return nil
 	}
 	tiers := make([][]string, 0, len(list))
-	for i, t := range list {
+	for _, t := range list {
 		switch t := t.(type) {
 		case string:
-			tiers = append(tiers, []string{t})
+			tiers = append(tiers, []string{strings.TrimSpace(t)})
 		case []any:
 			tier := make([]string, 0, len(t))
-			for j, u := range t {
-				s, ok := u.(string)
-				if !ok {
-					return nil, fmt.Errorf("metainfo: announce-list[%d][%d]: want a string, got %s", i, j, bencode.TypeName(u))
+			for _, u := range t {
+				if s, ok := u.(string); ok {
+					tier = append(tier, strings.TrimSpace(s))
 				}
-				tier = append(tier, s)
 			}
 			tiers = append(tiers, tier)
-		default:
-			return nil, fmt.Errorf("metainfo: announce-list[%d]: want a list, got %s", i, bencode.TypeName(t))
 		}
 	}
-	return tiers, nil
+	return tiers
 }
 
 // parseURLList reads BEP 19 "url-list": one URL or a list of them. Anything else, and
@@ -260,19 +280,62 @@ func parseAnnounceList(v any) ([][]string, error) {
 func parseURLList(v any) []string {
 	switch v := v.(type) {
 	case string:
-		if v != "" {
+		if v = strings.TrimSpace(v); v != "" {
 			return []string{v}
 		}
 	case []any:
 		var urls []string
 		for _, u := range v {
-			if s, ok := u.(string); ok && s != "" {
-				urls = append(urls, s)
+			if s, ok := u.(string); ok && strings.TrimSpace(s) != "" {
+				urls = append(urls, strings.TrimSpace(s))
 			}
 		}
 		return urls
 	}
 	return nil
+}
+
+// valueEnd returns the length of the bencoded value at the start of data, or len(data)
+// when data is not one (bencode.Decode then says what is wrong with it). It only counts:
+// validation is Decode's job. It never recurses, so hostile nesting costs nothing.
+func valueEnd(data []byte) int {
+	depth := 0
+	for p := 0; p < len(data); {
+		switch c := data[p]; {
+		case c == 'i':
+			e := bytes.IndexByte(data[p:], 'e')
+			if e < 0 {
+				return len(data)
+			}
+			p += e + 1
+		case c == 'l' || c == 'd':
+			depth++
+			p++
+			continue
+		case c == 'e':
+			if depth == 0 {
+				return len(data)
+			}
+			depth--
+			p++
+		case c >= '0' && c <= '9':
+			colon := bytes.IndexByte(data[p:], ':')
+			if colon < 0 {
+				return len(data)
+			}
+			n, err := strconv.ParseUint(string(data[p:p+colon]), 10, 63)
+			if err != nil || n > uint64(len(data)-(p+colon+1)) {
+				return len(data)
+			}
+			p += colon + 1 + int(n)
+		default:
+			return len(data)
+		}
+		if depth == 0 {
+			return p
+		}
+	}
+	return len(data)
 }
 
 // optString returns d[key] if it is a string; field names it in errors.
