@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"time"
 
@@ -22,7 +21,9 @@ var ErrTrackerUnreachable = errors.New("tracker unreachable")
 // tried tier by tier (BEP 12). It announces started, then re-announces on the tracker's
 // interval, sends completed when the Scheduler completes and stopped when the run ends,
 // and retries with exponential backoff while no tracker answers. Trackers of other
-// schemes are skipped. Out: *PeerAddr, each address once.
+// schemes are skipped. Out: *PeerAddr, every address of every reply: the swarm's
+// PeerList deduplicates them, and so takes back a peer it had forgotten when a tracker
+// lists it again.
 type Tracker struct {
 	Tiers       [][]string
 	Client      *http.Client       // for http(s) trackers; default: 15s timeout
@@ -67,7 +68,6 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 		return
 	}
 	maxFail, backoff := cmp0(t.MaxFailures, 5), cmp0(t.Backoff, time.Second)
-	seen := make(map[netip.AddrPort]bool)
 	event, answered, failures, sentCompleted := tracker.EventStarted, false, 0, false
 	complete := env.Complete()
 	timer := time.NewTimer(0)
@@ -113,13 +113,7 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 		if resp.Warning != "" {
 			log.Warn("tracker warning", "msg", resp.Warning)
 		}
-		fresh := 0
 		for _, a := range resp.Peers {
-			if seen[a] {
-				continue
-			}
-			seen[a] = true
-			fresh++
 			select {
 			case out <- &PeerAddr{Addr: a}:
 			case <-ctx.Done():
@@ -129,7 +123,7 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 		if interval <= 0 {
 			interval = 30 * time.Minute
 		}
-		log.Info("announced", "peers", len(resp.Peers), "new", fresh, "next", interval)
+		log.Info("announced", "peers", len(resp.Peers), "next", interval)
 		timer.Reset(interval)
 	}
 }

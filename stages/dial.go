@@ -2,15 +2,13 @@ package stages
 
 import (
 	"bufio"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/wire"
@@ -19,23 +17,35 @@ import (
 
 // DialConfig bounds the Dial stage.
 type DialConfig struct {
-	MaxPeers         int           // connected peers (default 50)
-	MaxHalfOpen      int           // dials and handshakes in progress (default 64)
-	DialTimeout      time.Duration // TCP connect (default 5s)
-	HandshakeTimeout time.Duration // BitTorrent handshake once connected (default 10s)
-	RetryDelay       time.Duration // first retry of a failed dial; doubles after (default 10s)
-	Retries          int           // retries of a failed dial (default 2)
-	MaxQueue         int           // addresses waiting for a slot; more are dropped (default 4096)
+	MaxPeers    int // connected peers, Listen's included (default 50)
+	MaxHalfOpen int // dials and handshakes in progress (default 256): dead peers must not hold live ones back
+	// Timeouts for a peer that completed a handshake before, and for one that never did,
+	// which is more often dead than slow (the second at most the first).
+	DialTimeout           time.Duration // TCP connect (default 5s)
+	HandshakeTimeout      time.Duration // BitTorrent handshake once connected (default 10s)
+	FirstDialTimeout      time.Duration // TCP connect to a peer never reached (default 3s)
+	FirstHandshakeTimeout time.Duration // handshake of a peer never reached (default 4s)
+	// Peers tunes the swarm's peer list (back-off, bound), which Dial configures.
+	Peers PeerListConfig
+	// Knobs of the dialer before the peer list; each sets the peer list's when that is zero.
+	RetryDelay time.Duration // Peers.FailBackoff and Peers.ReconnectDelay
+	Retries    int           // Peers.MaxFails, as Retries+1
+	MaxQueue   int           // Peers.MaxEntries
 }
 
 func (c *DialConfig) defaults() {
 	c.MaxPeers = cmp0(c.MaxPeers, 50)
-	c.MaxHalfOpen = cmp0(c.MaxHalfOpen, 64)
+	c.MaxHalfOpen = cmp0(c.MaxHalfOpen, 256)
 	c.DialTimeout = cmp0(c.DialTimeout, 5*time.Second)
 	c.HandshakeTimeout = cmp0(c.HandshakeTimeout, 10*time.Second)
-	c.RetryDelay = cmp0(c.RetryDelay, 10*time.Second)
-	c.Retries = cmp0(c.Retries, 2)
-	c.MaxQueue = cmp0(c.MaxQueue, 4096)
+	c.FirstDialTimeout = min(cmp0(c.FirstDialTimeout, 3*time.Second), c.DialTimeout)
+	c.FirstHandshakeTimeout = min(cmp0(c.FirstHandshakeTimeout, 4*time.Second), c.HandshakeTimeout)
+	c.Peers.FailBackoff = cmp0(c.Peers.FailBackoff, c.RetryDelay)
+	c.Peers.ReconnectDelay = cmp0(c.Peers.ReconnectDelay, c.RetryDelay)
+	if c.Retries > 0 {
+		c.Peers.MaxFails = cmp0(c.Peers.MaxFails, c.Retries+1)
+	}
+	c.Peers.MaxEntries = cmp0(c.Peers.MaxEntries, c.MaxQueue)
 }
 
 func cmp0[T comparable](v, def T) T {
@@ -48,81 +58,55 @@ func cmp0[T comparable](v, def T) T {
 
 // Dial connects to peers and performs the BitTorrent handshake (BEP 3).
 // In: *PeerAddr. Out: *Conn, handshake done, in the order handshakes finish.
-// At most MaxHalfOpen dials and handshakes run at once and at most MaxPeers peers are
-// connected; further addresses wait in a queue, which never makes the stage stop reading its
-// input. Dials run in parallel with their own timeouts, so a crowd of dead or silent peers
-// holds up the live ones for no longer than it takes to dial them. A connected slot frees when
-// its Conn is closed. Failed dials are retried with backoff; banned and already-known
-// addresses are skipped.
-func Dial(ctx context.Context, env *Swarm, cfg DialConfig) streams.Flow {
+// Addresses go into the swarm's PeerList, which deduplicates them and says whom to dial,
+// best first, and when to try again after a failure or a disconnect; the stage never
+// stops reading its input. Up to MaxHalfOpen dials and handshakes run at once, each with
+// its own timeouts (short for peers never reached), while fewer than MaxPeers peers are
+// connected, so a crowd of dead or silent peers holds up the live ones for no longer than
+// it takes to dial them. A connected slot frees when its Conn is closed.
+func Dial(ctx context.Context, sw *Swarm, cfg DialConfig) streams.Flow {
 	cfg.defaults()
+	sw.Peers.Configure(cfg.Peers)
+	sw.Peers.LimitConns(cfg.MaxPeers)
 	return newNode(0, func(in <-chan any, out chan<- any) {
-		d := &dialer{ctx: ctx, env: env, cfg: cfg, out: out, log: env.Log.With("stage", "dial"),
-			slots: make(chan struct{}, cfg.MaxPeers), dialing: make(chan struct{}, cfg.MaxHalfOpen),
-			freed: make(chan struct{}, 1), results: make(chan dialResult, cfg.MaxHalfOpen), known: make(map[netip.AddrPort]int)}
+		d := &dialer{ctx: ctx, sw: sw, pl: sw.Peers, cfg: cfg, out: out, log: sw.Log.With("stage", "dial"),
+			dialing: make(chan struct{}, cfg.MaxHalfOpen), freed: make(chan struct{}, 1)}
 		d.run(in)
 	})
 }
 
-type dialResult struct {
-	addr  netip.AddrPort
-	err   error
-	retry bool
-}
-
-type retryAt struct {
-	addr netip.AddrPort
-	at   time.Time
-}
-
-// retries is a min-heap of retries by time (container/heap): a tracker may hand out
-// thousands of dead peers, and scanning them all at each failure made intake quadratic.
-type retries []retryAt
-
-func (h retries) Len() int           { return len(h) }
-func (h retries) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h retries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *retries) Push(x any)        { *h = append(*h, x.(retryAt)) }
-func (h *retries) Pop() any {
-	old := *h
-	r := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return r
-}
-
 type dialer struct {
 	ctx     context.Context
-	env     *Swarm
+	sw      *Swarm
+	pl      *PeerList
 	cfg     DialConfig
 	out     chan<- any
-	log     interface{ Debug(string, ...any) }
-	slots   chan struct{} // connected peers
+	log     *slog.Logger
 	dialing chan struct{} // dials and handshakes in progress
 	freed   chan struct{}
-	results chan dialResult
-	known   map[netip.AddrPort]int // address -> failed attempts
-	queue   []netip.AddrPort
-	later   retries
 	wg      sync.WaitGroup
 }
 
+// run feeds the peer list from in and dials what it offers, until ctx ends.
 func (d *dialer) run(in <-chan any) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for d.ctx.Err() == nil {
-		d.dispatch()
+		if wait := d.dispatch(); wait >= 0 {
+			timer.Reset(wait)
+		}
 		select {
 		case e, ok := <-in:
 			if !ok {
 				in = nil
 				continue
 			}
-			d.enqueue(e.(*PeerAddr).Addr)
+			if !d.take(e, in) {
+				in = nil
+			}
 		case <-d.freed:
-		case r := <-d.results:
-			d.failed(r, timer)
+		case <-d.pl.Wake():
 		case <-timer.C:
-			d.due(timer)
 		case <-d.ctx.Done():
 		}
 	}
@@ -131,138 +115,96 @@ func (d *dialer) run(in <-chan any) {
 	d.wg.Wait()
 }
 
-func (d *dialer) enqueue(a netip.AddrPort) {
-	if _, seen := d.known[a]; seen || !a.IsValid() || a.Port() == 0 || d.env.Bans.Banned(a) {
-		return
+// take adds e to the peer list, and what else in holds right now, up to a bound: a
+// tracker's reply comes in a burst, and the best peers are chosen once it is all in. It
+// returns false once in is closed.
+func (d *dialer) take(e any, in <-chan any) (open bool) {
+	d.pl.Add(e.(*PeerAddr).Addr, FromSource)
+	for range 1024 {
+		select {
+		case e, ok := <-in:
+			if !ok {
+				return false
+			}
+			d.pl.Add(e.(*PeerAddr).Addr, FromSource)
+		default:
+			return true
+		}
 	}
-	if len(d.queue) >= d.cfg.MaxQueue {
-		d.log.Debug("dial queue full, dropping address", "peer", a)
-		return
-	}
-	d.known[a] = 0
-	d.queue = append(d.queue, a)
+	return true
 }
 
 // dispatch starts dials while there is room for them and for the peers they may bring.
-func (d *dialer) dispatch() {
-	for len(d.queue) > 0 && len(d.slots) < cap(d.slots) {
-		select {
-		case d.dialing <- struct{}{}:
-		default:
-			return
-		}
-		a := d.queue[0]
-		d.queue = d.queue[1:]
-		d.wg.Add(1)
-		go d.attempt(a)
+// It returns how long until a backed-off peer may be dialled, or -1.
+func (d *dialer) dispatch() time.Duration {
+	room := cap(d.dialing) - len(d.dialing)
+	if room == 0 || d.pl.Full() {
+		return -1
 	}
+	cands, wait := d.pl.Take(room)
+	for _, c := range cands {
+		d.dialing <- struct{}{}
+		d.wg.Add(1)
+		go d.attempt(c)
+	}
+	return wait
 }
 
-func (d *dialer) release() { d.free(d.slots) }
-
-func (d *dialer) free(sem chan struct{}) {
-	<-sem
+func (d *dialer) free() {
+	<-d.dialing
 	select {
 	case d.freed <- struct{}{}:
 	default:
 	}
 }
 
-func (d *dialer) failed(r dialResult, timer *time.Timer) {
-	d.known[r.addr]++
-	n := d.known[r.addr]
-	d.log.Debug("dial failed", "peer", r.addr, "attempt", n, "err", r.err)
-	if !r.retry || n > d.cfg.Retries {
-		return
-	}
-	at := time.Now().Add(d.cfg.RetryDelay << (n - 1))
-	heap.Push(&d.later, retryAt{r.addr, at})
-	d.resetTimer(timer)
-}
-
-// due moves the retries whose time has come to the queue, within its bound.
-func (d *dialer) due(timer *time.Timer) {
-	now := time.Now()
-	for len(d.later) > 0 && !d.later[0].at.After(now) {
-		r := heap.Pop(&d.later).(retryAt)
-		switch {
-		case d.env.Bans.Banned(r.addr):
-		case len(d.queue) >= d.cfg.MaxQueue:
-			d.log.Debug("dial queue full, dropping retry", "peer", r.addr)
-		default:
-			d.queue = append(d.queue, r.addr)
-		}
-	}
-	d.resetTimer(timer)
-}
-
-func (d *dialer) resetTimer(timer *time.Timer) {
-	next := time.Hour
-	if len(d.later) > 0 {
-		next = time.Until(d.later[0].at)
-	}
-	timer.Reset(max(next, 0))
-}
-
-// attempt dials a and hands the connection downstream; its connected slot stays taken until
-// the Conn is closed. A peer that handshakes while every slot is taken is closed and retried.
-func (d *dialer) attempt(a netip.AddrPort) {
+// attempt dials c and hands the connection downstream; its connected slot stays taken until
+// the Conn is closed. A peer that handshakes while every slot is taken is closed, and
+// tried again later.
+func (d *dialer) attempt(c Candidate) {
 	defer d.wg.Done()
-	c, err := d.connect(a)
-	d.free(d.dialing)
+	conn, err := d.connect(c)
 	if err == nil {
-		select {
-		case d.slots <- struct{}{}:
-		default:
-			c.Close()
-			err = fmt.Errorf("%w: %d peers connected", errFull, cap(d.slots))
+		if err = d.pl.Connected(conn, true); err != nil {
+			conn.Close()
 		}
 	}
+	d.free()
 	if err != nil {
-		var ne net.Error
-		// A peer that hangs up during the handshake is retried too, later: real clients do
-		// that for a while (rtorrent keeps one connection per IP address and refuses a new
-		// one until it has noticed the old one closed; others at their connection limit).
-		retry := !errors.Is(err, errNoRetry) && (errors.As(err, &ne) || errors.Is(err, errDialRefused) ||
-			errors.Is(err, errFull) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-			errors.Is(err, syscall.ECONNRESET))
-		select {
-		case d.results <- dialResult{addr: a, err: err, retry: retry}:
-		case <-d.ctx.Done():
+		d.log.Debug("dial failed", "peer", c.Addr, "worked", c.Worked, "err", err)
+		if !errors.Is(err, errFull) && !errors.Is(err, errDuplicate) {
+			d.pl.Failed(c.Addr, !errors.Is(err, errNoRetry))
 		}
 		return
 	}
-	c.release = d.release
 	select {
-	case d.out <- c:
+	case d.out <- conn:
 	case <-d.ctx.Done():
-		c.Close()
+		conn.Close()
 	}
 }
 
-var (
-	errNoRetry     = errors.New("not retried")
-	errDialRefused = errors.New("connection refused")
-	errFull        = errors.New("no free connection slot")
-)
+// errNoRetry marks a handshake that shows the peer is not one of our swarm's.
+var errNoRetry = errors.New("not retried")
 
-func (d *dialer) connect(a netip.AddrPort) (*Conn, error) {
-	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.DialTimeout)
+func (d *dialer) connect(c Candidate) (*Conn, error) {
+	dialTimeout, hsTimeout := d.cfg.FirstDialTimeout, d.cfg.FirstHandshakeTimeout
+	if c.Worked {
+		dialTimeout, hsTimeout = d.cfg.DialTimeout, d.cfg.HandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, dialTimeout)
 	defer cancel()
 	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, "tcp", a.String())
+	nc, err := nd.DialContext(ctx, "tcp", c.Addr.String())
 	if err != nil {
-		if errors.Is(err, errConnRefused) {
-			return nil, fmt.Errorf("%w: %v", errDialRefused, err)
-		}
 		return nil, err
 	}
-	c, err := Handshake(d.ctx, d.env, nc, a, d.cfg.HandshakeTimeout, true)
+	conn, err := Handshake(d.ctx, d.sw, nc, c.Addr, hsTimeout, true)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	return c, nil
+	return conn, nil
 }
 
 // Handshake exchanges BitTorrent handshakes on nc (BEP 3) within timeout: it sends ours

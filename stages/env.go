@@ -20,6 +20,9 @@ type Swarm struct {
 	// Fail ends the run with err; the first error wins and Run returns it.
 	Fail func(err error)
 	Bans *Bans
+	// Peers is the swarm's one list of peers: every source feeds it, Dial dials from it,
+	// and Dial and Listen register their connections in it.
+	Peers *PeerList
 
 	sched    atomic.Pointer[Scheduler]
 	complete chan struct{}
@@ -31,8 +34,9 @@ func NewSwarm(infoHash, peerID [20]byte, port uint16, log *slog.Logger, fail fun
 	if fail == nil {
 		fail = func(error) {}
 	}
+	bans := NewBans()
 	return &Swarm{InfoHash: infoHash, PeerID: peerID, Port: port, Log: log, Fail: fail,
-		Bans: NewBans(), complete: make(chan struct{})}
+		Bans: bans, Peers: NewPeerList(PeerListConfig{}, bans, peerID, log), complete: make(chan struct{})}
 }
 
 // Attach gives the swarm the Scheduler of its piece graph, once the metadata is known:

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,16 +14,19 @@ import (
 // Listen accepts incoming peer connections on ln and performs the handshake (BEP 3): the
 // peer speaks first, and we answer only when it asks for our info hash. An attempt that is
 // not BitTorrent (aria2's and rtorrent's encrypted MSE handshake, say) is closed cleanly, and
-// such peers retry in plain. At most maxConns connections that completed the handshake live
-// at once; one more is closed at once. At most maxConns handshakes wait at once, and a new
-// connection then closes the one that has waited longest: connections that never speak
-// (a slowloris attack) cannot keep an honest peer out until their handshake times out.
+// such peers retry in plain. A connection whose handshake completes is registered in the
+// swarm's PeerList, which holds one limit, maxConns or Dial's MaxPeers if lower, on the
+// connections of Dial and Listen together, and refuses a second connection to a peer (see
+// PeerList.Connected); a refused one is closed at once. At most maxConns handshakes wait at
+// once, and a new connection then closes the one that has waited longest: connections that
+// never speak (a slowloris attack) cannot keep an honest peer out until their handshake
+// times out.
 // Out: *Conn. The outlet closes once ctx ends and every pending handshake has finished; ln
 // is closed then.
-func Listen(ctx context.Context, env *Swarm, ln net.Listener, maxConns int, timeout time.Duration) streams.Source {
+func Listen(ctx context.Context, sw *Swarm, ln net.Listener, maxConns int, timeout time.Duration) streams.Source {
 	out := make(chan any)
-	log := env.Log.With("stage", "listen")
-	slots := make(chan struct{}, max(maxConns, 1))
+	log := sw.Log.With("stage", "listen")
+	sw.Peers.LimitConns(maxConns)
 	waiting := &handshaking{max: max(maxConns, 1)}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	go func() {
@@ -46,21 +50,22 @@ func Listen(ctx context.Context, env *Swarm, ln net.Listener, maxConns int, time
 			go func() {
 				defer wg.Done()
 				a := remoteAddr(nc)
-				c, err := Handshake(ctx, env, nc, a, timeout, false)
+				c, err := Handshake(ctx, sw, nc, a, timeout, false)
 				waiting.remove(nc)
 				if err != nil {
 					log.Debug("incoming handshake failed", "peer", a, "err", err)
 					nc.Close()
 					return
 				}
-				select {
-				case slots <- struct{}{}:
-				default:
-					log.Debug("incoming peer refused: all slots taken", "peer", a)
+				if err := sw.Peers.Connected(c, false); err != nil {
+					if errors.Is(err, errFull) {
+						log.Debug("incoming peer refused: all slots taken", "peer", a)
+					} else {
+						log.Debug("incoming peer refused", "peer", a, "err", err)
+					}
 					nc.Close()
 					return
 				}
-				c.release = func() { <-slots }
 				select {
 				case out <- c:
 				case <-ctx.Done():

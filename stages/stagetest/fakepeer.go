@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,8 +50,16 @@ type FakePeer struct {
 	// peer connected before any block flows.
 	Gate <-chan struct{}
 
+	// LeaveAfter, when > 0, makes the peer leave the swarm once it has served that many
+	// blocks in all: it stops listening and closes its connections, and Left is closed.
+	// NewFakePeerAt on the same address brings a peer back there.
+	LeaveAfter atomic.Int64
+
 	Served   atomic.Int64 // blocks sent
 	Accepted atomic.Int64 // connections accepted
+
+	left  chan struct{}
+	leave sync.Once
 }
 
 // NewFakePeer starts a fake peer seeding t; it stops when the test ends.
@@ -62,7 +71,7 @@ func NewFakePeer(tb testing.TB, t *Torrent, b Behavior) *FakePeer {
 // NewFakePeerAt is NewFakePeer listening on addr, [::1]:0 say.
 func NewFakePeerAt(tb testing.TB, t *Torrent, b Behavior, addr string) *FakePeer {
 	tb.Helper()
-	p := &FakePeer{t: t, behavior: b, srv: newServer(tb, addr), HangUpAfter: 3}
+	p := &FakePeer{t: t, behavior: b, srv: newServer(tb, addr), HangUpAfter: 3, left: make(chan struct{})}
 	p.srv.accept(func() {}, func(c net.Conn) { p.serve(c, int(p.Accepted.Add(1)-1)) })
 	tb.Cleanup(p.Close)
 	return p
@@ -73,6 +82,23 @@ func (p *FakePeer) Addr() netip.AddrPort { return p.srv.addr() }
 
 // Close stops the peer and waits for its goroutines.
 func (p *FakePeer) Close() { p.srv.close() }
+
+// Left is closed once the peer has left after serving LeaveAfter blocks.
+func (p *FakePeer) Left() <-chan struct{} { return p.left }
+
+// goAway stops listening and closes every connection, from a serving goroutine (Close
+// would wait for it).
+func (p *FakePeer) goAway() {
+	p.leave.Do(func() {
+		p.srv.ln.Close()
+		p.srv.mu.Lock()
+		for c := range p.srv.conns {
+			c.Close()
+		}
+		p.srv.mu.Unlock()
+		close(p.left)
+	})
+}
 
 func (p *FakePeer) serve(c net.Conn, nth int) {
 	if p.behavior == Mute {
@@ -152,7 +178,10 @@ func (p *FakePeer) serve(c net.Conn, nth int) {
 				return
 			}
 			served++
-			p.Served.Add(1)
+			if n := p.Served.Add(1); n == p.LeaveAfter.Load() {
+				p.goAway()
+				return
+			}
 		}
 	}
 }
