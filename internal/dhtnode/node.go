@@ -274,6 +274,9 @@ func (n *Node) Announce(ctx context.Context, infoHash [20]byte, port uint16, fou
 		st := a.TraversalStats()
 		res.Contacted, res.Responded = int(st.NumAddrsTried), int(st.NumResponses)
 	}()
+	// Our own announce comes back as a peer; when the socket is bound to an address, we
+	// know it is ours.
+	self := netip.AddrPortFrom(n.Addr().Addr().Unmap(), port)
 	done := ctx.Done()
 	for {
 		select {
@@ -287,7 +290,7 @@ func (n *Node) Announce(ctx context.Context, infoHash [20]byte, port uint16, fou
 					continue
 				}
 				ap := netip.AddrPortFrom(ip.Unmap(), uint16(p.Port))
-				if !n.allowed(ap) {
+				if !n.allowed(ap) || ap == self {
 					continue
 				}
 				res.Peers++
@@ -353,8 +356,14 @@ func (n *Node) Save() error {
 	return SaveState(n.cfg.StateFile, State{ID: n.srv.ID(), Nodes: nodes})
 }
 
-// Close saves the state, stops the node and waits for its goroutines (the table
-// maintenance ends within a query timeout). It is safe to call more than once.
+// closeGrace is how long Close waits for the table maintenance to end.
+const closeGrace = 100 * time.Millisecond
+
+// Close saves the state, stops the node and waits for its pings. It waits for the table
+// maintenance only closeGrace: the library's maintenance queries ignore cancellation,
+// and one in flight would hold a process's exit for up to QueryTimeout, for nothing (it
+// ends by itself, on a closed socket, holding nothing of ours). It is safe to call more
+// than once.
 func (n *Node) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
@@ -363,7 +372,10 @@ func (n *Node) Close() error {
 		n.srv.Close()
 		n.wg.Wait()
 		if n.maintainDone != nil {
-			<-n.maintainDone
+			select {
+			case <-n.maintainDone:
+			case <-time.After(closeGrace):
+			}
 		}
 	})
 	return err

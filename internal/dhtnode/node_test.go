@@ -96,6 +96,7 @@ func TestDHTAnnounceAndFind(t *testing.T) {
 	if !res.Cold || res.Responded == 0 {
 		t.Fatalf("seeder's first traversal = %+v, want cold and answered", res)
 	}
+	waitStored(t, router, ih)
 	res, found := announce(t, leecher, ih, 0)
 	want := netip.MustParseAddrPort("127.0.0.1:7001")
 	if res.Peers == 0 || !containsAddr(found, want) {
@@ -103,6 +104,17 @@ func TestDHTAnnounceAndFind(t *testing.T) {
 	}
 	if leecher.NumNodes() == 0 {
 		t.Error("the leecher's routing table is empty after a traversal that was answered")
+	}
+}
+
+// waitStored waits until n stores a peer for ih: the library answers announce_peer
+// before it stores the peer, from another goroutine.
+func waitStored(t *testing.T, n *Node, ih [20]byte) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); len(n.srv.PeerStore().GetPeers(ih)) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the announced peer was never stored")
+		}
 	}
 }
 
@@ -169,6 +181,7 @@ func TestDHTWarmRestart(t *testing.T) {
 	seeder := startNode(t, Config{}, router)
 	ih := [20]byte{4, 5, 6}
 	announce(t, seeder, ih, 7002)
+	waitStored(t, router, ih)
 
 	state := filepath.Join(t.TempDir(), "state", "dht.dat")
 	first := startNode(t, Config{StateFile: state}, router)
