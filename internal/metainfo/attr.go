@@ -90,9 +90,29 @@ func (i *Info) DataSpans(off, n int64) []Span {
 	return spans
 }
 
-// IsPadPiece reports whether piece index is all padding (BEP 47): zeros that no peer
-// needs to send, so the piece is had without downloading it. It panics if index is out
-// of range.
-func (i *Info) IsPadPiece(index int) bool {
-	return len(i.DataSpans(i.PieceOffset(index), i.PieceSize(index))) == 0
+// PadPieces returns, in order, the pieces that are all padding (BEP 47): zeros that no
+// peer needs to send, so such a piece is had without downloading it.
+func (i *Info) PadPieces() []int {
+	var pieces []int
+	gap := func(from, to int64) { // [from, to) holds no file data
+		for p := (from + i.PieceLength - 1) / i.PieceLength; p < int64(i.NumPieces()); p++ {
+			if i.PieceOffset(int(p))+i.PieceSize(int(p)) > to {
+				break
+			}
+			pieces = append(pieces, int(p))
+		}
+	}
+	var end int64 // where the data seen so far ends
+	for k := range i.Files {
+		if f := &i.Files[k]; !f.IsPad() && f.Length > 0 {
+			if f.Offset > end {
+				gap(end, f.Offset)
+			}
+			end = f.Offset + f.Length
+		}
+	}
+	if end < i.Length {
+		gap(end, i.Length)
+	}
+	return pieces
 }

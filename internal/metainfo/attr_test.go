@@ -321,10 +321,19 @@ func TestDataSpans(t *testing.T) {
 			t.Errorf("DataSpans(%d, %d) = %v, want %v", tt.off, tt.n, got, tt.want)
 		}
 	}
-	for i, want := range []bool{false, true, false, false} {
-		if got := info.IsPadPiece(i); got != want {
-			t.Errorf("IsPadPiece(%d) = %v, want %v", i, got, want)
-		}
+	if got := info.PadPieces(); !reflect.DeepEqual(got, []int{1}) {
+		t.Errorf("PadPieces() = %v, want [1]", got)
+	}
+	tail := &Info{PieceLength: 16, Length: 40, Pieces: []byte(hashes(3)), Files: []File{
+		{Path: []string{"t", "a"}, Length: 3, Offset: 0},
+		{Path: []string{"t", "p"}, Length: 37, Offset: 3, Attr: AttrPad}, // pieces 1 and 2, the short last one
+	}}
+	if got := tail.PadPieces(); !reflect.DeepEqual(got, []int{1, 2}) {
+		t.Errorf("PadPieces() = %v, want [1 2]", got)
+	}
+	plain := &Info{PieceLength: 16, Length: 40, Pieces: []byte(hashes(3)), Files: []File{{Path: []string{"a"}, Length: 40}}}
+	if got := plain.PadPieces(); got != nil {
+		t.Errorf("PadPieces() without padding = %v, want none", got)
 	}
 }
 

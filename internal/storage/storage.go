@@ -4,14 +4,22 @@
 // one file and the head of the next. Files turns an offset in that space into positioned
 // reads and writes (pread/pwrite) on the files, and refuses to touch anything outside its
 // root directory.
+//
+// BEP 47 padding files are part of that space but never on disk: reads of their ranges
+// return zeros and writes to them are dropped, so pieces that hold padding are hashed,
+// verified and served as the torrent's creator hashed them. Symbolic links hold no bytes;
+// Finish creates them once the data is complete. An executable file ('x') is created
+// with the executable bit.
 package storage
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,10 +37,11 @@ var ErrFileChanged = errors.New("file changed while in use")
 // Files is the on-disk storage of one torrent. It is safe for concurrent use: every
 // read and write is positioned, and the file set is fixed after Open.
 type Files struct {
-	files  []*os.File // nil once closed
+	files  []*os.File // nil once closed, and for padding and symlinks, which have no file
 	names  []string   // the path each file was opened at
 	layout []metainfo.File
 	size   int64
+	root   string // absolute
 	wb     *writeBehind
 }
 
@@ -50,9 +59,12 @@ func Open(root string, info *metainfo.Info) (*Files, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	s := &Files{layout: info.Files, size: info.Length, files: make([]*os.File, len(info.Files)),
+	s := &Files{layout: info.Files, size: info.Length, root: root, files: make([]*os.File, len(info.Files)),
 		names: make([]string, len(info.Files)), wb: newWriteBehind(WriteBehindBytes)}
 	for i, f := range info.Files {
+		if !f.OnDisk() {
+			continue
+		}
 		name, err := safeJoin(root, f.Path)
 		if err != nil {
 			s.Close()
@@ -71,6 +83,10 @@ func Open(root string, info *metainfo.Info) (*Files, error) {
 		st, err := fh.Stat()
 		if err == nil && st.Size() < f.Length {
 			err = fh.Truncate(f.Length)
+		}
+		if err == nil && f.Attr&metainfo.AttrExecutable != 0 {
+			perm := st.Mode().Perm()
+			err = fh.Chmod(perm | perm&0o444>>2) // executable by whoever may read it
 		}
 		if err != nil {
 			s.Close()
@@ -131,6 +147,11 @@ func (s *Files) WriteVAt(bufs [][]byte, off int64) (int, error) {
 			i++
 			continue
 		}
+		if f.IsPad() { // zeros that no file holds: nothing to write
+			done += int(min(int64(total-done), f.Length-at))
+			i++
+			continue
+		}
 		seg = window(seg[:0], bufs, done, int(min(int64(total-done), f.Length-at)))
 		m, err := pwritev(s.files[i], seg, at)
 		s.wb.wrote(s.files[i], at, int64(m))
@@ -181,7 +202,10 @@ func (s *Files) span(p []byte, off int64, op func(*os.File, []byte, int64) (int,
 		f := s.layout[i]
 		at := off + int64(done) - f.Offset
 		n := min(int64(len(p)-done), f.Length-at)
-		if n > 0 {
+		if n > 0 && f.IsPad() {
+			clear(p[done : done+int(n)])
+			done += int(n)
+		} else if n > 0 {
 			m, err := op(s.files[i], p[done:done+int(n)], at)
 			done += m
 			if err != nil && !(errors.Is(err, io.EOF) && m == int(n)) {
@@ -191,6 +215,49 @@ func (s *Files) span(p []byte, off int64, op func(*os.File, []byte, int64) (int,
 		i++
 	}
 	return done, nil
+}
+
+// Finish creates the torrent's symbolic links (BEP 47) below the root, each pointing by a
+// relative path at its target inside the torrent, once the data is complete: then what a
+// link names exists, and no write of the download can go through a link. A link already
+// there is replaced; a file or directory in a link's place is an error, never removed.
+// Links that point to themselves (metainfo keeps an unresolvable target so) are skipped.
+func (s *Files) Finish() error {
+	for _, f := range s.layout {
+		if !f.IsSymlink() || slices.Equal(f.SymlinkPath, f.Path) {
+			continue
+		}
+		dir, err := safeJoin(s.root, f.Path[:len(f.Path)-1])
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+		name := filepath.Join(dir, f.Path[len(f.Path)-1])
+		target, err := filepath.Rel(dir, filepath.Join(append([]string{s.root}, f.SymlinkPath...)...))
+		if err != nil {
+			return fmt.Errorf("storage: %s: %w", name, err)
+		}
+		st, err := os.Lstat(name)
+		switch {
+		case err == nil && st.Mode()&os.ModeSymlink == 0:
+			return fmt.Errorf("storage: %s: %w: in the place of a symbolic link", name, ErrUnsafePath)
+		case err == nil:
+			if cur, err := os.Readlink(name); err == nil && cur == target {
+				continue
+			}
+			if err := os.Remove(name); err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("storage: %w", err)
+		}
+		if err := os.Symlink(target, name); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	return nil
 }
 
 // Sync flushes every file's data to stable storage (fdatasync), so that a record of
