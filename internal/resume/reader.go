@@ -14,9 +14,10 @@ import (
 
 // Reader reads a torrent's concatenated byte space from its files without creating,
 // extending or writing any of them, for rechecking data that may be partly absent. It is
-// safe for concurrent use: every read is positioned.
+// safe for concurrent use: every read is positioned. Padding (BEP 47) reads as zeros and
+// symlinks hold no bytes: neither is opened.
 type Reader struct {
-	files  []*os.File // nil for a missing file
+	files  []*os.File // nil for a missing file, padding and symlinks
 	layout []metainfo.File
 	size   int64
 }
@@ -28,6 +29,9 @@ var _ io.ReaderAt = (*Reader)(nil)
 func OpenReader(outDir string, info *metainfo.Info) (*Reader, error) {
 	r := &Reader{layout: info.Files, size: info.Length, files: make([]*os.File, len(info.Files))}
 	for i, f := range info.Files {
+		if !f.OnDisk() {
+			continue
+		}
 		fh, err := os.Open(filepath.Join(append([]string{outDir}, f.Path...)...))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -41,8 +45,9 @@ func OpenReader(outDir string, info *metainfo.Info) (*Reader, error) {
 	return r, nil
 }
 
-// Missing reports whether file i of the torrent did not exist when r was opened.
-func (r *Reader) Missing(i int) bool { return r.files[i] == nil }
+// Missing reports whether file i of the torrent did not exist when r was opened. Padding
+// and symlinks, which are not files to read, are never missing.
+func (r *Reader) Missing(i int) bool { return r.files[i] == nil && r.layout[i].OnDisk() }
 
 // ReadAt reads len(p) bytes at offset off of the torrent's byte space, across file
 // boundaries. A range that touches a missing file or lies beyond the end of a short
@@ -66,6 +71,11 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		at := off + int64(done) - f.Offset
 		n := int(min(int64(len(p)-done), f.Length-at))
 		if n <= 0 {
+			continue
+		}
+		if f.IsPad() {
+			clear(p[done : done+n])
+			done += n
 			continue
 		}
 		if r.files[i] == nil {

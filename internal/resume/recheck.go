@@ -15,6 +15,8 @@ import (
 // concatenated byte space) with workers goroutines and returns the bitfield of pieces
 // whose SHA-1 matches (BEP 3). A piece that r cannot read in full, because its file is
 // missing or too short, is simply not set: that is data still to download, not an error.
+// Padding (BEP 47) counts as the zeros it is and is never read from r, so a piece that is
+// all padding is had without reading anything.
 // progress, if not nil, is called after each piece with the pieces done so far and the
 // total, from the calling goroutine. Recheck stops early and returns ctx.Err() when ctx
 // is done; it returns only once every goroutine it started has ended.
@@ -75,13 +77,30 @@ func checkPieces(ctx context.Context, info *metainfo.Info, r io.ReaderAt, next *
 		}
 		index := int(i)
 		p := buf[:info.PieceSize(index)]
-		// io.ReaderAt: a full read may still come with io.EOF at the very end.
-		n, _ := r.ReadAt(p, info.PieceOffset(index))
-		ok := n == len(p) && sha1.Sum(p) == info.PieceHash(index)
+		ok := readPiece(info, r, p, info.PieceOffset(index)) && sha1.Sum(p) == info.PieceHash(index)
 		select {
 		case results <- verdict{index, ok}:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// readPiece fills p with the torrent's bytes at off: the files' data read from r, and
+// zeros for padding. It reports whether r had all of the data.
+func readPiece(info *metainfo.Info, r io.ReaderAt, p []byte, off int64) bool {
+	spans := info.DataSpans(off, int64(len(p)))
+	if len(spans) == 1 && spans[0] == (metainfo.Span{Off: off, Len: int64(len(p))}) {
+		// io.ReaderAt: a full read may still come with io.EOF at the very end.
+		n, _ := r.ReadAt(p, off)
+		return n == len(p)
+	}
+	clear(p)
+	for _, s := range spans {
+		q := p[s.Off-off : s.Off-off+s.Len]
+		if n, _ := r.ReadAt(q, s.Off); n != len(q) {
+			return false
+		}
+	}
+	return true
 }

@@ -11,10 +11,15 @@ import (
 )
 
 // Stamp returns the size and modification time of every file of info below outDir, in
-// the order of info.Files; a file that does not exist gets Size -1.
+// the order of info.Files; a file that does not exist gets Size -1, and so do padding and
+// symlinks (BEP 47), which hold no data on disk.
 func Stamp(outDir string, info *metainfo.Info) ([]FileStamp, error) {
 	stamps := make([]FileStamp, len(info.Files))
 	for i, f := range info.Files {
+		if !f.OnDisk() {
+			stamps[i] = FileStamp{Size: -1}
+			continue
+		}
 		name := filepath.Join(append([]string{outDir}, f.Path...)...)
 		st, err := os.Stat(name)
 		switch {
