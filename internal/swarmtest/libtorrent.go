@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,9 +142,64 @@ func RunLibtorrentLeecher(ctx context.Context, torrentPath, outDir string) (Resu
 	return res, err
 }
 
+// MagnetMetadata is what a libtorrent magnet leecher learned from the metadata it
+// fetched (BEP 9).
+type MagnetMetadata struct {
+	InfoHash string // hex SHA-1 of the info dictionary, as libtorrent computed it
+	Name     string // the info dictionary's name
+}
+
+// RunLibtorrentMagnetLeecher downloads the torrent a magnet link names into
+// outDir with libtorrent on 127.0.0.1, holding no .torrent file: it fetches the
+// metadata (BEP 9) from the link's trackers and x.pe peers and from each of
+// peers, which it dials itself once the link is added (no tracker needed; DHT
+// stays off). It returns when it has every piece, with what the metadata said.
+// Its log goes to outDir+".log".
+func RunLibtorrentMagnetLeecher(ctx context.Context, magnetURI, outDir string, peers ...netip.AddrPort) (Result, MagnetMetadata, error) {
+	port, err := FreePort()
+	if err != nil {
+		return Result{}, MagnetMetadata{}, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return Result{}, MagnetMetadata{}, fmt.Errorf("swarmtest: libtorrent magnet leecher: %w", err)
+	}
+	logPath := filepath.Clean(outDir) + ".log"
+	extra := []string{"--magnet", magnetURI}
+	for _, p := range peers {
+		extra = append(extra, "--peer", p.String())
+	}
+	cmd, err := libtorrentCmd("magnet", "", outDir, port, filepath.Dir(logPath), extra...)
+	if err != nil {
+		return Result{}, MagnetMetadata{}, err
+	}
+	p, err := start(ctx, "libtorrent magnet leecher", cmd, logPath, nil)
+	if err != nil {
+		return Result{}, MagnetMetadata{}, err
+	}
+	res, err := p.Wait()
+	var md MagnetMetadata
+	if lines := scanLines(p.LogPath, "metadata "); len(lines) > 0 {
+		md = parseMagnetMetadata(lines[0])
+	}
+	if err == nil && (md.InfoHash == "" || len(scanLines(p.LogPath, "finished ")) == 0) {
+		err = fmt.Errorf("swarmtest: libtorrent magnet leecher exited without finishing%s", p.tailSuffix())
+	}
+	return res, md, err
+}
+
+// parseMagnetMetadata reads "metadata elapsed=S info_hash=HEX name=NAME"; the name,
+// last, may hold spaces.
+func parseMagnetMetadata(line string) MagnetMetadata {
+	var md MagnetMetadata
+	_, rest, _ := strings.Cut(line, " info_hash=")
+	md.InfoHash, md.Name, _ = strings.Cut(rest, " name=")
+	return md
+}
+
 // libtorrentCmd writes the script into scriptDir (so that ps shows a short
 // command line) and returns the command that runs it, with extra arguments
-// after the common ones. -I keeps the user's site-packages and environment out.
+// after the common ones; torrentPath may be "" (magnet mode). -I keeps the user's
+// site-packages and environment out.
 func libtorrentCmd(mode, torrentPath, dir string, port int, scriptDir string, extra ...string) (*exec.Cmd, error) {
 	script := filepath.Join(scriptDir, "swarmtest-ltpeer.py")
 	tmp, err := os.CreateTemp(scriptDir, "swarmtest-ltpeer-*.tmp")
@@ -161,8 +217,11 @@ func libtorrentCmd(mode, torrentPath, dir string, port int, scriptDir string, ex
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("swarmtest: libtorrent script: %w", err)
 	}
-	args := append([]string{"-I", "-u", script, mode,
-		"--torrent", torrentPath, "--save", dir, "--port", strconv.Itoa(port)}, extra...)
+	args := []string{"-I", "-u", script, mode, "--save", dir, "--port", strconv.Itoa(port)}
+	if torrentPath != "" {
+		args = append(args, "--torrent", torrentPath)
+	}
+	args = append(args, extra...)
 	return exec.Command(Python, args...), nil
 }
 

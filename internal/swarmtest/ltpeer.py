@@ -8,6 +8,10 @@ seeds: runs --count sessions in this one process, each seeding the torrent
        answered each, then runs until killed. Each session has a line
        "status port=P peers=N uploaded=U" every second its total changed.
 leech: downloads into --save, prints "finished elapsed=S bytes=N" and exits 0.
+magnet: leeches from --magnet alone (no .torrent): fetches the metadata from
+       peers (BEP 9), the link's trackers and each --peer HOST:PORT it dials
+       itself, prints "metadata elapsed=S info_hash=HEX name=NAME" once it has
+       it, then downloads into --save and prints the "finished" line as leech.
 
 Plain TCP on loopback only: no DHT, LSD, UPnP, NAT-PMP or uTP. Every peer is
 127.0.0.1, so several connections per IP are allowed. Errors go to stderr.
@@ -145,10 +149,26 @@ def wait_announce(ses, timeout):
                 return
 
 
+def add_magnet(ses, uri, save, peers):
+    atp = lt.parse_magnet_uri(uri)
+    atp.save_path = save
+    atp.flags = atp.flags & ~lt.torrent_flags.paused & ~lt.torrent_flags.auto_managed
+    h = ses.add_torrent(atp)
+    for p in peers:
+        host, _, port = p.rpartition(":")
+        h.connect_peer((host.strip("[]"), int(port)))
+    return h
+
+
 def leech(args):
     ses = make_session(args.port)
     start = time.monotonic()
-    h, size = add(ses, args.torrent, args.save, False)
+    if args.magnet:
+        h, size = add_magnet(ses, args.magnet, args.save, args.peer), -1
+        announce = bool(h.trackers())
+    else:
+        h, size = add(ses, args.torrent, args.save, False)
+        announce = True
     last = 0.0
     while True:
         ses.wait_for_alert(200)
@@ -157,14 +177,20 @@ def leech(args):
         if st.errc.value() != 0:
             log("torrent error:", st.errc.message())
             sys.exit(1)
-        if st.is_finished or st.is_seeding:
+        if size < 0 and st.has_metadata:
+            ti = h.torrent_file()
+            size = ti.total_size()
+            print("metadata elapsed=%.3f info_hash=%s name=%s" % (
+                time.monotonic() - start, ti.info_hashes().v1, ti.name()), flush=True)
+        if size >= 0 and (st.is_finished or st.is_seeding):
             elapsed = time.monotonic() - start
             print("finished elapsed=%.3f bytes=%d" % (elapsed, size), flush=True)
             # Returning drops the session: its destructor announces
             # event=stopped, so that the tracker does not hand out this
             # address as a seeder once the process is gone. It does not while
             # the "completed" announce is in flight, so wait for that first.
-            wait_announce(ses, 2)
+            if announce:
+                wait_announce(ses, 2)
             ses.apply_settings({"stop_tracker_timeout": 1})
             return
         now = time.monotonic()
@@ -176,13 +202,18 @@ def leech(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=["seed", "seeds", "leech"])
-    p.add_argument("--torrent", required=True)
+    p.add_argument("mode", choices=["seed", "seeds", "leech", "magnet"])
+    p.add_argument("--torrent", help="every mode but magnet: the .torrent file")
+    p.add_argument("--magnet", help="magnet: the magnet link")
+    p.add_argument("--peer", action="append", default=[],
+                   help="magnet: dial this HOST:PORT once the link is added; repeatable")
     p.add_argument("--save", required=True, help="directory that holds (or will hold) the torrent's name")
     p.add_argument("--port", type=int, default=0, help="seed and leech: the port to listen on")
     p.add_argument("--count", type=int, default=1, help="seeds: how many sessions")
     p.add_argument("--upload-limit", type=int, default=0, help="seed: upload bytes per second, 0 for no limit")
     args = p.parse_args()
+    if (args.mode == "magnet") != bool(args.magnet) or (args.mode != "magnet") != bool(args.torrent):
+        p.error("--magnet goes with mode magnet, --torrent with the others")
     if args.mode == "seeds":
         log("libtorrent", lt.__version__, "seeds count", args.count)
         seeds(args)

@@ -19,12 +19,15 @@ import (
 	"github.com/bitstorm/bitstorm/internal/bencode"
 )
 
-// Tracker is an opentracker serving HTTP on 127.0.0.1. Debian's build only
-// serves whitelisted info hashes; Allow adds to the list.
+// Tracker is an opentracker serving HTTP and UDP (BEP 15) on one port of
+// 127.0.0.1. Debian's build only serves whitelisted info hashes; Allow adds to
+// the list.
 type Tracker struct {
 	// AnnounceURL is http://127.0.0.1:PORT/announce.
 	AnnounceURL string
-	// Port is the TCP port it listens on.
+	// UDPAnnounceURL is udp://127.0.0.1:PORT/announce, the same tracker over BEP 15.
+	UDPAnnounceURL string
+	// Port is the port it listens on, for TCP and UDP alike.
 	Port int
 
 	proc      *Process
@@ -35,11 +38,11 @@ type Tracker struct {
 	allowed []string
 }
 
-// StartTracker runs opentracker on 127.0.0.1 at a free port, chrooted into a
-// new world-readable directory under dir (it drops to nobody when run as
-// root), with a whitelist holding infoHashes (hex). Its log goes to dir.
-// More info hashes can be allowed later with Allow, so a torrent can be made
-// once the announce URL is known.
+// StartTracker runs opentracker on 127.0.0.1 at a free port (HTTP and UDP on
+// the same number), chrooted into a new world-readable directory under dir (it
+// drops to nobody when run as root), with a whitelist holding infoHashes
+// (hex). Its log goes to dir. More info hashes can be allowed later with
+// Allow, so a torrent can be made once the announce URL is known.
 func StartTracker(ctx context.Context, dir string, infoHashes ...string) (*Tracker, error) {
 	for _, h := range infoHashes {
 		if _, err := parseInfoHash(h); err != nil {
@@ -87,14 +90,16 @@ func (t *Tracker) start(ctx context.Context, dir, root string) error {
 		return err
 	}
 	p := strconv.Itoa(port)
-	// Only -p: without -P it binds no UDP port.
-	cmd := exec.Command("opentracker", "-i", "127.0.0.1", "-p", p, "-d", root, "-w", "whitelist")
+	// -p binds TCP (HTTP), -P UDP (BEP 15); a port free for TCP may be taken for UDP,
+	// and then opentracker exits and the caller retries with another.
+	cmd := exec.Command("opentracker", "-i", "127.0.0.1", "-p", p, "-P", p, "-d", root, "-w", "whitelist")
 	proc, err := start(ctx, "opentracker", cmd, filepath.Join(dir, fmt.Sprintf("opentracker-%d.log", port)), nil)
 	if err != nil {
 		return err
 	}
 	t.proc, t.Port = proc, port
 	t.AnnounceURL = fmt.Sprintf("http://127.0.0.1:%d/announce", port)
+	t.UDPAnnounceURL = fmt.Sprintf("udp://127.0.0.1:%d/announce", port)
 	// Up once it answers a scrape.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
