@@ -372,6 +372,16 @@ func TestHybrid(t *testing.T) {
 			info["files"] = append(info["files"].([]any), file(16379, "p", ".pad", "16379"))
 			info["pieces"] = hashes(3)
 		}, ""},
+		{"a symlink after the padding in v1, before it in the tree", func(info map[string]any) {
+			files := info["files"].([]any)
+			info["files"] = []any{files[0], files[1], link("l", []string{"a"}, "c"), files[2]}
+			tree(info)["c"] = map[string]any{"": map[string]any{"attr": "l", "length": 0, "symlink path": []string{"a"}}}
+		}, ""},
+		{"a symlink to another target", func(info map[string]any) {
+			files := info["files"].([]any)
+			info["files"] = []any{files[0], files[1], link("l", []string{"a"}, "c"), files[2]}
+			tree(info)["c"] = map[string]any{"": map[string]any{"attr": "l", "symlink path": []string{"d", "b"}}}
+		}, `metainfo: info.file tree: does not match info.files (BEP 52 hybrid): "t/c" -> "t/a", file tree has "t/c" -> "t/d/b"`},
 		{"a file of another length", func(info map[string]any) {
 			tree(info)["a"] = map[string]any{"": map[string]any{"length": 20001}}
 		}, `metainfo: info.file tree: does not match info.files (BEP 52 hybrid): "t/a" (20000 bytes at 0), file tree has "t/a" (20001 bytes at 0)`},
