@@ -188,3 +188,55 @@ func TestDHTMagnetWithoutTrackers(t *testing.T) {
 			err, node.started.Load())
 	}
 }
+
+// gatedDHT is a DHT node that finds peer once open reports true, and nothing before.
+type gatedDHT struct {
+	peer netip.AddrPort
+	open func() bool
+}
+
+func (g gatedDHT) Announce(ctx context.Context, _ [20]byte, _ uint16, found func(netip.AddrPort)) (dhtnode.Result, error) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !g.open() {
+		select {
+		case <-ctx.Done():
+			return dhtnode.Result{}, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	found(g.peer)
+	return dhtnode.Result{Contacted: 1, Responded: 1, Peers: 1}, nil
+}
+
+// TestDHTDeadTrackers: beside the DHT, trackers that never answer do not end the run. The
+// torrent's only tracker refuses every announce; the DHT finds the seeder only after the
+// tracker's fifth failed round, the one that ends a run without the DHT
+// (ErrTrackerUnreachable), and the download completes.
+func TestDHTDeadTrackers(t *testing.T) {
+	checkGoroutines(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/announce" // refused once closed
+	ln.Close()
+	tor := stagetest.NewTorrent(t, 52, "dead-trackers", 32<<10, 200_000).WithAnnounce(t, dead)
+	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	announces := &stageLevels{stage: "announce"}
+	node := gatedDHT{peer: honest.Addr(), open: func() bool { return announces.count(slog.LevelWarn) >= 5 }}
+	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	p, err := pipeline.New(tor.Meta, pipeline.WithLogger(slog.New(announces.handler())), withConfig(pipeline.Config{}),
+		pipeline.WithDHT(node), pipeline.WithStorage(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run() = %v after %d failed announces, want nil", err, announces.count(slog.LevelWarn))
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -100,12 +101,13 @@ type Pipeline struct {
 func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	p := newPipeline(opts)
 	p.meta = m
+	dht := p.dht != nil && !m.Info.Private // BEP 27: a private torrent's peers come from its trackers only
 	if len(p.sources) == 0 {
 		if tiers := m.Trackers(); len(tiers) > 0 {
-			p.sources = []stages.PeerSource{&stages.Tracker{Tiers: tiers}}
+			p.sources = []stages.PeerSource{trackers(tiers, dht)}
 		}
 	}
-	if p.dht != nil && !m.Info.Private { // BEP 27: a private torrent's peers come from its trackers only
+	if dht {
 		p.sources = append(p.sources, &stages.DHT{Node: p.dht})
 	}
 	if len(p.sources) == 0 {
@@ -117,6 +119,17 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	maxActive := int(max(p.cfg.MaxInFlight/m.Info.PieceLength, 4))
 	p.sched = stages.NewScheduler(&m.Info, p.picker, maxActive)
 	return p, nil
+}
+
+// trackers is the Tracker source of tiers. Beside the DHT, trackers that never answer do
+// not end the run: the DHT may find the peers, and NoPeersTimeout bounds a run that
+// finds none.
+func trackers(tiers [][]string, dht bool) *stages.Tracker {
+	t := &stages.Tracker{Tiers: tiers}
+	if dht {
+		t.MaxFailures = math.MaxInt
+	}
+	return t
 }
 
 // newPipeline applies opts and the defaults of everything that does not depend on the
