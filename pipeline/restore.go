@@ -33,6 +33,7 @@ func (p *Pipeline) preStamp() []resume.FileStamp {
 // restore marks the pieces already verified in store before the run starts.
 func (p *Pipeline) restore(ctx context.Context, store stages.Storage, stamps []resume.FileStamp) error {
 	info := &p.meta.Info
+	p.markPadPieces()
 	var have wire.Bitfield
 	if p.store == nil { // our own files: the record, or a recheck when they hold anything
 		rec, err := resume.Load(resume.Path(p.cfg.OutDir, p.meta.InfoHash), info, p.meta.InfoHash)
@@ -80,14 +81,20 @@ func anyData(stamps []resume.FileStamp) bool {
 }
 
 // keepRecord saves the resume record every interval while pieces complete, until ctx ends.
+// Once the download is complete, it makes the torrent's symbolic links (finishFiles).
 func (p *Pipeline) keepRecord(ctx context.Context, store stages.Storage, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	saved := p.sched.Stats().Pieces
+	complete := p.sched.Complete()
 	for {
 		select {
 		case <-ctx.Done():
+			p.finishFiles(store) // completion may have ended the run before it was seen
 			return
+		case <-complete:
+			complete = nil
+			p.finishFiles(store)
 		case <-tick.C:
 			if n := p.sched.Stats().Pieces; n != saved {
 				if err := p.saveRecord(store); err != nil {
