@@ -395,6 +395,11 @@ func TestHybrid(t *testing.T) {
 		{"a file the tree lacks", func(info map[string]any) {
 			delete(tree(info), "d")
 		}, `metainfo: info.file tree: does not match info.files (BEP 52 hybrid): 20000 bytes of files and padding, info.files has 32773`},
+		{"a single file that the tree makes a symlink", func(info map[string]any) {
+			delete(info, "files")
+			info["name"], info["length"], info["pieces"] = "a", 20000, hashes(2)
+			info["file tree"] = map[string]any{"a": map[string]any{"": map[string]any{"attr": "l", "symlink path": []string{"x"}}}}
+		}, `metainfo: info.file tree: does not match info.files (BEP 52 hybrid): 0 bytes of files and padding, info.files has 20000`},
 		{"file tree missing", func(info map[string]any) { delete(info, "file tree") },
 			`metainfo: info.file tree: missing, though "meta version" is 2 (BEP 52)`},
 		{"a leaf beside other keys", func(info map[string]any) {

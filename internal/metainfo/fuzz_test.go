@@ -37,6 +37,8 @@ func FuzzParse(f *testing.F) {
 		torrent(filesInfo(file(100, "x", "run.sh"), file(16284, "p", ".pad", "16284"), file(5, "h", "b"),
 			link("l", []string{"run.sh"}, "c"))),
 		torrent(hybridInfo()),
+		torrent(with(with(with(with(singleInfo(), "piece length", 16384), "pieces", hashes(1)), "meta version", 2),
+			"file tree", map[string]any{"file.bin": map[string]any{"": map[string]any{"attr": "l", "symlink path": []string{"x"}}}})),
 	} {
 		f.Add(seed)
 	}

@@ -47,6 +47,10 @@ func resolveSymlinks(files []File, targets map[int][]string) {
 		if !ok {
 			continue
 		}
+		if len(files[i].Path) < 2 { // a single file, not in a directory of the torrent
+			files[i].SymlinkPath = files[i].Path
+			continue
+		}
 		target := strings.Join(t, "/")
 		linkDir := strings.Join(files[i].Path[1:len(files[i].Path)-1], "/")
 		fromLink := strings.TrimPrefix(linkDir+"/"+target, "/")
