@@ -13,8 +13,9 @@ import (
 	"github.com/bitstorm/bitstorm/stages"
 )
 
-// graph wires the stages and blocks until the sink has drained; it is the only place that
-// connects stages. Cancelling ctx closes the sources, and the close cascades down the graph.
+// graph wires the piece stages after conns (made by conns or metadataGraph below) and
+// blocks until the sink has drained; this file is the only place that connects stages.
+// Cancelling ctx closes the sources, and the close cascades down the graph.
 //
 //	sources ─┐
 //	PEX ─────┴▶ Dial ──┐
@@ -22,34 +23,35 @@ import (
 //	Listen ────────────┘
 //
 // PEX is fed by the Request stage's sessions (the peers that peers tell us of).
-func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Storage, ln net.Listener) {
+func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Storage, conns streams.Source, pex *stages.PEX) {
 	blocks := bufpool.New(wire.BlockSize, 512)
 	req := p.cfg.Request
 	req.Blocks = blocks
 	req.Cache = stages.NewPieceCache(env.Info, store, p.cfg.CacheBytes)
-	var extra []stages.PeerSource
-	if !env.Info.Private && !p.cfg.NoPex { // BEP 27: a private torrent's peers come from its trackers only
-		pex := stages.NewPEX(p.cfg.PexInterval)
-		req.Pex = pex
-		extra = append(extra, pex)
-	}
-	p.conns(ctx, env.Swarm, ln, extra...).
+	req.Pex = pex
+	conns.
 		Via(stages.Request(ctx, env, req)).
 		Via(stages.Assemble(env, blocks)).
 		Via(stages.Verify(env.Info, p.cfg.Verifiers)).
 		To(stages.Write(env, store, blocks, 2))
 }
 
-// metadataGraph wires the metadata phase of a magnet link (BEP 9): the same peer sources,
-// Dial and Listen as the download, into the MetadataSink, which calls found with each
-// verified copy of the info dictionary. It blocks until the sink has let every
-// connection go; cancelling ctx ends the phase.
+// metadataGraph wires the metadata phase of a magnet link (BEP 9): the peer sources,
+// Dial and Listen into the MetadataGate, which fetches the info dictionary from the peers
+// and keeps their connections until it is known; the gate's outlet then feeds graph. The
+// wiring runs until ctx ends; wait blocks until it has.
 //
 //	sources ─▶ Dial ──┐
-//	                  ├─▶ FetchMetadata
-//	Listen ───────────┘
-func (p *Pipeline) metadataGraph(ctx context.Context, sw *stages.Swarm, ln net.Listener, found func(raw []byte)) {
-	p.conns(ctx, sw, ln).To(stages.FetchMetadata(ctx, sw, stages.MetadataConfig{}, found))
+//	                  ├─▶ MetadataGate ─(Found: the info dictionary)
+//	Listen ───────────┘        └─▶ *Conn ─▶ graph: Request ─▶ ...
+func (p *Pipeline) metadataGraph(ctx context.Context, sw *stages.Swarm, ln net.Listener, extra ...stages.PeerSource) (gate *stages.MetadataGate, wait func()) {
+	gate = stages.FetchMetadata(ctx, sw)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.conns(ctx, sw, ln, extra...).To(gate)
+	}()
+	return gate, func() { <-done }
 }
 
 // conns is the part of every graph that finds peers: the peer sources (the pipeline's and

@@ -197,7 +197,6 @@ func TestInteropMagnetPeerOnly(t *testing.T) {
 	// torrent has no tracker, and no peers were given"; with the DHT it would wait for
 	// peers the DHT never finds. cmd/bitstorm/download.go gives the link's x.pe peers to
 	// FetchMetadata only, not to the pipeline that downloads. Remove this skip with the fix.
-	t.Skip("known bug: a magnet link's x.pe peers are not a peer source of the download phase")
 	ctx, bin, sw, m := magnetSwarm(t, 20250306, magnetSetup{})
 	lt, addr := seedWithLibtorrent(t, ctx, sw)
 	link := magnetLink(sw.hash, "") + "&x.pe=" + addr.String()

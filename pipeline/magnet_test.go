@@ -116,3 +116,46 @@ func TestMagnetWrongMetadata(t *testing.T) {
 		t.Fatalf("metadata not kept: %v", err)
 	}
 }
+
+// TestMagnetOneConnection: NewMagnet's Run fetches the metadata from the one peer of the
+// link (x.pe) and downloads the data over the same connection: the peer, which sent its
+// bitfield before the metadata, is connected to once, and the bytes are right. The
+// metadata is kept, and a second pipeline for the link starts from it.
+func TestMagnetOneConnection(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 33, "oneconn", 16<<10, 1100<<14-7, 77)
+	seeder := stagetest.NewHostilePeer(t, tor, stagetest.ExtendedHandshake, stagetest.ServeMetadataAndSeed)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out := t.TempDir()
+	var store *stagetest.MemStorage
+	mag := &magnet.Magnet{InfoHash: tor.Meta.InfoHash, Peers: []netip.AddrPort{seeder.Addr()}}
+	p, err := pipeline.NewMagnet(mag,
+		pipeline.WithStorageFor(func(info *metainfo.Info) stages.Storage {
+			store = stagetest.NewMemStorage(info.Length)
+			return store
+		}),
+		pipeline.WithConfig(pipeline.Config{OutDir: out, NoListen: true, NoPex: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Meta() != nil {
+		t.Fatal("Meta() is known before Run")
+	}
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run() = %v; the seeder's script ended with %v", err, seeder.Errs())
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+	if n := seeder.Accepted.Load(); n != 1 {
+		t.Errorf("the seeder was connected to %d times, want once: metadata and data over one connection", n)
+	}
+	if m := p.Meta(); m == nil || m.InfoHash != tor.Meta.InfoHash {
+		t.Fatalf("Meta() = %v after Run", m)
+	}
+	again, err := pipeline.NewMagnet(mag, pipeline.WithConfig(pipeline.Config{OutDir: out}))
+	if err != nil || again.Meta() == nil || !bytes.Equal(again.Meta().RawInfo, tor.Meta.RawInfo) {
+		t.Fatalf("NewMagnet() after a run = %v, want the kept metadata", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -20,6 +21,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reugn/go-streams"
+
+	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/resume"
 	"github.com/bitstorm/bitstorm/internal/storage"
@@ -95,6 +99,23 @@ type Pipeline struct {
 	log     *slog.Logger
 	sched   *stages.Scheduler
 	port    uint16 // announced: the listener's real port, or Config.Port
+
+	metaMu    sync.Mutex                               // guards meta and sched, set by Run for a magnet link
+	mag       *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
+	pickerFor func(numPieces int) stages.Picker        // WithPickerFor
+	storeFor  func(info *metainfo.Info) stages.Storage // WithStorageFor
+}
+
+// WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
+// link, after its metadata has been fetched.
+func WithPickerFor(f func(numPieces int) stages.Picker) Option {
+	return func(p *Pipeline) { p.pickerFor = f }
+}
+
+// WithStorageFor builds the storage once the torrent's layout is known, in place of the
+// files under Config.OutDir. The pipeline closes it when Run returns.
+func WithStorageFor(f func(info *metainfo.Info) stages.Storage) Option {
+	return func(p *Pipeline) { p.storeFor = f }
 }
 
 // New builds a pipeline for m. It opens no file and no connection until Run.
@@ -113,12 +134,68 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if len(p.sources) == 0 {
 		return nil, errors.New("torrent has no tracker, and no peers were given")
 	}
+	p.setMeta(m)
+	return p, nil
+}
+
+// NewMagnet builds a pipeline for the torrent a magnet link names (BEP 9). Its Run first
+// fetches the info dictionary from peers (the link's trackers and x.pe peers, the DHT
+// with WithDHT, or WithPeerSource), over the connections the download then goes on with;
+// the metadata is kept in Config.OutDir's .bitstorm folder, and a later run finds it
+// there. Pickers and storage are built once the piece count is known (WithPickerFor,
+// WithStorageFor).
+func NewMagnet(mag *magnet.Magnet, opts ...Option) (*Pipeline, error) {
+	p := newPipeline(opts)
+	m, err := loadMetadata(p.cfg.OutDir, mag)
+	switch {
+	case err == nil:
+		p.log.Info("metadata from an earlier run", "name", m.Info.Name, "path", resume.MetadataPath(p.cfg.OutDir, mag.InfoHash))
+	case !errors.Is(err, fs.ErrNotExist):
+		p.log.Warn("ignoring saved metadata", "err", err)
+	}
+	dht := p.dht != nil && (m == nil || !m.Info.Private) // BEP 27
+	if len(p.sources) == 0 {
+		if tiers := mag.Tiers(); len(tiers) > 0 {
+			p.sources = append(p.sources, trackers(tiers, dht))
+		}
+		if len(mag.Peers) > 0 {
+			p.sources = append(p.sources, stages.StaticPeers(mag.Peers))
+		}
+	}
+	if dht {
+		p.sources = append(p.sources, &stages.DHT{Node: p.dht})
+	}
+	if len(p.sources) == 0 {
+		return nil, errors.New("magnet: no tracker (tr) and no peer (x.pe) to ask, and no DHT")
+	}
+	if m != nil {
+		p.setMeta(m)
+	} else {
+		p.mag = mag
+	}
+	return p, nil
+}
+
+// setMeta makes the pipeline's piece state for m: the picker and the Scheduler.
+func (p *Pipeline) setMeta(m *metainfo.MetaInfo) {
+	p.metaMu.Lock()
+	defer p.metaMu.Unlock()
+	p.meta = m
+	if p.picker == nil && p.pickerFor != nil {
+		p.picker = p.pickerFor(m.Info.NumPieces())
+	}
 	if p.picker == nil {
 		p.picker = stages.NewRarest(m.Info.NumPieces(), uint64(time.Now().UnixNano()))
 	}
 	maxActive := int(max(p.cfg.MaxInFlight/m.Info.PieceLength, 4))
 	p.sched = stages.NewScheduler(&m.Info, p.picker, maxActive)
-	return p, nil
+}
+
+// Meta returns the torrent's metainfo: nil for a magnet link until its metadata is known.
+func (p *Pipeline) Meta() *metainfo.MetaInfo {
+	p.metaMu.Lock()
+	defer p.metaMu.Unlock()
+	return p.meta
 }
 
 // trackers is the Tracker source of tiers. Beside the DHT, trackers that never answer do
@@ -197,60 +274,202 @@ func NewPeerID() [20]byte {
 	return id
 }
 
-// Stats returns a snapshot of the download's progress; safe to call while Run runs.
-func (p *Pipeline) Stats() stages.Stats { return p.sched.Stats() }
+// Stats returns a snapshot of the download's progress; safe to call while Run runs. Before
+// a magnet link's metadata is known, it is all zeros.
+func (p *Pipeline) Stats() stages.Stats {
+	p.metaMu.Lock()
+	sched := p.sched
+	p.metaMu.Unlock()
+	if sched == nil {
+		return stages.Stats{}
+	}
+	return sched.Stats()
+}
 
 // Run downloads the torrent. It returns nil once every piece is verified and written, the
 // first fatal error (tracker unreachable, no peers, disk error), or the context's error.
-// Verified pieces stay on disk whatever the outcome.
+// Verified pieces stay on disk whatever the outcome. For a magnet link it fetches the
+// metadata first (NewMagnet).
 func (p *Pipeline) Run(ctx context.Context) error {
+	if p.meta == nil {
+		return p.runMagnet(ctx)
+	}
+	store, err := p.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	ln, err := p.listen()
+	if err != nil {
+		store.Close()
+		return err
+	}
+	r := p.startRun(ctx, p.meta.InfoHash)
+	defer r.cancel(nil)
+	pex := p.newPex(&p.meta.Info)
+	return p.download(r, store, p.conns(r.ctx, r.sw, ln, pexSource(pex)...), pex)
+}
+
+// runMagnet runs a magnet link's download: the metadata phase on the swarm's connections,
+// which wait at the MetadataGate, then the piece graph on the same connections.
+func (p *Pipeline) runMagnet(ctx context.Context) error {
+	ln, err := p.listen()
+	if err != nil {
+		return err
+	}
+	r := p.startRun(ctx, p.mag.InfoHash)
+	defer r.cancel(nil)
+	pex := p.newPex(nil) // the torrent may turn out private: then it is given to no session
+	gate, wait := p.metadataGraph(r.ctx, r.sw, ln, pexSource(pex)...)
+	m, err := p.awaitMetadata(r, gate)
+	if err != nil {
+		r.cancel(nil)
+		wait()
+		return err
+	}
+	p.setMeta(m)
+	store, err := p.openStore(r.ctx)
+	if err != nil {
+		r.fail(err)
+		wait()
+		return err
+	}
+	if m.Info.Private {
+		pex = nil
+	}
+	err = p.download(r, store, gate.Source(), pex)
+	wait()
+	return err
+}
+
+// awaitMetadata waits for the gate's verified metadata, within NoPeersTimeout, and keeps
+// it beside the resume record.
+func (p *Pipeline) awaitMetadata(r *run, gate *stages.MetadataGate) (*metainfo.MetaInfo, error) {
+	p.log.Info("fetching metadata", "info_hash", fmt.Sprintf("%x", p.mag.InfoHash), "name", p.mag.Name)
+	timer := time.AfterFunc(p.cfg.NoPeersTimeout, func() {
+		r.fail(fmt.Errorf("%w within %s", ErrNoMetadata, p.cfg.NoPeersTimeout))
+	})
+	defer timer.Stop()
+	var raw []byte
+	select {
+	case raw = <-gate.Found():
+	case <-r.ctx.Done():
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("metadata fetch interrupted: %w", context.Canceled)
+	}
+	m, err := metainfo.FromInfo(raw, p.mag.Tiers())
+	if err != nil {
+		return nil, fmt.Errorf("metadata from peers: %w", err)
+	}
+	if err := resume.SaveMetadata(p.cfg.OutDir, m.InfoHash, metainfo.Torrent(m.RawInfo, m.AnnounceList)); err != nil {
+		p.log.Warn("could not keep the metadata for a restart", "err", err)
+	}
+	return m, nil
+}
+
+// openStore opens the storage of the torrent and restores what is already on it.
+func (p *Pipeline) openStore(ctx context.Context) (stages.Storage, error) {
+	if p.store == nil && p.storeFor != nil {
+		p.store = p.storeFor(&p.meta.Info) // from here on as if given by WithStorage
+	}
 	store := p.store
 	var stamps []resume.FileStamp
 	if store == nil {
 		stamps = p.preStamp()
 		fs, err := storage.Open(p.cfg.OutDir, &p.meta.Info)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		store = fs
 	}
 	if err := p.restore(ctx, store, stamps); err != nil {
 		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// listen opens the peer listener, unless NoListen; the port it got is the one announced.
+func (p *Pipeline) listen() (net.Listener, error) {
+	if p.cfg.NoListen {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", p.cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	p.port = uint16(l.Addr().(*net.TCPAddr).Port)
+	return l, nil
+}
+
+// newPex returns the run's peer exchange, or nil: off by Config, or for a private torrent
+// (BEP 27: its peers come from its trackers only). info is nil while unknown.
+func (p *Pipeline) newPex(info *metainfo.Info) *stages.PEX {
+	if p.cfg.NoPex || info != nil && info.Private {
+		return nil
+	}
+	return stages.NewPEX(p.cfg.PexInterval)
+}
+
+// pexSource is pex as extra peer sources for conns.
+func pexSource(pex *stages.PEX) []stages.PeerSource {
+	if pex == nil {
+		return nil
+	}
+	return []stages.PeerSource{pex}
+}
+
+// run is the state of one Run: its context, its swarm, and the first fatal error.
+type run struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sw     *stages.Swarm
+	once   sync.Once
+	fatal  error
+}
+
+func (p *Pipeline) startRun(ctx context.Context, infoHash [20]byte) *run {
+	r := &run{}
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	r.sw = stages.NewSwarm(infoHash, p.cfg.PeerID, p.port, p.log, r.fail)
+	return r
+}
+
+// fail ends the run with err; the first error wins.
+func (r *run) fail(err error) { r.once.Do(func() { r.fatal = err; r.cancel(err) }) }
+
+// err is the run's fatal error or its context's cause, other than a plain cancel.
+func (r *run) err() error {
+	r.once.Do(func() {}) // no fail after this point
+	if r.fatal != nil {
+		return r.fatal
+	}
+	if err := context.Cause(r.ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	var ln net.Listener
-	if !p.cfg.NoListen {
-		l, err := net.Listen("tcp", p.cfg.ListenAddr)
-		if err != nil {
-			store.Close()
-			return fmt.Errorf("listen: %w", err)
-		}
-		ln = l
-		p.port = uint16(l.Addr().(*net.TCPAddr).Port)
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var once sync.Once
-	var fatal error
-	sw := stages.NewSwarm(p.meta.InfoHash, p.cfg.PeerID, p.port, p.log, func(err error) {
-		once.Do(func() { fatal = err; cancel(err) })
-	})
-	p.sched.SetBans(sw.Bans)
-	sw.Attach(p.sched)
-	env := &stages.Env{Swarm: sw, Info: &p.meta.Info, Sched: p.sched, RawInfo: p.meta.RawInfo}
+	return nil
+}
+
+// download runs the piece graph over conns until the download completes (and seeding
+// ends), a fatal error, or the run's end, and returns the run's outcome.
+func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, pex *stages.PEX) error {
+	p.sched.SetBans(r.sw.Bans)
+	r.sw.Attach(p.sched)
+	env := &stages.Env{Swarm: r.sw, Info: &p.meta.Info, Sched: p.sched, RawInfo: p.meta.RawInfo}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		p.watch(ctx, env, cancel)
+		p.watch(r.ctx, env, r.cancel)
 	}()
 	go func() {
 		defer wg.Done()
-		p.keepRecord(ctx, store, p.cfg.RecordInterval)
+		p.keepRecord(r.ctx, store, p.cfg.RecordInterval)
 	}()
 	p.log.Info("download starting", "name", p.meta.Info.Name, "size", p.meta.Info.Length, "pieces", p.meta.Info.NumPieces())
-	p.graph(ctx, env, store, ln)
-	cancel(nil)
+	p.graph(r.ctx, env, store, conns, pex)
+	r.cancel(nil)
 	wg.Wait()
 	if !p.sched.IsComplete() || p.seeding() {
 		// A download that just completed skips this save and its sync of every dirty
@@ -261,16 +480,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 	cerr := store.Close()
-	once.Do(func() {}) // no Fail after this point
-	if p.sched.IsComplete() && (fatal == nil || !p.seeding()) {
+	fatal := r.err()
+	if p.sched.IsComplete() && (r.fatal == nil || !p.seeding()) {
 		// Complete and verified; a failure while seeding afterwards is not the download's.
 		return cerr
 	}
 	if fatal != nil {
 		return fatal
-	}
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
 	}
 	if cerr != nil {
 		return cerr

@@ -243,5 +243,5 @@ func Handshake(ctx context.Context, env *Swarm, nc net.Conn, a netip.AddrPort, t
 		return nil, ctx.Err()
 	}
 	nc.SetDeadline(time.Time{})
-	return &Conn{Conn: nc, Addr: a, PeerID: theirs.PeerID, Reserved: theirs.Reserved, R: r}, nil
+	return &Conn{Conn: nc, Addr: a, PeerID: theirs.PeerID, Reserved: theirs.Reserved, Incoming: !dialed, R: r}, nil
 }

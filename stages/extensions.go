@@ -69,6 +69,11 @@ func (s *session) extended(payload []byte) error {
 		return nil
 	}
 	s.log.Debug("extended handshake", "client", h.Client, "reqq", h.Reqq, "m", h.M)
+	if h.Port != 0 && s.c.Incoming && s.env.Peers.ListenPort(s.c, h.Port) {
+		// We are connected to the peer at the address it listens on already, and that
+		// connection stays (the peer list decides as the peer does: peerlist.go).
+		return errDuplicate
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.peerExt == nil {

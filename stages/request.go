@@ -184,9 +184,9 @@ func (s *session) run(ctx context.Context) {
 		s.writer(sctx)
 	}()
 	err := s.reader(sctx)
+	s.drop(err)
 	cancel()
 	stop()
-	s.c.Close()
 	wg.Wait()
 	s.mu.Lock()
 	if s.dropErr != nil {
@@ -195,17 +195,43 @@ func (s *session) run(ctx context.Context) {
 	left := s.pending.appendTo(make([]BlockReq, 0, len(s.pending)))
 	s.mu.Unlock()
 	s.env.Sched.PeerLeft(s.p, s.has, left)
-	// Whether the peer is dropped for a fault is told by the error alone: a protocol
-	// violation stays a warning even when the download ends at the same moment.
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled),
-		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		s.log.Debug("peer disconnected", "err", err)
-	case errors.Is(err, errBothSeeds): // nothing left to trade: no fault of the peer's
+	case !isFault(err) && (errors.Is(err, errBothSeeds) || errors.Is(err, errDuplicate)):
 		s.log.Debug("closing connection", "reason", err)
+	case !isFault(err):
+		s.log.Debug("peer disconnected", "err", err)
 	default:
 		s.log.Warn("dropping peer", "reason", err)
 	}
+}
+
+// drop closes the connection for err, the first reason wins; a fault of the peer's is
+// told to the peer list first, which then backs off before dialing it again, as after a
+// failed dial.
+func (s *session) drop(err error) {
+	s.mu.Lock()
+	first := s.dropErr == nil && err != nil
+	if first {
+		s.dropErr = err
+	}
+	s.mu.Unlock()
+	if first && isFault(err) {
+		s.env.Peers.Fault(s.c)
+	}
+	s.c.Close()
+}
+
+// isFault reports whether a session that ended with err was dropped for a fault of the
+// peer's. It is told by the error alone: a protocol violation stays a fault even when the
+// download ends at the same moment.
+func isFault(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, context.Canceled),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, errBothSeeds), errors.Is(err, errDuplicate): // nothing to trade, or one connection too many
+		return false
+	}
+	return true
 }
 
 // reader decodes the peer's messages until an error; a panic becomes an error, never a crash.
@@ -309,10 +335,7 @@ func (s *session) writer(ctx context.Context) {
 			s.adapt(now.Sub(lastTick))
 			lastTick = now
 			if err := s.check(now); err != nil {
-				s.mu.Lock()
-				s.dropErr = err
-				s.mu.Unlock()
-				s.c.Close()
+				s.drop(err)
 				return
 			}
 			if s.p.Banned() {
@@ -326,10 +349,7 @@ func (s *session) writer(ctx context.Context) {
 		w.ctl = s.plan(w.ctl)
 		more, err := s.serve(&w)
 		if err != nil {
-			s.mu.Lock()
-			s.dropErr = err
-			s.mu.Unlock()
-			s.c.Close()
+			s.drop(err)
 			return
 		}
 		if w.empty() {

@@ -44,6 +44,7 @@ type Conn struct {
 	PeerID   [20]byte
 	Reserved [8]byte       // BEP 3 reserved bits as the peer sent them, for later extensions
 	Incoming bool          // the peer dialed us: Addr's port is not where it listens
+	Adopted  bool          // it waited at the MetadataGate: our extended handshake went first, so no bitfield
 	R        *bufio.Reader // buffered reader positioned after the handshake
 
 	once    sync.Once

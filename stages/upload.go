@@ -19,6 +19,13 @@ const uploadBatch = 16
 // messages for pieces completed since,
 // and a choke or unchoke when the choker changed its mind. Called with s.mu held.
 func (s *session) planUpload(buf []byte) []byte {
+	if !s.bitfieldSent && s.c.Adopted {
+		// The connection waited at the MetadataGate, whose extended handshake went first:
+		// BEP 3 allows a bitfield only as the first message, so every piece we have goes
+		// as a have, in the branch below; our handshake again, with what we offer now.
+		s.bitfieldSent, s.haveCursor = true, 0
+		buf = s.extHandshake(buf)
+	}
 	if !s.bitfieldSent {
 		bf, cursor := s.env.Sched.Snapshot()
 		s.bitfieldSent, s.haveCursor = true, cursor

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,12 +105,10 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	if len(peers) > 0 {
 		opts = append(opts, pipeline.WithPeerSource(peers))
 	}
-	arg := c.Args().First()
-	var m *metainfo.MetaInfo
-	if !isMagnet(arg) {
-		if m, err = metainfo.Load(arg); err != nil {
-			return err
-		}
+	// The torrent or link is read before anything starts, so that a bad one costs nothing.
+	m, mag, err := parseTorrentArg(c.Args().First())
+	if err != nil {
+		return err
 	}
 	if m == nil || !m.Info.Private { // BEP 27: a private torrent never uses the DHT
 		if node := startDHT(c, cfg, log); node != nil {
@@ -117,21 +116,21 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 			opts = append(opts, pipeline.WithDHT(node))
 		}
 	}
-	if m == nil {
-		if m, err = loadTorrent(c.Context, arg, opts); err != nil {
-			return err
-		}
-	}
 	switch c.String("picker") {
 	case "rarest":
 	case "sequential":
-		opts = append(opts, pipeline.WithPicker(stages.NewSequential(m.Info.NumPieces())))
+		opts = append(opts, pipeline.WithPickerFor(func(n int) stages.Picker { return stages.NewSequential(n) }))
 	case "random":
-		opts = append(opts, pipeline.WithPicker(stages.NewRandom(m.Info.NumPieces(), uint64(time.Now().UnixNano()))))
+		opts = append(opts, pipeline.WithPickerFor(func(n int) stages.Picker { return stages.NewRandom(n, uint64(time.Now().UnixNano())) }))
 	default:
 		return fmt.Errorf("%s: --picker %q: want rarest, sequential or random", name, c.String("picker"))
 	}
-	p, err := pipeline.New(m, opts...)
+	var p *pipeline.Pipeline
+	if m != nil {
+		p, err = pipeline.New(m, opts...)
+	} else {
+		p, err = pipeline.NewMagnet(mag, opts...) // the metadata first, then the download, on the same connections
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Command.Name, err)
 	}
@@ -148,7 +147,7 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 		return err
 	}
 	elapsed := time.Since(start)
-	if !c.Bool("quiet") && !cfg.Seed {
+	if m = p.Meta(); !c.Bool("quiet") && !cfg.Seed {
 		fmt.Fprintf(out, "%s: %s verified in %s (%s/s)\n", m.Info.Name, humanBytes(m.Info.Length),
 			elapsed.Round(time.Millisecond), humanBytes(int64(float64(m.Info.Length)/elapsed.Seconds())))
 	}
@@ -228,16 +227,27 @@ func staticPeers(c *cli.Context) (stages.StaticPeers, error) {
 	return static, nil
 }
 
+// parseTorrentArg reads the command line's torrent: a .torrent file, or a magnet link
+// (BEP 9), whose metadata is fetched later. A URL of another scheme is refused by name.
+func parseTorrentArg(arg string) (*metainfo.MetaInfo, *magnet.Magnet, error) {
+	if isMagnet(arg) {
+		mag, err := magnet.Parse(arg)
+		return nil, mag, err
+	}
+	if u, err := url.Parse(arg); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		return nil, nil, fmt.Errorf("%q: a web address; give a .torrent file (download it first) or a magnet link", arg)
+	}
+	m, err := metainfo.Load(arg)
+	return m, nil, err
+}
+
 // loadTorrent reads the .torrent file at arg or, when arg is a magnet link, fetches its
 // metadata from peers (BEP 9) with the pipeline's options, or takes it from where an
 // earlier run kept it.
 func loadTorrent(ctx context.Context, arg string, opts []pipeline.Option) (*metainfo.MetaInfo, error) {
-	if !isMagnet(arg) {
-		return metainfo.Load(arg)
-	}
-	mag, err := magnet.Parse(arg)
-	if err != nil {
-		return nil, err
+	m, mag, err := parseTorrentArg(arg)
+	if err != nil || m != nil {
+		return m, err
 	}
 	return pipeline.FetchMetadata(ctx, mag, opts...)
 }

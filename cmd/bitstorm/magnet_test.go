@@ -72,7 +72,6 @@ func TestMagnetCLIErrorsBeforeDHT(t *testing.T) {
 	// Known bug: run (download.go) starts the DHT node, which creates
 	// $XDG_STATE_HOME/bitstorm and asks the routers for nodes, before loadTorrent parses
 	// the magnet link; a .torrent file is loaded first. Remove this skip with the fix.
-	t.Skip("known bug: download starts the DHT before it parses the magnet link")
 	bin := buildBinary(t)
 	for _, tc := range malformedMagnets {
 		t.Run(tc.name, func(t *testing.T) {

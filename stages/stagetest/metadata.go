@@ -14,7 +14,14 @@ const fakeMetadataID = 3
 // it answers each request with the piece of the info dictionary, or, when corrupt, with
 // each byte inverted: a copy of the right size whose SHA-1 is not the info hash. It sends
 // no bitfield and serves no data. It stops when the client hangs up.
-func ServeMetadata(corrupt bool) Script {
+func ServeMetadata(corrupt bool) Script { return serveMetadata(corrupt, false) }
+
+// ServeMetadataAndSeed is ServeMetadata by a seeder: right after its extended handshake it
+// sends a bitfield of every piece, and it unchokes the client once interested and answers
+// its requests with the right data, on the connection the metadata came over.
+func ServeMetadataAndSeed(hc *HostileConn) error { return serveMetadata(false, true)(hc) }
+
+func serveMetadata(corrupt, seed bool) Script {
 	return func(hc *HostileConn) error {
 		raw := hc.T.Meta.RawInfo
 		if corrupt {
@@ -28,12 +35,29 @@ func ServeMetadata(corrupt bool) Script {
 		if err := hc.Send(hs); err != nil {
 			return err
 		}
+		if seed {
+			if err := hc.Send(hc.fullBitfield()); err != nil {
+				return err
+			}
+		}
 		var theirs uint8 // the client's id for ut_metadata
 		hc.SetReadDeadline(time.Now().Add(HostileHold))
 		for {
 			m, err := hc.Next()
 			if err != nil {
 				return err
+			}
+			switch {
+			case seed && m.ID == wire.Interested:
+				if err := hc.Send(wire.AppendState(nil, wire.Unchoke)); err != nil {
+					return err
+				}
+				continue
+			case seed && m.ID == wire.Request:
+				if err := hc.answer([]wire.Message{m}, false); err != nil {
+					return err
+				}
+				continue
 			}
 			if m.KeepAlive || m.ID != wire.Extended || len(m.Extended) == 0 {
 				continue
