@@ -433,6 +433,9 @@ func (p *Pipeline) startRun(ctx context.Context, infoHash [20]byte) *run {
 	r := &run{}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	r.sw = stages.NewSwarm(infoHash, p.cfg.PeerID, p.port, p.log, r.fail)
+	if c, ok := p.dht.(stages.DHTContact); ok && (p.meta == nil || !p.meta.Info.Private) {
+		r.sw.DHT = c
+	}
 	return r
 }
 

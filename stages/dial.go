@@ -215,6 +215,9 @@ func Handshake(ctx context.Context, env *Swarm, nc net.Conn, a netip.AddrPort, t
 	nc.SetDeadline(time.Now().Add(timeout))
 	ours := wire.Handshake{InfoHash: env.InfoHash, PeerID: env.PeerID}
 	ours.Reserved[5] |= wire.ExtensionBit // BEP 10: we send and read the extended handshake
+	if env.DHT != nil {
+		ours.Reserved[7] |= wire.DHTBit // BEP 5: we run a DHT node and send the port message
+	}
 	if dialed {
 		if _, err := nc.Write(ours.Append(nil)); err != nil {
 			return nil, fmt.Errorf("handshake: %w", err)

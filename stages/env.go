@@ -20,6 +20,9 @@ type Swarm struct {
 	// Fail ends the run with err; the first error wins and Run returns it.
 	Fail func(err error)
 	Bans *Bans
+	// DHT is our DHT node for the BEP 5 port message, or nil: peers that set the DHT bit
+	// are told its UDP port, and the nodes they name are added to it.
+	DHT DHTContact
 	// Peers is the swarm's one list of peers: every source feeds it, Dial dials from it,
 	// and Dial and Listen register their connections in it.
 	Peers *PeerList
@@ -129,4 +132,10 @@ func (b *Bans) Banned(a netip.AddrPort) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.addrs[a] || b.ips[a.Addr()]
+}
+
+// DHTContact is what a peer session needs of the DHT node (BEP 5 port message).
+type DHTContact interface {
+	Addr() netip.AddrPort     // the node's UDP address; its port goes in our port message
+	AddNode(a netip.AddrPort) // a peer's node, from its port message: pinged, kept if it answers
 }

@@ -300,6 +300,11 @@ func (s *session) reader(ctx context.Context) (err error) {
 			if err := s.block(ctx, m); err != nil {
 				return err
 			}
+		case wire.Port:
+			// BEP 5: the peer's DHT node, at its IP and this UDP port.
+			if s.env.DHT != nil && m.Port != 0 {
+				s.env.DHT.AddNode(netip.AddrPortFrom(s.c.Addr.Addr(), m.Port))
+			}
 		case wire.Extended:
 			if err := s.extended(m.Extended); err != nil {
 				return err

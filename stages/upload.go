@@ -35,6 +35,9 @@ func (s *session) planUpload(buf []byte) []byte {
 		if wire.SupportsExtensions(s.c.Reserved) {
 			buf = s.extHandshake(buf)
 		}
+		if s.env.DHT != nil && wire.SupportsDHT(s.c.Reserved) {
+			buf = wire.AppendPort(buf, s.env.DHT.Addr().Port()) // BEP 5
+		}
 	} else {
 		s.haves, s.haveCursor = s.env.Sched.DoneSince(s.haveCursor, s.haves[:0])
 		for _, i := range s.haves {
