@@ -3,7 +3,6 @@ package resume
 import (
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 )
 
@@ -18,16 +17,8 @@ func MetadataPath(outDir string, infoHash [20]byte) string {
 
 // SaveMetadata writes torrent (a .torrent file's bytes) to MetadataPath atomically.
 func SaveMetadata(outDir string, infoHash [20]byte, torrent []byte) error {
-	path := MetadataPath(outDir, infoHash)
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := saveFile(MetadataPath(outDir, infoHash), torrent); err != nil {
 		return fmt.Errorf("resume: save metadata: %w", err)
-	}
-	if err := writeAtomic(path, torrent); err != nil {
-		return fmt.Errorf("resume: save metadata: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("resume: save metadata: sync %s: %w", dir, err)
 	}
 	return nil
 }

@@ -92,15 +92,24 @@ func Save(path string, rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("resume: save %s: %w", path, err)
 	}
+	if err := saveFile(path, data); err != nil {
+		return fmt.Errorf("resume: save: %w", err)
+	}
+	return nil
+}
+
+// saveFile writes data to path atomically and durably, creating path's directory if
+// needed.
+func saveFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("resume: save: %w", err)
+		return err
 	}
 	if err := writeAtomic(path, data); err != nil {
-		return fmt.Errorf("resume: save: %w", err)
+		return err
 	}
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("resume: save: sync %s: %w", dir, err)
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }
