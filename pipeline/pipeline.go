@@ -84,6 +84,11 @@ func WithChoker(ch stages.Choker) Option { return func(p *Pipeline) { p.choker =
 // The pipeline closes it when Run returns.
 func WithStorage(s stages.Storage) Option { return func(p *Pipeline) { p.store = s } }
 
+// WithEvents has the run's typed events (stages.Event: peers connected and dropped,
+// pieces verified, tracker replies, metadata received, completion) delivered to f, from
+// the stages' goroutines; f must not block.
+func WithEvents(f func(stages.Event)) Option { return func(p *Pipeline) { p.events = f } }
+
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(p *Pipeline) { p.log = l } }
 
@@ -100,6 +105,7 @@ type Pipeline struct {
 	sched   *stages.Scheduler
 	port    uint16 // announced: the listener's real port, or Config.Port
 
+	events    func(stages.Event)                       // WithEvents
 	metaMu    sync.Mutex                               // guards meta and sched, set by Run for a magnet link
 	mag       *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
 	pickerFor func(numPieces int) stages.Picker        // WithPickerFor
@@ -433,6 +439,7 @@ func (p *Pipeline) startRun(ctx context.Context, infoHash [20]byte) *run {
 	r := &run{}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	r.sw = stages.NewSwarm(infoHash, p.cfg.PeerID, p.port, p.log, r.fail)
+	r.sw.Events = p.events
 	if c, ok := p.dht.(stages.DHTContact); ok && (p.meta == nil || !p.meta.Info.Private) {
 		r.sw.DHT = c
 	}
@@ -514,6 +521,7 @@ func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.Ca
 			complete = nil
 			completedAt = time.Now()
 			p.log.Info("download complete", "name", p.meta.Info.Name)
+			env.Emit(stages.Completed{})
 			if !p.seeding() {
 				cancel(nil)
 				return

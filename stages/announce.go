@@ -124,6 +124,7 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 			interval = 30 * time.Minute
 		}
 		log.Info("announced", "peers", len(resp.Peers), "next", interval)
+		env.Emit(TrackerReply{Peers: len(resp.Peers)})
 		timer.Reset(interval)
 	}
 }

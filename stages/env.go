@@ -23,6 +23,8 @@ type Swarm struct {
 	// DHT is our DHT node for the BEP 5 port message, or nil: peers that set the DHT bit
 	// are told its UDP port, and the nodes they name are added to it.
 	DHT DHTContact
+	// Events receives the run's events (events.go); nil drops them. It must not block.
+	Events func(Event)
 	// Peers is the swarm's one list of peers: every source feeds it, Dial dials from it,
 	// and Dial and Listen register their connections in it.
 	Peers *PeerList

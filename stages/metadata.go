@@ -136,10 +136,12 @@ func (g *MetadataGate) wait(ctx context.Context, sw *Swarm, c *Conn, log interfa
 	switch {
 	case err == nil:
 		log.Info("metadata received", "peer", c.Addr, "size", len(raw))
+		sw.Emit(MetadataReceived{Peer: c.Addr, Size: len(raw)})
 		g.learn(raw)
 	case errors.Is(err, ErrBadMetadata):
 		sw.Bans.Add(c.Addr)
 		log.Warn("banning peer", "peer", c.Addr, "reason", err)
+		sw.Emit(PeerBanned{Addr: c.Addr, Reason: err.Error()})
 		c.Close()
 		return
 	case errors.Is(err, errMetadataWait):

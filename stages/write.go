@@ -34,8 +34,10 @@ func Write(env *Env, st Storage, blocks *bufpool.Pool, workers int) *WriteSink {
 				p := e.(*Piece)
 				switch {
 				case p.Err != nil:
+					env.Emit(PieceFailed{Piece: p.Index})
 					for _, bad := range env.Sched.PieceFailed(p.Index, p.Peers) {
 						log.Warn("banning peer", "peer", bad.Addr, "reason", "sent corrupt pieces")
+						env.Emit(PeerBanned{Addr: bad.Addr, Reason: "sent corrupt pieces"})
 					}
 					log.Info("piece failed its hash, fetching it again", "piece", p.Index, "peers", len(p.Peers))
 				default:
@@ -43,6 +45,7 @@ func Write(env *Env, st Storage, blocks *bufpool.Pool, workers int) *WriteSink {
 						failed.Do(func() { env.Fail(fmt.Errorf("disk error: piece %d: %w", p.Index, err)) })
 					} else {
 						env.Sched.PieceDone(p.Index)
+						env.Emit(PieceVerified{Piece: p.Index})
 					}
 				}
 				for _, b := range p.Blocks {
