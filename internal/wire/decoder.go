@@ -58,7 +58,7 @@ func NewDecoder(r io.Reader, numPieces int) *Decoder {
 //
 // For a piece message, Next consumes only the 8-byte index/begin header and m.Length
 // says how many bytes of block follow; see ReadBlock. For a message id it does not
-// know (BEP 6 fast extension, BEP 10 extended, ...) with a payload of at most
+// know (BEP 52 hash messages, ...) with a payload of at most
 // MaxUnknownLen bytes, Next skips the payload and returns a Message with only ID and
 // Length (the payload length) set, so the caller can log it and carry on.
 //
@@ -91,15 +91,17 @@ func (d *Decoder) Next() (Message, error) {
 	id := ID(d.buf[0])
 	m := Message{ID: id}
 	switch id {
-	case Choke, Unchoke, Interested, NotInterested:
-		// BEP 3: 'choke', 'unchoke', 'interested', and 'not interested' have no payload.
+	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
+		// BEP 3: 'choke', 'unchoke', 'interested', and 'not interested' have no payload;
+		// BEP 6: nor have 'have all' and 'have none'.
 		if n != 1 {
 			return Message{}, badLength(id, n, 1)
 		}
 		return m, nil
 
-	case Have:
-		// BEP 3: 'have' messages have a payload which is a single number, the index.
+	case Have, Suggest, AllowedFast:
+		// BEP 3: 'have' messages have a payload which is a single number, the index;
+		// BEP 6: so have 'suggest piece' and 'allowed fast'.
 		if n != 5 {
 			return Message{}, badLength(id, n, 5)
 		}
@@ -131,9 +133,9 @@ func (d *Decoder) Next() (Message, error) {
 		m.Bitfield = bf
 		return m, nil
 
-	case Request, Cancel:
+	case Request, Cancel, Reject:
 		// BEP 3: 'request' messages contain an index, begin, and length; 'cancel'
-		// messages have the same payload.
+		// messages have the same payload, and so have BEP 6's 'reject request'.
 		if n != 13 {
 			return Message{}, badLength(id, n, 13)
 		}

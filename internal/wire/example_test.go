@@ -19,6 +19,7 @@ func ExampleDecoder() {
 	conn.Write(wire.AppendMessage(nil, wire.Message{ID: wire.BitfieldID, Bitfield: bf}))
 	conn.Write([]byte("\x00\x00\x00\x03\x14\x01x"))            // BEP 10 extended message
 	conn.Write([]byte("\x00\x00\x00\x05\x11\x00\x00\x00\x02")) // BEP 6 allowed fast
+	conn.Write([]byte("\x00\x00\x00\x03\x17\x00\x01"))         // BEP 52 hash reject, not known
 	conn.Write(wire.AppendState(nil, wire.Unchoke))
 	conn.Write(wire.AppendPieceHeader(nil, 2, 0, 5))
 	conn.WriteString("hello")
@@ -52,7 +53,9 @@ func ExampleDecoder() {
 			fmt.Printf("piece %d at %d: %q\n", m.Index, m.Begin, block[:m.Length])
 		case m.ID == wire.Extended:
 			fmt.Printf("extended message %d: %q\n", m.Extended[0], m.Extended[1:])
-		case m.ID > wire.Port:
+		case m.ID == wire.AllowedFast:
+			fmt.Println("allowed fast: piece", m.Index)
+		case m.ID > wire.AllowedFast:
 			fmt.Printf("skipped %v message of %d bytes\n", m.ID, m.Length)
 		default:
 			fmt.Println(m.ID)
@@ -61,7 +64,8 @@ func ExampleDecoder() {
 	// Output:
 	// bitfield: has piece 2: true
 	// extended message 1: "x"
-	// skipped allowed fast message of 4 bytes
+	// allowed fast: piece 2
+	// skipped hash reject message of 2 bytes
 	// unchoke
 	// piece 2 at 0: "hello"
 	// keep-alive

@@ -62,7 +62,7 @@ func FuzzDecode(f *testing.F) {
 			next = end
 			enc := wire.AppendMessage(nil, m)
 			switch {
-			case m.KeepAlive || m.ID <= wire.Port && m.ID != wire.Piece || m.Extended != nil:
+			case m.KeepAlive || fixedSize(m.ID) || m.Extended != nil:
 				if !bytes.Equal(enc, data[start:end]) {
 					t.Fatalf("Next() = %+v from %q, which encodes to %q", m, data[start:end], enc)
 				}
@@ -112,7 +112,7 @@ func FuzzDecode(f *testing.F) {
 				}
 			}
 			switch m.ID {
-			case wire.Have, wire.Request, wire.Piece, wire.Cancel:
+			case wire.Have, wire.Request, wire.Piece, wire.Cancel, wire.Suggest, wire.Reject, wire.AllowedFast:
 				if !m.KeepAlive && m.Index >= uint32(numPieces) {
 					t.Fatalf("Next() = %+v: index out of range for %d pieces", m, numPieces)
 				}

@@ -35,13 +35,13 @@ var idNames = [...]string{
 	Piece:         "piece",
 	Cancel:        "cancel",
 	Port:          "port",
-	Extended:      "extended", // BEP 10
+	Extended:      "extended",     // BEP 10
+	Suggest:       "suggest",      // BEP 6
+	HaveAll:       "have all",     // BEP 6
+	HaveNone:      "have none",    // BEP 6
+	Reject:        "reject",       // BEP 6
+	AllowedFast:   "allowed fast", // BEP 6
 	// Ids the Decoder skips, named for debug logs.
-	13: "suggest",      // BEP 6
-	14: "have all",     // BEP 6
-	15: "have none",    // BEP 6
-	16: "reject",       // BEP 6
-	17: "allowed fast", // BEP 6
 	21: "hash request", // BEP 52
 	22: "hashes",       // BEP 52
 	23: "hash reject",  // BEP 52
@@ -68,11 +68,13 @@ type Message struct {
 	KeepAlive bool
 	// ID is the message type.
 	ID ID
-	// Index is the piece index of a have, request, piece or cancel message.
+	// Index is the piece index of a have, request, piece or cancel message, and of the
+	// suggest, reject and allowed fast messages of BEP 6.
 	Index uint32
-	// Begin is the byte offset within the piece of a request, piece or cancel message.
+	// Begin is the byte offset within the piece of a request, piece, cancel or reject
+	// message.
 	Begin uint32
-	// Length is the requested length of a request or cancel message, the length of the
+	// Length is the requested length of a request, cancel or reject message, the length of the
 	// block data that follows a piece message, and the payload length of an unknown id.
 	Length uint32
 	// Bitfield is the payload of a bitfield message, freshly allocated by the Decoder
@@ -93,15 +95,15 @@ func AppendKeepAlive(dst []byte) []byte {
 }
 
 // AppendState appends a message without payload to dst: id is Choke, Unchoke,
-// Interested or NotInterested (any other id makes a message peers reject).
+// Interested, NotInterested, or BEP 6's HaveAll or HaveNone (any other id makes a message
+// peers reject).
 func AppendState(dst []byte, id ID) []byte {
 	return append(dst, 0, 0, 0, 1, byte(id))
 }
 
 // AppendHave appends a have message for piece index to dst.
 func AppendHave(dst []byte, index uint32) []byte {
-	dst = append(dst, 0, 0, 0, 5, byte(Have))
-	return binary.BigEndian.AppendUint32(dst, index)
+	return appendIndexMsg(dst, Have, index)
 }
 
 // AppendRequest appends a request for length bytes at offset begin of piece index to dst.
@@ -142,15 +144,15 @@ func AppendMessage(dst []byte, m Message) []byte {
 		return AppendKeepAlive(dst)
 	}
 	switch m.ID {
-	case Choke, Unchoke, Interested, NotInterested:
+	case Choke, Unchoke, Interested, NotInterested, HaveAll, HaveNone:
 		return AppendState(dst, m.ID)
-	case Have:
-		return AppendHave(dst, m.Index)
+	case Have, Suggest, AllowedFast:
+		return appendIndexMsg(dst, m.ID, m.Index)
 	case BitfieldID:
 		dst = binary.BigEndian.AppendUint32(dst, uint32(1+len(m.Bitfield)))
 		dst = append(dst, byte(BitfieldID))
 		return append(dst, m.Bitfield...)
-	case Request, Cancel:
+	case Request, Cancel, Reject:
 		return appendBlockMsg(dst, m.ID, m.Index, m.Begin, m.Length)
 	case Piece:
 		return AppendPieceHeader(dst, m.Index, m.Begin, int(m.Length))

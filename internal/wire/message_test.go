@@ -142,17 +142,46 @@ var roundTrips = []struct {
 		msg: wire.Message{ID: wire.Port, Port: 6881},
 	},
 	{
-		name: "BEP 6 have all, skipped",
-		wire: "\x00\x00\x00\x01" + // length 1
-			"\x0e", // id 14 have all, no payload
-		msg: wire.Message{ID: 14},
+		name: "BEP 6 suggest piece",
+		wire: "\x00\x00\x00\x05" + // length 5
+			"\x0d" + // id 13 suggest
+			"\x00\x00\x00\x24", // index 36
+		msg: wire.Message{ID: wire.Suggest, Index: 36},
 	},
 	{
-		name: "BEP 6 allowed fast, skipped",
+		name: "BEP 6 have all",
+		wire: "\x00\x00\x00\x01" + // length 1
+			"\x0e", // id 14 have all, no payload
+		msg: wire.Message{ID: wire.HaveAll},
+	},
+	{
+		name: "BEP 6 have none",
+		wire: "\x00\x00\x00\x01" + // length 1
+			"\x0f", // id 15 have none, no payload
+		msg: wire.Message{ID: wire.HaveNone},
+	},
+	{
+		name: "BEP 6 reject request",
+		wire: "\x00\x00\x00\x0d" + // length 13
+			"\x10" + // id 16 reject
+			"\x00\x00\x00\x07" + // index 7
+			"\x00\x01\x00\x00" + // begin 65536
+			"\x00\x00\x40\x00", // length 16384
+		msg: wire.Message{ID: wire.Reject, Index: 7, Begin: 65536, Length: wire.BlockSize},
+	},
+	{
+		name: "BEP 6 allowed fast",
 		wire: "\x00\x00\x00\x05" + // length 5
 			"\x11" + // id 17 allowed fast
 			"\x00\x00\x00\x02", // index 2
-		msg: wire.Message{ID: 17, Length: 4},
+		msg: wire.Message{ID: wire.AllowedFast, Index: 2},
+	},
+	{
+		name: "BEP 52 hash request, skipped",
+		wire: "\x00\x00\x00\x05" + // length 5
+			"\x15" + // id 21 hash request
+			"\x00\x00\x00\x02", // 4 bytes of payload, not read
+		msg: wire.Message{ID: 21, Length: 4},
 	},
 	{
 		name: "BEP 10 extended handshake",
@@ -181,10 +210,16 @@ var roundTrips = []struct {
 // tailLen is how many bytes of a message's wire form AppendMessage leaves to the
 // caller: a piece's block, or the payload of an unknown id.
 func tailLen(m wire.Message) int {
-	if m.KeepAlive || m.ID <= wire.Port && m.ID != wire.Piece {
+	if m.KeepAlive || fixedSize(m.ID) {
 		return 0
 	}
 	return int(m.Length)
+}
+
+// fixedSize reports whether messages of type id have a payload of fixed size, which the
+// Decoder reads whole and AppendMessage writes whole: those of BEP 3, BEP 5 and BEP 6.
+func fixedSize(id wire.ID) bool {
+	return id <= wire.Port && id != wire.Piece || id >= wire.Suggest && id <= wire.AllowedFast
 }
 
 func TestAppendMessage(t *testing.T) {
@@ -242,6 +277,11 @@ func TestAppendHelpers(t *testing.T) {
 		{"AppendHave", wire.AppendHave(nil, 0xdeadbeef), wire.Message{ID: wire.Have, Index: 0xdeadbeef}},
 		{"AppendRequest", wire.AppendRequest(nil, 1, 2, 3), wire.Message{ID: wire.Request, Index: 1, Begin: 2, Length: 3}},
 		{"AppendCancel", wire.AppendCancel(nil, 1, 2, 3), wire.Message{ID: wire.Cancel, Index: 1, Begin: 2, Length: 3}},
+		{"AppendReject", wire.AppendReject(nil, 1, 2, 3), wire.Message{ID: wire.Reject, Index: 1, Begin: 2, Length: 3}},
+		{"AppendSuggest", wire.AppendSuggest(nil, 0xdeadbeef), wire.Message{ID: wire.Suggest, Index: 0xdeadbeef}},
+		{"AppendAllowedFast", wire.AppendAllowedFast(nil, 7), wire.Message{ID: wire.AllowedFast, Index: 7}},
+		{"AppendState have all", wire.AppendState(nil, wire.HaveAll), wire.Message{ID: wire.HaveAll}},
+		{"AppendState have none", wire.AppendState(nil, wire.HaveNone), wire.Message{ID: wire.HaveNone}},
 		{"AppendPieceHeader", wire.AppendPieceHeader(nil, 1, 2, wire.BlockSize), wire.Message{ID: wire.Piece, Index: 1, Begin: 2, Length: wire.BlockSize}},
 		{"KeepAlive wins over ID", wire.AppendMessage(nil, wire.Message{KeepAlive: true, ID: wire.Have}), wire.Message{KeepAlive: true}},
 	}
@@ -465,6 +505,75 @@ func TestDecoderRejects(t *testing.T) {
 			err: wire.ErrBadLength,
 		},
 		{
+			name: "have all with payload",
+			wire: "\x00\x00\x00\x02" + // length 2
+				"\x0e" + // id 14 have all
+				"\x00",
+			err:  wire.ErrBadLength,
+			text: "wire: have all message: length prefix 2, want 1",
+		},
+		{
+			name: "have none of 2^32-1 bytes",
+			wire: "\xff\xff\xff\xff" + // length 2^32-1
+				"\x0f", // id 15 have none
+			err: wire.ErrBadLength,
+		},
+		{
+			name: "suggest too short",
+			wire: "\x00\x00\x00\x04" + // length 4
+				"\x0d" + // id 13 suggest
+				"\x00\x00\x00",
+			err: wire.ErrBadLength,
+		},
+		{
+			name: "suggest of the piece count",
+			wire: "\x00\x00\x00\x05" + // length 5
+				"\x0d" + // id 13 suggest
+				"\x00\x00\x00\x25", // index 37
+			err:  wire.ErrBadIndex,
+			text: "wire: suggest message: piece index 37, want < 37",
+		},
+		{
+			name: "allowed fast too long",
+			wire: "\x00\x00\x00\x09" + // length 9
+				"\x11" + // id 17 allowed fast
+				"\x00\x00\x00\x01\x00\x00\x00\x02", // two indexes in one message
+			err: wire.ErrBadLength,
+		},
+		{
+			name: "allowed fast of 2^32-1",
+			wire: "\x00\x00\x00\x05" + // length 5
+				"\x11" + // id 17 allowed fast
+				"\xff\xff\xff\xff", // index 2^32-1
+			err: wire.ErrBadIndex,
+		},
+		{
+			name: "reject too short",
+			wire: "\x00\x00\x00\x09" + // length 9
+				"\x10" + // id 16 reject
+				"\x00\x00\x00\x00\x00\x00\x00\x00",
+			err: wire.ErrBadLength,
+		},
+		{
+			name: "reject of the piece count",
+			wire: "\x00\x00\x00\x0d" + // length 13
+				"\x10" + // id 16 reject
+				"\x00\x00\x00\x25" + // index 37
+				"\x00\x00\x00\x00" + // begin 0
+				"\x00\x00\x40\x00", // length 16384
+			err: wire.ErrBadIndex,
+		},
+		{
+			name: "reject of MaxBlockLen+1",
+			wire: "\x00\x00\x00\x0d" + // length 13
+				"\x10" + // id 16 reject
+				"\x00\x00\x00\x00" + // index 0
+				"\x00\x00\x00\x00" + // begin 0
+				"\x00\x02\x00\x01", // length 131073
+			err:  wire.ErrMessageTooLong,
+			text: "wire: reject message: block length 131073 exceeds 131072",
+		},
+		{
 			name: "extended of MaxUnknownLen+1",
 			wire: "\x00\x10\x00\x02" + // length 1+1048577
 				"\x14", // id 20 extended; nothing more is read
@@ -528,7 +637,12 @@ func TestIDString(t *testing.T) {
 		{wire.Cancel, "cancel"},
 		{wire.Port, "port"},
 		{10, "id 10"},
-		{14, "have all"},
+		{wire.Suggest, "suggest"},
+		{wire.HaveAll, "have all"},
+		{wire.HaveNone, "have none"},
+		{wire.Reject, "reject"},
+		{wire.AllowedFast, "allowed fast"},
+		{21, "hash request"},
 		{20, "extended"},
 		{255, "id 255"},
 	}

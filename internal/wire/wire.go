@@ -39,9 +39,9 @@ const BlockSize = 16 * 1024
 // blocks than BEP 3's de-facto 16 KiB are not dropped for it.
 const MaxBlockLen = 128 * 1024
 
-// MaxUnknownLen is the largest payload of a message with an unknown id (BEP 6 fast
-// extension, BEP 10 extended messages, ...) that Decoder.Next skips over; a longer one
-// is ErrMessageTooLong. Skipping reads through and allocates nothing.
+// MaxUnknownLen is the largest payload of a message with an unknown id (BEP 52 hash
+// messages, ...) or of an extended message too long to keep, that Decoder.Next skips
+// over; a longer one is ErrMessageTooLong. Skipping reads through and allocates nothing.
 const MaxUnknownLen = 1 << 20
 
 // MaxExtendedLen is the largest extended message (BEP 10) whose payload Decoder.Next
