@@ -13,7 +13,20 @@ seed:   seeds --torrent from --save with the DHT on (no tracker needed), re-anno
         has a DHT node, then runs until killed.
 leech:  downloads the --magnet link (metadata included, BEP 9) into --save, finding
         peers through the DHT; prints "metadata ..." and then "finished elapsed=S bytes=N"
-        and exits 0.
+        and exits 0. With --torrent instead of --magnet it starts with the metadata.
+
+Options for tests of peers rather than of the DHT (seed and leech):
+  --no-dht           no DHT at all: peers come from --peer, from peers that dial this
+                     one, and from PEX (ut_pex, on by default); "seeding" needs no node.
+  --peer IP:PORT     dial this peer once the torrent is added; repeatable.
+  --upload-limit N, --download-limit N
+                     the session's rate limits in bytes per second, applied to every
+                     peer (libtorrent exempts private addresses by default).
+  --no-seed-dials    a seed never dials (seeding_outgoing_connections off): it meets
+                     only the peers that connect to it.
+  --first-piece      print "first-piece elapsed=S index=I" when the first piece passes
+                     its hash check.
+  --log-peers        print "peer-connect ip=IP port=P" for each peer dialled.
 
 The settings are what libtorrent's DHT needs to accept nodes on private addresses that
 share a /24 and whose ids are not derived from their IPs. Plain TCP: no uTP, LSD, UPnP
@@ -31,8 +44,8 @@ def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-def make_session(ip, port, announce_interval):
-    return lt.session({
+def make_session(ip, port, announce_interval, extra=None):
+    s = {
         "listen_interfaces": "%s:%d" % (ip, port),
         "outgoing_interfaces": ip,
         "enable_dht": True,
@@ -52,7 +65,62 @@ def make_session(ip, port, announce_interval):
         "alert_mask": (lt.alert.category_t.error_notification
                        | lt.alert.category_t.status_notification
                        | lt.alert.category_t.dht_notification),
-    })
+    }
+    s.update(extra or {})
+    return lt.session(s)
+
+
+def peer_session(args):
+    """The session of seed and leech: make_session with the options of tests of peers."""
+    extra = {}
+    mask = (lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
+            | lt.alert.category_t.dht_notification)
+    if args.no_dht:
+        extra["enable_dht"] = False
+    limited = args.upload_limit > 0 or args.download_limit > 0
+    if args.upload_limit > 0:
+        extra["upload_rate_limit"] = args.upload_limit
+    if args.download_limit > 0:
+        extra["download_rate_limit"] = args.download_limit
+    if limited:
+        extra["rate_limit_ip_overhead"] = False
+    if args.no_seed_dials:
+        extra["seeding_outgoing_connections"] = False
+    if args.first_piece:
+        mask |= lt.alert.category_t.piece_progress_notification
+    if args.log_peers:
+        mask |= lt.alert.category_t.connect_notification
+    extra["alert_mask"] = mask
+    ses = make_session(args.ip, args.port, args.announce_interval, extra)
+    if limited:
+        # Private addresses fall in libtorrent's local peer class, which no rate limit
+        # applies to: put every address in the global class.
+        f = lt.ip_filter()
+        f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << lt.session.global_peer_class_id)
+        ses.set_peer_class_filter(f)
+    if not args.no_dht:
+        for n in args.node:
+            ses.add_dht_node(parse_node(n))
+    return ses
+
+
+def connect_peers(h, peers):
+    for p in peers:
+        h.connect_peer(parse_node(p))
+
+
+def peer_events(args, start):
+    """Returns drain's callback for --first-piece and --log-peers."""
+    first = [True]
+
+    def on(a):
+        if args.first_piece and first[0] and isinstance(a, lt.piece_finished_alert):
+            first[0] = False
+            print("first-piece elapsed=%.3f index=%d" % (time.monotonic() - start, a.piece_index), flush=True)
+        elif args.log_peers and isinstance(a, lt.peer_connect_alert):
+            print("peer-connect ip=%s port=%d" % (a.endpoint[0], a.endpoint[1]), flush=True)
+    return on
 
 
 def parse_node(s):
@@ -104,26 +172,27 @@ def nodes(args):
 
 
 def seed(args):
-    ses = make_session(args.ip, args.port, args.announce_interval)
-    for n in args.node:
-        ses.add_dht_node(parse_node(n))
+    ses = peer_session(args)
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.save
     # Both are set by default; with them the torrent never announces.
     atp.flags = (atp.flags & ~lt.torrent_flags.paused & ~lt.torrent_flags.auto_managed) | lt.torrent_flags.seed_mode
     h = ses.add_torrent(atp)
+    connect_peers(h, args.peer)
+    on = peer_events(args, time.monotonic())
     said, known, last = False, 0, 0.0
     while True:
         ses.wait_for_alert(200)
-        ses.post_dht_stats()
-        for n in drain(ses):
+        if not args.no_dht:
+            ses.post_dht_stats()
+        for n in drain(ses, on):
             known = n
         st = h.status()
         if st.errc.value() != 0:
             log("torrent error:", st.errc.message())
             sys.exit(1)
-        if not said and st.is_seeding and known > 0:
+        if not said and st.is_seeding and (args.no_dht or known > 0):
             print("seeding %s:%d" % (args.ip, args.port), flush=True)
             said = True
         now = time.monotonic()
@@ -133,18 +202,22 @@ def seed(args):
 
 
 def leech(args):
-    ses = make_session(args.ip, args.port, args.announce_interval)
-    for n in args.node:
-        ses.add_dht_node(parse_node(n))
+    ses = peer_session(args)
     start = time.monotonic()
-    atp = lt.parse_magnet_uri(args.magnet)
+    if args.magnet:
+        atp = lt.parse_magnet_uri(args.magnet)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.save
     atp.flags = atp.flags & ~lt.torrent_flags.paused & ~lt.torrent_flags.auto_managed
     h = ses.add_torrent(atp)
+    connect_peers(h, args.peer)
+    on = peer_events(args, start)
     size, last = -1, 0.0
     while True:
         ses.wait_for_alert(200)
-        drain(ses)
+        drain(ses, on)
         st = h.status()
         if st.errc.value() != 0:
             log("torrent error:", st.errc.message())
@@ -169,13 +242,22 @@ def main():
     p.add_argument("--ip", action="append", default=[], help="the address to listen on (nodes: one per session)")
     p.add_argument("--port", type=int, required=True, help="TCP and UDP port")
     p.add_argument("--node", action="append", default=[], help="seed, leech: a DHT node IP:PORT; repeatable")
-    p.add_argument("--torrent", help="seed: the .torrent file")
+    p.add_argument("--torrent", help="seed: the .torrent file; leech: instead of --magnet")
     p.add_argument("--magnet", help="leech: the magnet link")
     p.add_argument("--save", help="seed, leech: the directory that holds the torrent's name")
     p.add_argument("--announce-interval", type=int, default=5, help="seconds between DHT announces")
+    p.add_argument("--no-dht", action="store_true", help="seed, leech: no DHT; peers from --peer, incoming and PEX")
+    p.add_argument("--peer", action="append", default=[], help="seed, leech: dial this IP:PORT; repeatable")
+    p.add_argument("--upload-limit", type=int, default=0, help="seed, leech: upload bytes per second, 0 for none")
+    p.add_argument("--download-limit", type=int, default=0, help="seed, leech: download bytes per second, 0 for none")
+    p.add_argument("--no-seed-dials", action="store_true", help="seed, leech: a seed never dials a peer")
+    p.add_argument("--first-piece", action="store_true", help="leech: print a line when the first piece verifies")
+    p.add_argument("--log-peers", action="store_true", help="seed, leech: print a line for each peer dialled")
     args = p.parse_args()
     if not args.ip or (args.mode != "nodes" and len(args.ip) != 1):
         p.error("nodes takes --ip for each session; seed and leech one --ip")
+    if args.mode == "leech" and bool(args.magnet) == bool(args.torrent):
+        p.error("leech takes --magnet or --torrent")
     log("libtorrent", lt.__version__, args.mode, "ip", ",".join(args.ip), "port", args.port)
     if args.mode == "nodes":
         nodes(args)
