@@ -110,6 +110,7 @@ type Pipeline struct {
 	mag       *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
 	pickerFor func(numPieces int) stages.Picker        // WithPickerFor
 	storeFor  func(info *metainfo.Info) stages.Storage // WithStorageFor
+	web       webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
