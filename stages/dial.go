@@ -187,24 +187,35 @@ func (d *dialer) attempt(c Candidate) {
 // errNoRetry marks a handshake that shows the peer is not one of our swarm's.
 var errNoRetry = errors.New("not retried")
 
+// connect dials c and handshakes, over MSE or plain as the swarm's policy says (MSE
+// failing, it may dial again in plain: see Swarm.dialEncrypted).
 func (d *dialer) connect(c Candidate) (*Conn, error) {
 	dialTimeout, hsTimeout := d.cfg.FirstDialTimeout, d.cfg.FirstHandshakeTimeout
 	if c.Worked {
 		dialTimeout, hsTimeout = d.cfg.DialTimeout, d.cfg.HandshakeTimeout
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, dialTimeout)
-	defer cancel()
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, "tcp", c.Addr.String())
-	if err != nil {
-		return nil, err
-	}
-	conn, err := Handshake(d.ctx, d.sw, nc, c.Addr, hsTimeout, true)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return conn, nil
+	return d.sw.dialEncrypted(c.Addr, func(overMSE bool) (*Conn, error) {
+		ctx, cancel := context.WithTimeout(d.ctx, dialTimeout)
+		defer cancel()
+		var nd net.Dialer
+		nc, err := nd.DialContext(ctx, "tcp", c.Addr.String())
+		if err != nil {
+			return nil, err
+		}
+		hc := nc
+		if overMSE {
+			hc, err = EncryptOutgoing(d.ctx, d.sw, nc, hsTimeout)
+		}
+		var conn *Conn
+		if err == nil {
+			conn, err = Handshake(d.ctx, d.sw, hc, c.Addr, hsTimeout, true)
+		}
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return conn, nil
+	})
 }
 
 // Handshake exchanges BitTorrent handshakes on nc (BEP 3) within timeout: it sends ours

@@ -28,6 +28,10 @@ type Swarm struct {
 	// Peers is the swarm's one list of peers: every source feeds it, Dial dials from it,
 	// and Dial and Listen register their connections in it.
 	Peers *PeerList
+	// Encryption is the MSE policy of Dial and Listen (encrypt.go); the zero value is off.
+	Encryption Encryption
+
+	dialKinds dialKinds // what handshake worked with each peer (EncryptPrefer)
 
 	sched    atomic.Pointer[Scheduler]
 	complete chan struct{}

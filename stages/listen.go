@@ -12,15 +12,16 @@ import (
 )
 
 // Listen accepts incoming peer connections on ln and performs the handshake (BEP 3): the
-// peer speaks first, and we answer only when it asks for our info hash. An attempt that is
-// not BitTorrent (aria2's and rtorrent's encrypted MSE handshake, say) is closed cleanly, and
-// such peers retry in plain. A connection whose handshake completes is registered in the
-// swarm's PeerList, which holds one limit, maxConns or Dial's MaxPeers if lower, on the
-// connections of Dial and Listen together, and refuses a second connection to a peer (see
-// PeerList.Connected); a refused one is closed at once. At most maxConns handshakes wait at
-// once, and a new connection then closes the one that has waited longest: connections that
-// never speak (a slowloris attack) cannot keep an honest peer out until their handshake
-// times out.
+// peer speaks first, and we answer only when it asks for our info hash. Its first bytes
+// tell a plain handshake from an encrypted (MSE) one, which aria2 and rtorrent try first;
+// the swarm's Encryption policy accepts both, or refuses one kind by closing the
+// connection (under EncryptOff such peers retry in plain; see EncryptIncoming). A
+// connection whose handshake completes is registered in the swarm's PeerList, which holds
+// one limit, maxConns or Dial's MaxPeers if lower, on the connections of Dial and Listen
+// together, and refuses a second connection to a peer (see PeerList.Connected); a refused
+// one is closed at once. At most maxConns handshakes wait at once, and a new connection
+// then closes the one that has waited longest: connections that never speak (a slowloris
+// attack) cannot keep an honest peer out until their handshake times out.
 // Out: *Conn. The outlet closes once ctx ends and every pending handshake has finished; ln
 // is closed then.
 func Listen(ctx context.Context, sw *Swarm, ln net.Listener, maxConns int, timeout time.Duration) streams.Source {
@@ -50,7 +51,11 @@ func Listen(ctx context.Context, sw *Swarm, ln net.Listener, maxConns int, timeo
 			go func() {
 				defer wg.Done()
 				a := remoteAddr(nc)
-				c, err := Handshake(ctx, sw, nc, a, timeout, false)
+				var c *Conn
+				hc, err := EncryptIncoming(ctx, sw, nc, timeout)
+				if err == nil {
+					c, err = Handshake(ctx, sw, hc, a, timeout, false)
+				}
 				waiting.remove(nc)
 				if err != nil {
 					log.Debug("incoming handshake failed", "peer", a, "err", err)
