@@ -19,18 +19,23 @@ import (
 //
 //	sources ─┐
 //	PEX ─────┴▶ Dial ──┐
-//	                   ├─▶ Request ─▶ Assemble ─▶ Verify ─▶ Write
-//	Listen ────────────┘
+//	                   ├─▶ Request ──┐
+//	Listen ────────────┘             ├─▶ Assemble ─▶ Verify ─▶ Write
+//	WebSeeds (BEP 19) ───────────────┘
 //
-// PEX is fed by the Request stage's sessions (the peers that peers tell us of).
+// PEX is fed by the Request stage's sessions (the peers that peers tell us of). The web
+// seeds' blocks (webseed.go) join the peers' before Assemble.
 func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Storage, conns streams.Source, pex *stages.PEX) {
 	blocks := bufpool.New(wire.BlockSize, 512)
 	req := p.cfg.Request
 	req.Blocks = blocks
 	req.Cache = stages.NewPieceCache(env.Info, store, p.cfg.CacheBytes)
 	req.Pex = pex
-	conns.
-		Via(stages.Request(ctx, env, req)).
+	var in streams.Flow = conns.Via(stages.Request(ctx, env, req))
+	if web := p.webSeedSource(ctx, env, blocks); web != nil {
+		in = flow.Merge(in, web.Via(flow.NewPassThrough()))
+	}
+	in.
 		Via(stages.Assemble(env, blocks)).
 		Via(stages.Verify(env.Info, p.cfg.Verifiers)).
 		To(stages.Write(env, store, blocks, 2))
