@@ -312,6 +312,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	r := p.startRun(ctx, p.meta.InfoHash)
 	defer r.cancel(nil)
+	p.attach(r) // before the sources open: the trackers' first announce says what is left
 	pex := p.newPex(&p.meta.Info)
 	return p.download(r, store, p.conns(r.ctx, r.sw, ln, pexSource(pex)...), pex)
 }
@@ -343,6 +344,7 @@ func (p *Pipeline) runMagnet(ctx context.Context) error {
 	if m.Info.Private {
 		pex = nil
 	}
+	p.attach(r)
 	err = p.download(r, store, gate.Source(), pex)
 	wait()
 	return err
@@ -462,11 +464,15 @@ func (r *run) err() error {
 	return nil
 }
 
+// attach gives the run's swarm the piece state: its bans and its progress.
+func (p *Pipeline) attach(r *run) {
+	p.sched.SetBans(r.sw.Bans)
+	r.sw.Attach(p.sched)
+}
+
 // download runs the piece graph over conns until the download completes (and seeding
 // ends), a fatal error, or the run's end, and returns the run's outcome.
 func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, pex *stages.PEX) error {
-	p.sched.SetBans(r.sw.Bans)
-	r.sw.Attach(p.sched)
 	env := &stages.Env{Swarm: r.sw, Info: &p.meta.Info, Sched: p.sched, RawInfo: p.meta.RawInfo}
 	var wg sync.WaitGroup
 	wg.Add(2)
