@@ -32,6 +32,7 @@ func downloadCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
 			&cli.IntFlag{Name: "upload-slots", Value: 4, Usage: "peers uploaded to at once, the optimistic unchoke included (BEP 3 choking)"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
+			&cli.BoolFlag{Name: "no-webseeds", Usage: "do not download from the torrent's web seeds (BEP 19 url-list), used by default beside the peers"},
 			&cli.DurationFlag{Name: "no-peers-timeout", Value: 2 * time.Minute, Usage: "give up when no peer is connected for this long"},
 			&cli.StringFlag{Name: "picker", Value: "rarest", Usage: "piece picker: rarest, sequential (streaming) or random"},
 			&cli.Float64Flag{Name: "seed-ratio", Usage: "after completing, seed until uploaded/size reaches `R`"},
@@ -104,6 +105,9 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	}
 	if len(peers) > 0 {
 		opts = append(opts, pipeline.WithPeerSource(peers))
+	}
+	if c.Bool("no-webseeds") {
+		opts = append(opts, pipeline.WithWebSeeds()) // none: the url-list is ignored
 	}
 	// The torrent or link is read before anything starts, so that a bad one costs nothing.
 	m, mag, err := parseTorrentArg(c.Args().First())
