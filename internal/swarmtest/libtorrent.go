@@ -142,6 +142,43 @@ func RunLibtorrentLeecher(ctx context.Context, torrentPath, outDir string) (Resu
 	return res, err
 }
 
+// StartLibtorrentEncrypted starts libtorrent on 127.0.0.1 at a free port with protocol
+// encryption forced (ltpeer.py --encryption forced: MSE/PE with RC4, both ways; plain
+// handshakes and the plaintext method are refused). With seed, it seeds torrentPath from
+// dir as StartLibtorrentSeeder does and returns once it seeds and the tracker has
+// answered; otherwise it downloads into dir, its log at dir+".log", and exits once it has
+// every piece: wait for it with Process.Wait.
+func StartLibtorrentEncrypted(ctx context.Context, torrentPath, dir string, seed bool) (*Process, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	mode, logPath := "leech", filepath.Clean(dir)+".log"
+	if seed {
+		mode, logPath = "seed", logBeside(torrentPath, fmt.Sprintf("libtorrent-seed-encrypted-%d", port))
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("swarmtest: libtorrent leecher: %w", err)
+	}
+	cmd, err := libtorrentCmd(mode, torrentPath, dir, port, filepath.Dir(logPath), "--encryption", "forced")
+	if err != nil {
+		return nil, err
+	}
+	if !seed {
+		return start(ctx, "libtorrent leecher (encryption forced)", cmd, logPath, nil)
+	}
+	var lw *lineWatcher
+	p, err := start(ctx, "libtorrent seeder (encryption forced)", cmd, logPath,
+		func(w io.Writer) io.Writer { lw = newLineWatcher(w, "seeding "); return lw })
+	if err != nil {
+		return nil, err
+	}
+	if _, err := waitLine(ctx, p, lw, time.Minute); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
 // MagnetMetadata is what a libtorrent magnet leecher learned from the metadata it
 // fetched (BEP 9).
 type MagnetMetadata struct {
@@ -185,6 +222,16 @@ func RunLibtorrentMagnetLeecher(ctx context.Context, magnetURI, outDir string, p
 		err = fmt.Errorf("swarmtest: libtorrent magnet leecher exited without finishing%s", p.tailSuffix())
 	}
 	return res, md, err
+}
+
+// LibtorrentMagnetCmd returns the command that downloads the torrent a magnet link names
+// into outDir with libtorrent on 127.0.0.1:port, as RunLibtorrentMagnetLeecher does, with
+// extra arguments of the script's magnet mode (--first-piece, --peer), for a caller that
+// starts it itself and watches its output: a benchmark timing the "first-piece" and
+// "finished" lines, say. The script is written beside outDir.
+func LibtorrentMagnetCmd(magnetURI, outDir string, port int, extra ...string) (*exec.Cmd, error) {
+	return libtorrentCmd("magnet", "", outDir, port, filepath.Dir(filepath.Clean(outDir)),
+		append([]string{"--magnet", magnetURI}, extra...)...)
 }
 
 // parseMagnetMetadata reads "metadata elapsed=S info_hash=HEX name=NAME"; the name,

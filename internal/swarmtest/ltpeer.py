@@ -13,8 +13,17 @@ magnet: leeches from --magnet alone (no .torrent): fetches the metadata from
        itself, prints "metadata elapsed=S info_hash=HEX name=NAME" once it has
        it, then downloads into --save and prints the "finished" line as leech.
 
+leech and magnet take --first-piece: print "first-piece elapsed=S index=I" when
+the first piece passes its hash check (piece_finished_alert), S counted from
+the torrent's add, like the other elapsed times.
+
 Plain TCP on loopback only: no DHT, LSD, UPnP, NAT-PMP or uTP. Every peer is
 127.0.0.1, so several connections per IP are allowed. Errors go to stderr.
+
+--encryption forced (every mode) makes every session require protocol
+encryption (MSE/PE) with RC4, both ways: out_enc_policy and in_enc_policy
+pe_forced, allowed_enc_level pe_rc4, as qBittorrent's "require encryption".
+The default, enabled, is libtorrent's own: both kinds, plaintext preferred.
 """
 
 import argparse
@@ -26,6 +35,18 @@ import libtorrent as lt
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
+
+
+# Settings of each --encryption choice; make_session applies the chosen one.
+ENCRYPTION = {
+    "enabled": {},
+    "forced": {
+        "out_enc_policy": int(lt.enc_policy.pe_forced),
+        "in_enc_policy": int(lt.enc_policy.pe_forced),
+        "allowed_enc_level": int(lt.enc_level.pe_rc4),
+    },
+}
+encryption = {}
 
 
 def make_session(port, extra=None):
@@ -45,6 +66,7 @@ def make_session(port, extra=None):
                        | lt.alert.category_t.status_notification
                        | lt.alert.category_t.tracker_notification),
     })
+    s.update(encryption)
     s.update(extra or {})
     return lt.session(s)
 
@@ -61,10 +83,13 @@ def add(ses, torrent, save, seed):
     return ses.add_torrent(atp), atp.ti.total_size()
 
 
-def drain(ses):
-    """Logs errors and tracker events; returns whether a tracker replied."""
+def drain(ses, on=None):
+    """Logs errors and tracker events; returns whether a tracker replied. on, when
+    given, sees every alert."""
     replied = False
     for a in ses.pop_alerts():
+        if on:
+            on(a)
         if isinstance(a, lt.tracker_reply_alert):
             replied = True
         if isinstance(a, (lt.tracker_error_alert, lt.tracker_warning_alert,
@@ -161,8 +186,20 @@ def add_magnet(ses, uri, save, peers):
 
 
 def leech(args):
-    ses = make_session(args.port)
+    extra = None
+    if args.first_piece:
+        extra = {"alert_mask": (lt.alert.category_t.error_notification
+                                | lt.alert.category_t.status_notification
+                                | lt.alert.category_t.tracker_notification
+                                | lt.alert.category_t.piece_progress_notification)}
+    ses = make_session(args.port, extra)
     start = time.monotonic()
+    first = [args.first_piece]
+
+    def on(a):
+        if first[0] and isinstance(a, lt.piece_finished_alert):
+            first[0] = False
+            print("first-piece elapsed=%.3f index=%d" % (time.monotonic() - start, a.piece_index), flush=True)
     if args.magnet:
         h, size = add_magnet(ses, args.magnet, args.save, args.peer), -1
         announce = bool(h.trackers())
@@ -172,7 +209,7 @@ def leech(args):
     last = 0.0
     while True:
         ses.wait_for_alert(200)
-        drain(ses)
+        drain(ses, on)
         st = h.status()
         if st.errc.value() != 0:
             log("torrent error:", st.errc.message())
@@ -211,7 +248,12 @@ def main():
     p.add_argument("--port", type=int, default=0, help="seed and leech: the port to listen on")
     p.add_argument("--count", type=int, default=1, help="seeds: how many sessions")
     p.add_argument("--upload-limit", type=int, default=0, help="seed: upload bytes per second, 0 for no limit")
+    p.add_argument("--first-piece", action="store_true",
+                   help="leech, magnet: print a line when the first piece passes its hash check")
+    p.add_argument("--encryption", choices=sorted(ENCRYPTION), default="enabled",
+                   help="protocol encryption (MSE/PE): forced requires it with RC4, both ways")
     args = p.parse_args()
+    encryption.update(ENCRYPTION[args.encryption])
     if (args.mode == "magnet") != bool(args.magnet) or (args.mode != "magnet") != bool(args.torrent):
         p.error("--magnet goes with mode magnet, --torrent with the others")
     if args.mode == "seeds":

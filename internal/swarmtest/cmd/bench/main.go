@@ -3,6 +3,7 @@
 // from one libtorrent seeder through opentracker, all on 127.0.0.1.
 //
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm [-size 1024] [-clients bitstorm,aria2c,libtorrent]
+//	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -magnet-only [-magnet-size 64]
 //
 // First it prints this machine's ceilings (SHA-1 per core, one loopback TCP
 // stream), then leeches with each client in turn into a fresh directory,
@@ -10,6 +11,10 @@
 // throughput, CPU seconds (user+sys of the client process), CPU seconds per
 // GiB and peak RSS, plus the CPU the seeder spent meanwhile. Wall time covers
 // the whole process: start, announce, download, exit.
+//
+// Last comes the magnet table (magnet.go): each client given only a magnet link,
+// timed to its first verified piece and to completion, with peers from a tracker
+// and, as root, from libtorrent DHT nodes alone in a network namespace.
 //
 // All processes it started are stopped, also on Ctrl-C or when -timeout
 // passes, and its directories are deleted.
@@ -50,6 +55,9 @@ type config struct {
 	dir           string
 	keep          bool
 	profile       string // directory for BitStorm CPU profiles; empty: none
+	magnet        bool   // run the magnet table
+	magnetOnly    bool   // run only the magnet table
+	magnetMiB     int    // the magnet table's payload
 }
 
 func main() {
@@ -67,6 +75,10 @@ func main() {
 	flag.StringVar(&cfg.dir, "dir", "", "directory for the payload and downloads (default: the system's temporary directory)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the payload and logs")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write each BitStorm download's CPU profile to `DIR`/bitstorm-N-seeders.prof")
+	flag.BoolVar(&cfg.magnet, "magnet", true, "also time each client from a magnet link to its first verified piece and to completion, "+
+		"with a tracker and (as root, in a network namespace) through the DHT only")
+	flag.BoolVar(&cfg.magnetOnly, "magnet-only", false, "run only the magnet table (no ceilings, no other table): a quick run")
+	flag.IntVar(&cfg.magnetMiB, "magnet-size", 64, "the magnet table's payload in MiB (one file)")
 	flag.Parse()
 	for _, f := range strings.Split(seeders, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -109,7 +121,11 @@ func run(ctx context.Context, cfg config) error {
 	defer cancel()
 
 	var bin string
-	if slices.Contains(cfg.clients, "bitstorm") || cfg.upload {
+	magnet := cfg.magnet || cfg.magnetOnly
+	if cfg.magnetOnly {
+		cfg.upload = false
+	}
+	if slices.Contains(cfg.clients, "bitstorm") || cfg.upload || magnet {
 		var err error
 		if bin, err = filepath.Abs(cfg.bitstorm); err != nil {
 			return err
@@ -128,14 +144,6 @@ func run(ctx context.Context, cfg config) error {
 
 	fmt.Printf("machine: %d cores (GOMAXPROCS %d), %s/%s, load average %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, loadAvg())
-	fmt.Println("ceilings:")
-	fmt.Printf("  SHA-1 (Go crypto/sha1, one core, 256 MiB): %s\n", rate(sha1Ceiling()))
-	if r, err := loopbackCeiling(ctx, 1<<30); err == nil {
-		fmt.Printf("  loopback TCP (Go, one stream, 1 GiB):      %s\n", rate(r))
-	} else {
-		fmt.Printf("  loopback TCP: %v\n", err)
-	}
-
 	dir, err := os.MkdirTemp(cfg.dir, "bitstorm-bench-")
 	if err != nil {
 		return err
@@ -146,12 +154,52 @@ func run(ctx context.Context, cfg config) error {
 		defer os.RemoveAll(dir)
 	}
 
+	var failed []string
+	if !cfg.magnetOnly {
+		f, err := leechTables(ctx, cfg, bin, dir)
+		if err != nil {
+			return err
+		}
+		failed = append(failed, f...)
+	}
+	if magnet && ctx.Err() == nil {
+		f, err := magnetTable(ctx, cfg, bin, dir)
+		if err != nil {
+			return err
+		}
+		failed = append(failed, f...)
+	}
+	fmt.Printf("\nload average now: %s (figures from a busy machine are not comparable)\n", loadAvg())
+	if !cfg.magnetOnly {
+		fmt.Println("MiB/s is over the client's whole run (start to exit); aria2c adds ~3 s of fixed ticks.")
+		fmt.Println("libtorrent's peak RSS counts its mmap-ed file pages.")
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("stopped: %w", context.Cause(ctx))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// leechTables prints the ceilings, then runs the leech tables on a payload of cfg.sizeMiB
+// and the upload table; it returns the clients that failed.
+func leechTables(ctx context.Context, cfg config, bin, dir string) ([]string, error) {
+	fmt.Println("ceilings:")
+	fmt.Printf("  SHA-1 (Go crypto/sha1, one core, 256 MiB): %s\n", rate(sha1Ceiling()))
+	if r, err := loopbackCeiling(ctx, 1<<30); err == nil {
+		fmt.Printf("  loopback TCP (Go, one stream, 1 GiB):      %s\n", rate(r))
+	} else {
+		fmt.Printf("  loopback TCP: %v\n", err)
+	}
+
 	size := int64(cfg.sizeMiB) << 20
 	name := fmt.Sprintf("bench-%dMiB.bin", cfg.sizeMiB)
 	files := []swarmtest.FileSpec{{Path: name, Size: size}}
 	t0 := time.Now()
 	if err := swarmtest.WritePayload(dir, 1, files); err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Printf("  payload write (ChaCha8 + page cache):      %s\n", rate(float64(size)/time.Since(t0).Seconds()))
 	if r, err := syncWriteCeiling(dir, 256<<20); err == nil {
@@ -160,50 +208,41 @@ func run(ctx context.Context, cfg config) error {
 	src := filepath.Join(dir, name)
 	want, err := swarmtest.SHA256File(src)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	tr, err := swarmtest.StartTracker(ctx, dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tr.Stop()
 	torrent := filepath.Join(dir, "bench.torrent")
 	if err := swarmtest.MakeTorrent(ctx, src, torrent, tr.AnnounceURL, cfg.pieceLog2); err != nil {
-		return err
+		return nil, err
 	}
 	hash, err := swarmtest.InfoHash(ctx, torrent)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := tr.Allow(ctx, hash); err != nil {
-		return err
+		return nil, err
 	}
 	var failed []string
 	for _, n := range cfg.seeders {
 		f, err := leechTable(ctx, cfg, n, bin, dir, torrent, name, want, hash, tr, size)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		failed = append(failed, f...)
 	}
 	if cfg.upload && ctx.Err() == nil {
 		f, err := uploadTable(ctx, cfg, bin, dir, torrent, name, want, size)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		failed = append(failed, f...)
 	}
-	fmt.Printf("\nload average now: %s (figures from a busy machine are not comparable)\n", loadAvg())
-	fmt.Println("MiB/s is over the client's whole run (start to exit); aria2c adds ~3 s of fixed ticks.")
-	fmt.Println("libtorrent's peak RSS counts its mmap-ed file pages.")
-	if ctx.Err() != nil {
-		return fmt.Errorf("stopped: %w", context.Cause(ctx))
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
-	}
-	return nil
+	return failed, nil
 }
 
 const rowFormat = "%-22s  %8s  %16s  %9s  %12s  %12s\n"
