@@ -103,7 +103,10 @@ func WebSeeds(ctx context.Context, env *Env, cfg WebSeedConfig) *WebSeedSource {
 	cfg.defaults()
 	var own *http.Transport
 	if cfg.Client == nil {
-		own = http.DefaultTransport.(*http.Transport).Clone()
+		own = &http.Transport{Proxy: http.ProxyFromEnvironment}
+		if t, ok := http.DefaultTransport.(*http.Transport); ok {
+			own = t.Clone()
+		}
 		own.MaxIdleConnsPerHost = cfg.Requests
 		cfg.Client = &http.Client{Transport: own}
 	}
@@ -181,9 +184,11 @@ func (w *webSeed) run(ctx context.Context) {
 	all := wire.NewBitfield(n)
 	for i := range n {
 		all.Set(i)
-		w.env.Sched.PeerHas(i)
 	}
+	// A seed that never leaves makes no piece rarer than another: as libtorrent counts
+	// web seeds, it adds nothing to the picker's availability (PeerHas).
 	w.env.Sched.PeerJoined(w.p)
+	w.log.Info("web seed started")
 	ctx, cancel := context.WithCancel(ctx)
 	nblocks := int((max(int64(w.cfg.RequestBytes), w.env.Info.PieceLength) + wire.BlockSize - 1) / wire.BlockSize)
 	results := make(chan error, w.cfg.Requests)
@@ -247,12 +252,12 @@ loop:
 	}
 	tick.Stop()
 	backoff.Stop()
-	w.env.Sched.PeerLeft(w.p, all, nil) // each fetch gave back what it did not deliver
+	w.env.Sched.PeerLeft(w.p, wire.NewBitfield(n), nil) // each fetch gave back what it did not deliver
 	if fail != nil {
 		w.drop(fail)
 		return
 	}
-	w.log.Debug("web seed done")
+	w.log.Info("web seed done", "bytes", w.bytes.Load())
 }
 
 func (w *webSeed) drop(err error) {
