@@ -62,8 +62,12 @@ func (p *Pipeline) metadataGraph(ctx context.Context, sw *stages.Swarm, ln net.L
 // conns is the part of every graph that finds peers: the peer sources (the pipeline's and
 // extra) merged, Dial, and the connections Listen accepts. Out: *Conn.
 func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener, extra ...stages.PeerSource) streams.Flow {
+	sources := append(slices.Clip(p.sources), extra...)
+	if len(sources) == 0 { // web seeds alone: no peer to dial, but incoming ones are welcome
+		sources = append(sources, stages.StaticPeers(nil))
+	}
 	var addrs []streams.Flow
-	for _, s := range append(slices.Clip(p.sources), extra...) {
+	for _, s := range sources {
 		addrs = append(addrs, s.Open(ctx, sw).Via(flow.NewPassThrough()))
 	}
 	var conns streams.Flow = merge(addrs).Via(stages.Dial(ctx, sw, p.cfg.Dial))

@@ -138,8 +138,8 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if dht {
 		p.sources = append(p.sources, &stages.DHT{Node: p.dht})
 	}
-	if len(p.sources) == 0 {
-		return nil, errors.New("torrent has no tracker, and no peers were given")
+	if len(p.sources) == 0 && len(p.webSeedURLs(m)) == 0 {
+		return nil, errors.New("torrent has no tracker and no web seed, and no peers were given")
 	}
 	p.setMeta(m)
 	return p, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/reugn/go-streams"
 
 	"github.com/bitstorm/bitstorm/internal/bufpool"
+	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/stages"
 )
 
@@ -47,10 +48,7 @@ type webSeeds struct {
 // webSeedSource starts the run's web seeds, whose blocks go into the pool blocks with the
 // peers'; nil when there are none.
 func (p *Pipeline) webSeedSource(ctx context.Context, env *stages.Env, blocks *bufpool.Pool) streams.Source {
-	urls := p.meta.URLList
-	if p.web.set {
-		urls = p.web.urls
-	}
+	urls := p.webSeedURLs(p.meta)
 	if len(urls) == 0 {
 		return nil
 	}
@@ -59,4 +57,12 @@ func (p *Pipeline) webSeedSource(ctx context.Context, env *stages.Env, blocks *b
 	src := stages.WebSeeds(ctx, env, cfg)
 	p.web.src.Store(src)
 	return src
+}
+
+// webSeedURLs is where m's web seeds are: WithWebSeeds's URLs, or the torrent's url-list.
+func (p *Pipeline) webSeedURLs(m *metainfo.MetaInfo) []string {
+	if p.web.set {
+		return p.web.urls
+	}
+	return m.URLList
 }

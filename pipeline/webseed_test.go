@@ -295,3 +295,26 @@ func TestWebSeedFailing(t *testing.T) {
 		})
 	}
 }
+
+// TestWebSeedOnlyTorrent: a torrent whose only source is its url-list (no tracker, no
+// peer given, no DHT) is accepted by New and downloads from the web seed.
+func TestWebSeedOnlyTorrent(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 93, "urlonly.bin", 32<<10, 200_003)
+	srv := webServer(t, http.FileServer(http.Dir(webDir(t, tor, false))))
+	m := *tor.Meta
+	m.Announce, m.AnnounceList, m.URLList = "", nil, []string{srv.URL + "/"}
+	if len(m.Trackers()) != 0 {
+		t.Fatalf("the torrent still has trackers: %v", m.Trackers())
+	}
+	store, p, err := webRun(t, &stagetest.Torrent{Meta: &m, Raw: tor.Raw, Data: tor.Data}, fastWebSeeds)
+	if err != nil {
+		t.Fatalf("Run() = %v, want nil", err)
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) || p.Stats().Pieces != m.Info.NumPieces() {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+	if _, err := pipeline.New(&m, pipeline.WithWebSeeds()); err == nil {
+		t.Error("New() of a torrent with no tracker, web seeds off and no peer = nil error, want one")
+	}
+}

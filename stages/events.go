@@ -48,6 +48,21 @@ type MetadataReceived struct {
 // Completed: every piece is verified.
 type Completed struct{}
 
+// WebSeedFailed: a request to a web seed failed; the web seed backs off, or is dropped
+// after WebSeedConfig.MaxFailures in a row.
+type WebSeedFailed struct {
+	URL string
+	Err error
+}
+
+// WebSeedDropped: a web seed is given up for Reason (failures, or banned for corrupt
+// pieces); the download goes on without it.
+type WebSeedDropped struct {
+	URL    string
+	Addr   netip.AddrPort
+	Reason error
+}
+
 func (PeerConnected) event()    {}
 func (PeerDropped) event()      {}
 func (PeerBanned) event()       {}
@@ -56,6 +71,8 @@ func (PieceFailed) event()      {}
 func (TrackerReply) event()     {}
 func (MetadataReceived) event() {}
 func (Completed) event()        {}
+func (WebSeedFailed) event()    {}
+func (WebSeedDropped) event()   {}
 
 // Emit delivers e to the swarm's event function, if any.
 func (sw *Swarm) Emit(e Event) {

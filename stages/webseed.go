@@ -62,24 +62,6 @@ type WebSeedStats struct {
 // enough for the Scheduler to ban it.
 var ErrWebSeedBanned = fmt.Errorf("web seed %w", errBanned)
 
-// WebSeedFailed: a request to a web seed failed; the web seed backs off, or is dropped
-// after WebSeedConfig.MaxFailures in a row.
-type WebSeedFailed struct {
-	URL string
-	Err error
-}
-
-// WebSeedDropped: a web seed is given up for Reason (failures, or banned for corrupt
-// pieces); the download goes on without it.
-type WebSeedDropped struct {
-	URL    string
-	Addr   netip.AddrPort
-	Reason error
-}
-
-func (WebSeedFailed) event()  {}
-func (WebSeedDropped) event() {}
-
 // WebSeedSource emits the blocks of the web seeds; see WebSeeds.
 type WebSeedSource struct {
 	out   chan any
