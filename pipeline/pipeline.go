@@ -56,6 +56,9 @@ type Config struct {
 	PexInterval    time.Duration // how often peers are told of our peers (default and BEP 11 minimum 1m; tests shorten it)
 	Dial           stages.DialConfig
 	Request        stages.RequestConfig
+	// Encryption is the MSE/PE policy for dialed and accepted peers. The default (zero) is
+	// stages.EncryptOff, plain BitTorrent as before; the CLI defaults to prefer.
+	Encryption stages.Encryption
 }
 
 // Option changes how New builds the pipeline.
@@ -443,6 +446,7 @@ func (p *Pipeline) startRun(ctx context.Context, infoHash [20]byte) *run {
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	r.sw = stages.NewSwarm(infoHash, p.cfg.PeerID, p.port, p.log, r.fail)
 	r.sw.Events = p.events
+	r.sw.Encryption = p.cfg.Encryption
 	if c, ok := p.dht.(stages.DHTContact); ok && (p.meta == nil || !p.meta.Info.Private) {
 		r.sw.DHT = c
 	}

@@ -108,6 +108,7 @@ func EncryptOutgoing(ctx context.Context, sw *Swarm, nc net.Conn, timeout time.D
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	logMethod(sw, nc, method, true)
 	if method == mse.CryptoMethodPlaintext {
 		return withReader(nc, rw, true), nil // rw is nc
 	}
@@ -145,10 +146,22 @@ func EncryptIncoming(ctx context.Context, sw *Swarm, nc net.Conn, timeout time.D
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	logMethod(sw, nc, method, false)
 	if method == mse.CryptoMethodPlaintext {
 		return withReader(nc, rw, true), nil // rw replays the initial payload, writes go to nc
 	}
 	return &mseConn{Conn: nc, rw: rw}, nil
+}
+
+func logMethod(sw *Swarm, nc net.Conn, method mse.CryptoMethod, dialed bool) {
+	if sw.Log == nil {
+		return
+	}
+	crypto := "rc4"
+	if method == mse.CryptoMethodPlaintext {
+		crypto = "plaintext"
+	}
+	sw.Log.Debug("encrypted handshake", "stage", "encrypt", "peer", nc.RemoteAddr(), "dialed", dialed, "crypto", crypto)
 }
 
 // deadline bounds nc's reads and writes by timeout, and by ctx; the func it returns

@@ -41,6 +41,7 @@ func downloadCommand() *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors, no progress"},
 			&cli.BoolFlag{Name: "no-dht", Usage: "do not use the DHT (BEP 5) to find peers; private torrents never do"},
 			&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "ask this DHT node (`HOST:PORT`) when the routing table is empty, instead of the public routers; repeatable"},
+			&cli.StringFlag{Name: "encryption", Value: "prefer", Usage: "protocol encryption (MSE/PE): prefer (encrypted handshake first, plain if the peer has none), require (RC4 only, both ways) or off (plain only)"},
 			&cli.StringFlag{Name: "state-dir", Usage: "keep the DHT routing table in `DIR` (default $XDG_STATE_HOME/bitstorm or ~/.local/state/bitstorm)"},
 		},
 		Action: download,
@@ -84,6 +85,11 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	if c.Float64("seed-ratio") < 0 || c.Duration("seed-time") < 0 {
 		return fmt.Errorf("%s: --seed-ratio and --seed-time must not be negative", name)
 	}
+	enc, err := stages.ParseEncryption(c.String("encryption"))
+	if err != nil {
+		return fmt.Errorf("%s: --%w", name, err)
+	}
+	cfg.Encryption = enc
 	level := slog.LevelInfo
 	switch {
 	case c.Bool("verbose"):
