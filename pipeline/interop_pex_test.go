@@ -196,3 +196,53 @@ func TestInteropPexSeederOnlyThroughPex(t *testing.T) {
 	}
 	t.Logf("bitstorm met S through X's PEX and completed %.1f MiB in %.2fs", float64(swarmtest.TotalSize(pexFiles))/(1<<20), res.Wall.Seconds())
 }
+
+// The addresses of the test where bitstorm sends PEX.
+const (
+	pexBitstormSeeder = "10.77.4.20" // B
+	pexOther          = "10.77.4.30" // P: the peer B tells of
+	pexLTLeecher      = "10.77.4.40" // L: the libtorrent leecher B tells
+)
+
+// TestInteropLibtorrentLeechesFromBitStormWithPex: a bitstorm seeder B tells a libtorrent
+// leecher L of another peer P in a ut_pex message, and L dials P. L is given only B, B only
+// P (a seed of a torrent without tracker needs a peer), with no DHT anywhere, and P runs
+// without PEX, so it never learns of L and never dials it: an outgoing connection from L
+// to P's listening address can only come from B's message, which also checks that
+// libtorrent accepts our added/added.f encoding. B tells its peers every minute
+// (Config.PexInterval; no flag shortens it), so the test takes a minute; L and P download
+// at 32 KiB/s, so both are still leechers, connected to B, when B's message goes out, on
+// any machine.
+func TestInteropLibtorrentLeechesFromBitStormWithPex(t *testing.T) {
+	n := newPeerNet(t, 4*time.Minute, 20250712, pexFiles, pexBitstormSeeder, pexOther, pexLTLeecher)
+	limit := fmt.Sprint(pexLeecherLimit)
+	p := n.libtorrent(t, "leech", "lt-p.log", pexOther, "--save", filepath.Join(n.dir, "p"),
+		"--download-limit", limit, "--no-pex", "--first-piece")
+	// Its first status line comes after add_torrent, which returns once the session,
+	// listening socket included, is set up.
+	if err := waitLogLine(n.ctx, p, "status ", time.Minute); err != nil {
+		t.Fatalf("libtorrent peer P: %v", err)
+	}
+	b, err := swarmtest.Start(n.ctx, nsCommand(n.in, n.bin, "seed", "--verbose", "--no-dht", "--data", n.dir,
+		"--listen", pexBitstormSeeder, "--port", peerPort, "--peer", pexOther+":"+peerPort, n.torrent),
+		filepath.Join(n.dir, "bitstorm-seed.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	if err := waitLogLine(n.ctx, p, "first-piece ", time.Minute); err != nil {
+		t.Fatalf("libtorrent peer P: %v\nbitstorm seeder:\n%s", err, b.Tail(20))
+	}
+	l := n.libtorrent(t, "leech", "lt-l.log", pexLTLeecher, "--save", filepath.Join(n.dir, "l"),
+		"--peer", pexBitstormSeeder+":"+peerPort, "--download-limit", limit, "--log-peers")
+	dialed := fmt.Sprintf("peer-connect ip=%s port=%s", pexOther, peerPort)
+	if err := waitLogLine(n.ctx, l, dialed, 3*time.Minute); err != nil {
+		t.Fatalf("libtorrent leecher L never dialled P: %v\nbitstorm seeder:\n%s", err, b.Tail(20))
+	}
+	if !logHas(l.LogPath, "peer-connect ip="+pexBitstormSeeder+" ") {
+		t.Errorf("L's log has no connection to B, its one given peer:\n%s", l.Tail(20))
+	}
+	if exited(p) || exited(b) {
+		t.Errorf("P or B exited during the test\nP:\n%s\nB:\n%s", p.Tail(10), b.Tail(10))
+	}
+}

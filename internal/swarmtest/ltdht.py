@@ -27,6 +27,7 @@ Options for tests of peers rather than of the DHT (seed and leech):
   --first-piece      print "first-piece elapsed=S index=I" when the first piece passes
                      its hash check.
   --log-peers        print "peer-connect ip=IP port=P" for each peer dialled.
+  --no-pex           the torrent neither sends nor reads ut_pex messages (disable_pex).
 
 The settings are what libtorrent's DHT needs to accept nodes on private addresses that
 share a /24 and whose ids are not derived from their IPs. Plain TCP: no uTP, LSD, UPnP
@@ -178,6 +179,8 @@ def seed(args):
     atp.save_path = args.save
     # Both are set by default; with them the torrent never announces.
     atp.flags = (atp.flags & ~lt.torrent_flags.paused & ~lt.torrent_flags.auto_managed) | lt.torrent_flags.seed_mode
+    if args.no_pex:
+        atp.flags |= lt.torrent_flags.disable_pex
     h = ses.add_torrent(atp)
     connect_peers(h, args.peer)
     on = peer_events(args, time.monotonic())
@@ -211,6 +214,8 @@ def leech(args):
         atp.ti = lt.torrent_info(args.torrent)
     atp.save_path = args.save
     atp.flags = atp.flags & ~lt.torrent_flags.paused & ~lt.torrent_flags.auto_managed
+    if args.no_pex:
+        atp.flags |= lt.torrent_flags.disable_pex
     h = ses.add_torrent(atp)
     connect_peers(h, args.peer)
     on = peer_events(args, start)
@@ -253,6 +258,7 @@ def main():
     p.add_argument("--no-seed-dials", action="store_true", help="seed, leech: a seed never dials a peer")
     p.add_argument("--first-piece", action="store_true", help="leech: print a line when the first piece verifies")
     p.add_argument("--log-peers", action="store_true", help="seed, leech: print a line for each peer dialled")
+    p.add_argument("--no-pex", action="store_true", help="seed, leech: no ut_pex for the torrent")
     args = p.parse_args()
     if not args.ip or (args.mode != "nodes" and len(args.ip) != 1):
         p.error("nodes takes --ip for each session; seed and leech one --ip")
