@@ -58,6 +58,7 @@ type config struct {
 	magnet        bool   // run the magnet table
 	magnetOnly    bool   // run only the magnet table
 	magnetMiB     int    // the magnet table's payload
+	encryption    string // the BitStorm leecher's --encryption; empty: its default
 }
 
 func main() {
@@ -79,6 +80,7 @@ func main() {
 		"with a tracker and (as root, in a network namespace) through the DHT only")
 	flag.BoolVar(&cfg.magnetOnly, "magnet-only", false, "run only the magnet table (no ceilings, no other table): a quick run")
 	flag.IntVar(&cfg.magnetMiB, "magnet-size", 64, "the magnet table's payload in MiB (one file)")
+	flag.StringVar(&cfg.encryption, "encryption", "", "the BitStorm leecher's --encryption (prefer, require: RC4, off); run once with require and once with off to compare")
 	flag.Parse()
 	for _, f := range strings.Split(seeders, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -404,6 +406,10 @@ func leech(ctx context.Context, cfg config, client, bin, dir, torrent, name, wan
 			return r
 		}
 		args := []string{"download", "--no-dht", "--out", out, "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--quiet", torrent}
+		if cfg.encryption != "" {
+			args = slices.Insert(args, 1, "--encryption", cfg.encryption) // a flag of download
+			r.client += " (enc " + cfg.encryption + ")"
+		}
 		if cfg.profile != "" {
 			args = append([]string{"--cpuprofile", filepath.Join(cfg.profile, fmt.Sprintf("bitstorm-%d-seeders.prof", len(seederPIDs)))}, args...)
 		}
