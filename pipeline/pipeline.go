@@ -92,6 +92,13 @@ func WithStorage(s stages.Storage) Option { return func(p *Pipeline) { p.store =
 // the stages' goroutines; f must not block.
 func WithEvents(f func(stages.Event)) Option { return func(p *Pipeline) { p.events = f } }
 
+// withListener gives the pipeline a listener of the Session's, fed with the connections
+// whose handshake asks for this torrent; the session's port is announced.
+func withListener(ln net.Listener) Option { return func(p *Pipeline) { p.ln = ln } }
+
+// withOnMeta has f called once the pipeline knows the torrent's metadata.
+func withOnMeta(f func(*metainfo.MetaInfo)) Option { return func(p *Pipeline) { p.onMeta = f } }
+
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(p *Pipeline) { p.log = l } }
 
@@ -109,6 +116,8 @@ type Pipeline struct {
 	port    uint16 // announced: the listener's real port, or Config.Port
 
 	events    func(stages.Event)                       // WithEvents
+	ln        net.Listener                             // withListener: a Session's
+	onMeta    func(*metainfo.MetaInfo)                 // withOnMeta
 	metaMu    sync.Mutex                               // guards meta and sched, set by Run for a magnet link
 	mag       *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
 	pickerFor func(numPieces int) stages.Picker        // WithPickerFor
@@ -188,6 +197,9 @@ func NewMagnet(mag *magnet.Magnet, opts ...Option) (*Pipeline, error) {
 
 // setMeta makes the pipeline's piece state for m: the picker and the Scheduler.
 func (p *Pipeline) setMeta(m *metainfo.MetaInfo) {
+	if p.onMeta != nil {
+		defer p.onMeta(m)
+	}
 	p.metaMu.Lock()
 	defer p.metaMu.Unlock()
 	p.meta = m
@@ -404,6 +416,9 @@ func (p *Pipeline) openStore(ctx context.Context) (stages.Storage, error) {
 
 // listen opens the peer listener, unless NoListen; the port it got is the one announced.
 func (p *Pipeline) listen() (net.Listener, error) {
+	if p.ln != nil {
+		return p.ln, nil // a Session's; Config.Port is the session's
+	}
 	if p.cfg.NoListen {
 		return nil, nil
 	}
