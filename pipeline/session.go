@@ -219,24 +219,41 @@ func (s *Session) route(nc net.Conn) {
 	s.mu.Lock()
 	t := s.torrents[hash]
 	s.mu.Unlock()
-	if t == nil || !t.deliver(&replayConn{Conn: nc, head: head[:]}) {
+	if t == nil || !t.deliver(replay(nc, head[:])) {
 		nc.Close()
 	}
 }
 
-// replayConn is a connection whose first bytes were read already: Read returns them first.
+// replay returns nc with head, its first bytes, read already: Read returns them first.
+// A TCP connection stays one, so that uploads still write with writev (net.Buffers).
+func replay(nc net.Conn, head []byte) net.Conn {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		return &replayTCPConn{TCPConn: tc, head: head}
+	}
+	return &replayConn{Conn: nc, head: head}
+}
+
 type replayConn struct {
 	net.Conn
 	head []byte
 }
 
-func (c *replayConn) Read(b []byte) (int, error) {
-	if len(c.head) > 0 {
-		n := copy(b, c.head)
-		c.head = c.head[n:]
+func (c *replayConn) Read(b []byte) (int, error) { return replayRead(&c.head, c.Conn, b) }
+
+type replayTCPConn struct {
+	*net.TCPConn
+	head []byte
+}
+
+func (c *replayTCPConn) Read(b []byte) (int, error) { return replayRead(&c.head, c.TCPConn, b) }
+
+func replayRead(head *[]byte, r io.Reader, b []byte) (int, error) {
+	if len(*head) > 0 {
+		n := copy(b, *head)
+		*head = (*head)[n:]
 		return n, nil
 	}
-	return c.Conn.Read(b)
+	return r.Read(b)
 }
 
 // Torrent is one torrent of a Session.
