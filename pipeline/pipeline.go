@@ -150,7 +150,8 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if dht {
 		p.sources = append(p.sources, &stages.DHT{Node: p.dht})
 	}
-	if len(p.sources) == 0 && len(p.webSeedURLs(m)) == 0 {
+	if len(p.sources) == 0 && len(p.webSeedURLs(m)) == 0 && !p.cfg.Seed {
+		// A seed may wait for peers to come; a download would wait for nothing.
 		return nil, errors.New("torrent has no tracker and no web seed, and no peers were given")
 	}
 	p.setMeta(m)

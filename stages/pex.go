@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"time"
 
@@ -68,12 +69,22 @@ func (s *session) pexMsg(payload []byte) error {
 	if err != nil {
 		return err
 	}
+	self := s.selfAddr()
 	for _, a := range m.Added {
-		if a.Addr != s.listenAddr() {
+		if a.Addr != s.listenAddr() && a.Addr != self {
 			s.cfg.Pex.learned(a.Addr)
 		}
 	}
 	return nil
+}
+
+// selfAddr is our listening address as the peer sees us: libtorrent's first PEX message
+// lists the recipient itself.
+func (s *session) selfAddr() netip.AddrPort {
+	if ta, ok := s.c.LocalAddr().(*net.TCPAddr); ok {
+		return netip.AddrPortFrom(ta.AddrPort().Addr().Unmap(), s.env.Port)
+	}
+	return netip.AddrPort{}
 }
 
 // listenAddr is where the peer accepts connections: the address we dialed, or, for a
