@@ -171,3 +171,31 @@ func TestSessionPauseResumeRemove(t *testing.T) {
 		t.Error("a removed torrent is still in the session, or resumes")
 	}
 }
+
+// TestSeedWithoutSources: a torrent with no tracker, no web seed and no peer given can be
+// seeded (peers come to it), and a leecher dialing it downloads it; downloading such a
+// torrent is refused at once.
+func TestSeedWithoutSources(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 85, "lonely", 32<<10, 120_000)
+	m := *tor.Meta
+	m.Announce, m.AnnounceList = "", nil
+	if _, err := pipeline.New(&m); err == nil {
+		t.Fatal("New() of a download with no source = nil error, want one")
+	}
+	s := newSession(t, pipeline.Config{Seed: true, Recheck: true})
+	if _, err := s.Add(pipeline.FromMetaInfo(&m), false, pipeline.WithStorage(filled(t, tor))); err != nil {
+		t.Fatalf("seeding a torrent with no source: %v", err)
+	}
+	leecher := newSession(t, pipeline.Config{})
+	st := stagetest.NewMemStorage(m.Info.Length)
+	tr, err := leecher.Add(pipeline.FromMetaInfo(&m), false, pipeline.WithStorage(st),
+		pipeline.WithPeerSource(stages.StaticPeers{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), s.Port())}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter{60 * time.Second}.finished(t, tr)
+	if !bytes.Equal(st.Bytes(), tor.Data) {
+		t.Fatal("bytes differ from the payload")
+	}
+}
