@@ -226,6 +226,7 @@ func Handshake(ctx context.Context, env *Swarm, nc net.Conn, a netip.AddrPort, t
 	nc.SetDeadline(time.Now().Add(timeout))
 	ours := wire.Handshake{InfoHash: env.InfoHash, PeerID: env.PeerID}
 	ours.Reserved[5] |= wire.ExtensionBit // BEP 10: we send and read the extended handshake
+	ours.Reserved[7] |= wire.FastBit      // BEP 6: rejects, have all/none, allowed fast (fast.go)
 	if env.DHT != nil {
 		ours.Reserved[7] |= wire.DHTBit // BEP 5: we run a DHT node and send the port message
 	}

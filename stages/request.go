@@ -20,9 +20,9 @@ import (
 
 // RequestConfig tunes the per-peer sessions of the Request stage.
 type RequestConfig struct {
-	Queue          int           // most block requests outstanding per peer (default 500, libtorrent's max_out_request_queue)
-	InitialQueue   int           // requests outstanding at first; one more per block received (slow start) (default 4)
-	QueueTime      time.Duration // outstanding requests cover this much of the peer's rate, the bandwidth-delay product with margin (default 3s, libtorrent's request_queue_time)
+	Queue          int           // most block requests outstanding per peer (default: the Scheduler's pieces in progress, the memory bound; a peer's BEP 10 reqq lowers it, and a peer without one gets at most 500, libtorrent's max_out_request_queue)
+	InitialQueue   int           // requests outstanding at first, grown in slow start (download.go) (default 4)
+	QueueTime      time.Duration // outstanding requests cover at most this much of the peer's rate (default 3s, libtorrent's request_queue_time)
 	SnubTimeout    time.Duration // requests outstanding and no block for this long: the peer is snubbed, its requests go to others (default 60s)
 	SilentTimeout  time.Duration // requests outstanding and no block for this long: drop the peer (default 2m)
 	IdleTimeout    time.Duration // nothing received for this long: drop the peer (default 3m)
@@ -37,9 +37,11 @@ type RequestConfig struct {
 }
 
 func (c *RequestConfig) defaults() {
-	c.Queue = cmp0(c.Queue, 500)
 	c.QueueTime = cmp0(c.QueueTime, 3*time.Second)
-	c.InitialQueue = min(cmp0(c.InitialQueue, 4), c.Queue)
+	c.InitialQueue = cmp0(c.InitialQueue, 4)
+	if c.Queue > 0 {
+		c.InitialQueue = min(c.InitialQueue, c.Queue)
+	}
 	c.SnubTimeout = cmp0(c.SnubTimeout, 60*time.Second)
 	c.SilentTimeout = max(cmp0(c.SilentTimeout, 2*time.Minute), c.SnubTimeout)
 	c.IdleTimeout = cmp0(c.IdleTimeout, 3*time.Minute)
@@ -127,16 +129,16 @@ type session struct {
 	lastBlock  time.Time
 	lastRecv   time.Time
 	dropErr    error                   // why the writer closed the connection
-	window     int                     // requests allowed outstanding now: slow start, so that a peer that never delivers holds few
+	window     int                     // requests allowed outstanding now, as flow sizes it
 	snubbed    bool                    // no block for SnubTimeout while requests were outstanding
-	limit      int                     // where the window stops growing: the peer's rate times QueueTime
+	limit      int                     // where the window stops growing: Queue, the peer's reqq (windowCap)
+	flow       windowCtl               // sizes the window from the peer's rate and round trip (download.go)
+	fast       fastState               // BEP 6 (fast.go)
 	reqq       int                     // the most requests the peer queues (BEP 10 reqq); 0 when it did not say
 	peerExt    map[string]uint8        // the peer's extended ids, by extension name (BEP 10 "m")
 	peerPort   uint16                  // where the peer listens, from its extended handshake ("p")
 	pexSent    map[netip.AddrPort]bool // the peers it was told of (ut_pex, pex.go)
 	extOut     []byte                  // extension messages for the writer to send (extensions.go)
-	rate       float64
-	rateMark   int64 // recvBytes at the last tick
 	reqs       []BlockReq
 
 	// The upload side (upload.go).
@@ -156,24 +158,36 @@ type session struct {
 func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any, reg *registry) *session {
 	n := env.Info.NumPieces()
 	now := time.Now()
-	return &session{
+	// The memory bound: no more requests than the blocks of the pieces the Scheduler keeps
+	// in progress (Config.MaxInFlight), which is all it can hand out at once anyway.
+	budget := env.Sched.maxActive * int((env.Info.PieceLength+wire.BlockSize-1)/wire.BlockSize)
+	if cfg.Queue <= 0 || cfg.Queue > budget {
+		cfg.Queue = max(budget, 1)
+	}
+	cfg.InitialQueue = min(cfg.InitialQueue, cfg.Queue)
+	s := &session{
 		env: env, cfg: cfg, c: c, p: NewPeer(c.Addr), out: out, reg: reg,
-		dec:    wire.NewDecoder(c.R, n),
-		log:    env.Log.With("stage", "request", "peer", c.Addr),
-		choked: true,
-		window: cfg.InitialQueue, limit: cfg.Queue,
+		dec:     wire.NewDecoder(c.R, n),
+		log:     env.Log.With("stage", "request", "peer", c.Addr),
+		choked:  true,
+		window:  cfg.InitialQueue,
+		flow:    newWindowCtl(cfg.InitialQueue, cfg.QueueTime),
+		fast:    fastState{on: wire.SupportsFast(c.Reserved), rejected: make(reqSet)},
 		choking: true, chokeSent: true,
 		has:     wire.NewBitfield(n),
 		pending: make(reqSet), released: make(reqSet),
 		lastBlock: now, lastRecv: now,
 		served: make(chan struct{}, 1), writerDone: make(chan struct{}),
 	}
+	s.limit = s.windowCap()
+	return s
 }
 
 func (s *session) run(ctx context.Context) {
 	sctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(sctx, func() { s.c.Close() })
 	s.env.Sched.PeerJoined(s.p)
+	s.env.Emit(PeerConnected{Addr: s.c.Addr, Incoming: s.c.Incoming})
 	s.log.Debug("peer connected")
 	s.p.Kick() // the writer sends our bitfield first
 	var wg sync.WaitGroup
@@ -195,6 +209,7 @@ func (s *session) run(ctx context.Context) {
 	left := s.pending.appendTo(make([]BlockReq, 0, len(s.pending)))
 	s.mu.Unlock()
 	s.env.Sched.PeerLeft(s.p, s.has, left)
+	s.env.Emit(PeerDropped{Addr: s.c.Addr, Reason: err, Fault: isFault(err)})
 	switch {
 	case !isFault(err) && (errors.Is(err, errBothSeeds) || errors.Is(err, errDuplicate)):
 		s.log.Debug("closing connection", "reason", err)
@@ -254,15 +269,23 @@ func (s *session) reader(ctx context.Context) (err error) {
 		}
 		switch m.ID {
 		case wire.Choke:
+			var left []BlockReq
 			s.mu.Lock()
 			s.choked = true
-			left := s.releasePending()
+			if s.fast.on {
+				// BEP 6: the choke does not discard our requests; the peer answers
+				// each with its block or a reject.
+				s.chokedFast(time.Now())
+			} else {
+				left = s.releasePending()
+			}
 			s.mu.Unlock()
 			// BEP 3: a choking peer discards our requests; they go to the others.
 			s.env.Sched.Release(s.p, left)
 		case wire.Unchoke:
 			s.mu.Lock()
 			s.choked = false
+			s.unchokedFast()
 			// released is kept: a peer may still send blocks we asked for before its
 			// choke after it unchokes us again (libtorrent does, when a disk read was
 			// in flight at the choke). They are accepted quietly, not taken for
@@ -279,23 +302,7 @@ func (s *session) reader(ctx context.Context) (err error) {
 				s.p.Kick()
 			}
 		case wire.BitfieldID:
-			// BEP 3 sends the bitfield only first, but aria2 sends one again later
-			// in place of haves when that is shorter, and none at first when it
-			// has nothing yet: take each one as haves. A peer never loses pieces,
-			// so a bit it clears is ignored.
-			var fresh []int
-			s.mu.Lock()
-			for i := range s.env.Info.NumPieces() {
-				if m.Bitfield.Has(i) && !s.has.Has(i) {
-					s.has.Set(i)
-					fresh = append(fresh, i)
-				}
-			}
-			s.mu.Unlock()
-			for _, i := range fresh {
-				s.env.Sched.PeerHas(i)
-			}
-			s.p.Kick()
+			s.gotBitfield(m.Bitfield)
 		case wire.Piece:
 			if err := s.block(ctx, m); err != nil {
 				return err
@@ -320,6 +327,10 @@ func (s *session) reader(ctx context.Context) (err error) {
 			}
 		case wire.Cancel:
 			s.cancelUpload(m)
+		case wire.Suggest, wire.HaveAll, wire.HaveNone, wire.Reject, wire.AllowedFast:
+			if err := s.fastMsg(m); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -329,7 +340,7 @@ func (s *session) reader(ctx context.Context) (err error) {
 func (s *session) writer(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.Tick)
 	defer tick.Stop()
-	lastSend, lastTick := time.Now(), time.Now()
+	lastSend := time.Now()
 	var w uploadWriter
 	for {
 		select {
@@ -337,8 +348,7 @@ func (s *session) writer(ctx context.Context) {
 			return
 		case <-s.p.Kicked():
 		case now := <-tick.C:
-			s.adapt(now.Sub(lastTick))
-			lastTick = now
+			s.adapt()
 			if err := s.check(now); err != nil {
 				s.drop(err)
 				return

@@ -10,26 +10,36 @@ import (
 	"github.com/bitstorm/bitstorm/internal/wire"
 )
 
-var errBadRequest = errors.New("bad request")
+var (
+	errBadRequest  = errors.New("bad request")
+	errRejectFlood = errors.New("too many requests while choked")
+)
 
 // uploadBatch is how many blocks one write carries at most (256 KiB).
 const uploadBatch = 16
 
-// planUpload appends our bitfield (first, BEP 3) and extended handshake (BEP 10), have
-// messages for pieces completed since,
-// and a choke or unchoke when the choker changed its mind. Called with s.mu held.
+// planUpload appends our bitfield (first, BEP 3; have all or have none with BEP 6) and
+// extended handshake (BEP 10), have messages for pieces completed since, a choke or
+// unchoke when the choker changed its mind, and the rejects of BEP 6. Called with s.mu
+// held.
 func (s *session) planUpload(buf []byte) []byte {
 	if !s.bitfieldSent && s.c.Adopted {
 		// The connection waited at the MetadataGate, whose extended handshake went first:
-		// BEP 3 allows a bitfield only as the first message, so every piece we have goes
-		// as a have, in the branch below; our handshake again, with what we offer now.
+		// BEP 3 allows a bitfield only as the first message (BEP 6 have all and have none
+		// too), so every piece we have goes as a have, in the branch below; our handshake
+		// again, with what we offer now.
 		s.bitfieldSent, s.haveCursor = true, 0
 		buf = s.extHandshake(buf)
 	}
 	if !s.bitfieldSent {
 		bf, cursor := s.env.Sched.Snapshot()
 		s.bitfieldSent, s.haveCursor = true, cursor
-		if bf.Count() > 0 {
+		switch n := bf.Count(); {
+		case s.fast.on && n == s.env.Info.NumPieces():
+			buf = wire.AppendState(buf, wire.HaveAll) // BEP 6, in place of the bitfield
+		case s.fast.on && n == 0:
+			buf = wire.AppendState(buf, wire.HaveNone) // BEP 6: one of the three MUST come first
+		case n > 0:
 			buf = wire.AppendMessage(buf, wire.Message{ID: wire.BitfieldID, Bitfield: bf})
 		}
 		if wire.SupportsExtensions(s.c.Reserved) {
@@ -51,15 +61,19 @@ func (s *session) planUpload(buf []byte) []byte {
 	if s.choking != s.chokeSent {
 		s.chokeSent = s.choking
 		if s.choking {
-			// BEP 3: choking discards the peer's queued requests.
+			// BEP 3: choking discards the peer's queued requests. BEP 6: it rejects
+			// each, after the choke, so that the peer does not ask for them again.
+			buf = wire.AppendState(buf, wire.Choke)
+			for _, r := range s.upq {
+				s.rejectUpload(r)
+			}
 			s.upq = s.upq[:0]
 			s.signalServed()
-			buf = wire.AppendState(buf, wire.Choke)
 		} else {
 			buf = wire.AppendState(buf, wire.Unchoke)
 		}
 	}
-	return buf
+	return s.appendRejects(buf)
 }
 
 // isChoking reports whether we choke the peer (or are about to tell it so).
@@ -82,7 +96,8 @@ func (s *session) setChoking(choke bool) {
 
 // queueUpload validates a request and queues it. A request for a piece we lack, or outside
 // its piece, or longer than 16 KiB breaks the protocol and drops the peer; one that arrives
-// while the peer is choked is discarded (BEP 3). While MaxUploadQueue requests are queued
+// while the peer is choked is discarded (BEP 3), or rejected (BEP 6: we make no allowed
+// fast set, so none is served while choked). While MaxUploadQueue requests are queued
 // the reader waits for the writer to serve some, so TCP flow control holds the peer back:
 // BEP 3 sets no limit, and transmission keeps ten seconds of its download rate requested
 // from a peer that sends no BEP 10 reqq, thousands of blocks on a fast link.
@@ -90,6 +105,15 @@ func (s *session) queueUpload(ctx context.Context, m wire.Message) error {
 	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
 	switch {
 	case s.cfg.Cache == nil:
+		// We never unchoke the peer: a Fast peer's requests are rejected, up to a bound
+		// (BEP 6: one that asks too often MAY be dropped).
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.fast.rejq) >= s.cfg.MaxUploadQueue {
+			return errRejectFlood
+		}
+		s.rejectUpload(r)
+		s.p.Kick()
 		return nil
 	case r.Length == 0 || r.Length > wire.BlockSize:
 		return fmt.Errorf("%w: length %d, want 1 to %d", errBadRequest, r.Length, wire.BlockSize)
@@ -99,7 +123,7 @@ func (s *session) queueUpload(ctx context.Context, m wire.Message) error {
 		return fmt.Errorf("%w: piece %d, which we do not have", errBadRequest, r.Piece)
 	}
 	s.mu.Lock()
-	for !s.chokeSent && len(s.upq) >= s.cfg.MaxUploadQueue {
+	for !s.chokeSent && len(s.upq) >= s.cfg.MaxUploadQueue || len(s.fast.rejq) >= s.cfg.MaxUploadQueue {
 		s.mu.Unlock()
 		s.p.Kick()
 		select {
@@ -112,7 +136,9 @@ func (s *session) queueUpload(ctx context.Context, m wire.Message) error {
 		s.mu.Lock()
 	}
 	if s.chokeSent {
+		s.rejectUpload(r)
 		s.mu.Unlock()
+		s.p.Kick()
 		return nil
 	}
 	s.upq = append(s.upq, r)
@@ -129,12 +155,21 @@ func (s *session) signalServed() {
 	}
 }
 
-// cancelUpload drops a queued request (BEP 3 cancel).
+// cancelUpload drops a queued request (BEP 3 cancel). BEP 6: the peer still gets an
+// answer, a reject; a request already on its way is answered by its piece.
 func (s *session) cancelUpload(m wire.Message) {
 	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
 	s.mu.Lock()
+	n := len(s.upq)
 	s.upq = slices.DeleteFunc(s.upq, func(q BlockReq) bool { return q == r })
+	cancelled := len(s.upq) < n
+	if cancelled {
+		s.rejectUpload(r)
+	}
 	s.mu.Unlock()
+	if cancelled && s.fast.on {
+		s.p.Kick()
+	}
 }
 
 // serve moves up to uploadBatch queued requests into w, reading their blocks from the
