@@ -23,8 +23,8 @@ import (
 func downloadCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "download",
-		Usage:     "download a torrent; exits 0 once every piece is verified on disk",
-		ArgsUsage: "FILE.torrent | MAGNET",
+		Usage:     "download torrents, several at once in one process; exits 0 once every piece of each is verified on disk",
+		ArgsUsage: "FILE.torrent | MAGNET ...",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "directory to download into"},
 			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce; 0 picks a free one"},
@@ -43,28 +43,44 @@ func downloadCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "ask this DHT node (`HOST:PORT`) when the routing table is empty, instead of the public routers; repeatable"},
 			&cli.StringFlag{Name: "encryption", Value: "prefer", Usage: "protocol encryption (MSE/PE): prefer (encrypted handshake first, plain if the peer has none), require (RC4 only, both ways) or off (plain only)"},
 			&cli.StringFlag{Name: "state-dir", Usage: "keep the DHT routing table in `DIR` (default $XDG_STATE_HOME/bitstorm or ~/.local/state/bitstorm)"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per event on stdout, and a done or error object per torrent at its end; no progress view"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9100); served where told, without authentication"},
 		},
 		Action: download,
 	}
 }
 
 func download(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return fmt.Errorf("download: expected one .torrent file or magnet link, got %d arguments", c.NArg())
+	if c.NArg() == 0 {
+		return fmt.Errorf("download: expected one or more .torrent files or magnet links, got none")
 	}
-	return run(c, pipeline.Config{
+	cfg := pipeline.Config{
 		OutDir: c.String("out"), Port: uint16(c.Uint("port")), MaxPeers: c.Int("max-peers"),
 		NoPeersTimeout: c.Duration("no-peers-timeout"),
 		SeedRatio:      c.Float64("seed-ratio"), SeedTime: c.Duration("seed-time"),
-	})
+	}
+	if c.NArg() > 1 {
+		return runSession(c, cfg) // session.go: every torrent in one process, on one port
+	}
+	return run(c, cfg)
 }
 
-// run loads the torrent named on the command line and runs a pipeline with cfg, with the
-// logging, progress display and peer flags every command shares.
-func run(c *cli.Context, cfg pipeline.Config) error {
+// settings is what every torrent of a command takes from the flags they share.
+type settings struct {
+	name   string // the command's
+	cfg    pipeline.Config
+	log    *slog.Logger
+	out    *lineWriter // stderr, shared by the logs and the progress view
+	term   bool        // draw the progress view
+	peers  stages.StaticPeers
+	picker func(numPieces int) stages.Picker // nil: rarest first, the pipeline's default
+}
+
+// setup checks the flags every command shares and sets up logging.
+func setup(c *cli.Context, cfg pipeline.Config) (*settings, error) {
 	name := c.Command.Name
 	if c.Uint("port") > 65535 {
-		return fmt.Errorf("%s: --port %d: must be 0-65535", name, c.Uint("port"))
+		return nil, fmt.Errorf("%s: --port %d: must be 0-65535", name, c.Uint("port"))
 	}
 	if c.Uint("port") == 0 {
 		cfg.ListenAddr = ":0" // any free port; the one bound is announced
@@ -72,24 +88,37 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	if ip := c.String("listen"); ip != "" {
 		a, err := netip.ParseAddr(ip)
 		if err != nil {
-			return fmt.Errorf("%s: --listen %q: want an IP address such as 127.0.0.1 or ::1", name, ip)
+			return nil, fmt.Errorf("%s: --listen %q: want an IP address such as 127.0.0.1 or ::1", name, ip)
 		}
 		cfg.ListenAddr = netip.AddrPortFrom(a, uint16(c.Uint("port"))).String()
 	}
 	if c.Int("max-peers") < 1 {
-		return fmt.Errorf("%s: --max-peers %d: must be at least 1", name, c.Int("max-peers"))
+		return nil, fmt.Errorf("%s: --max-peers %d: must be at least 1", name, c.Int("max-peers"))
 	}
 	if c.Int("upload-slots") < 1 {
-		return fmt.Errorf("%s: --upload-slots %d: must be at least 1", name, c.Int("upload-slots"))
+		return nil, fmt.Errorf("%s: --upload-slots %d: must be at least 1", name, c.Int("upload-slots"))
 	}
 	if c.Float64("seed-ratio") < 0 || c.Duration("seed-time") < 0 {
-		return fmt.Errorf("%s: --seed-ratio and --seed-time must not be negative", name)
+		return nil, fmt.Errorf("%s: --seed-ratio and --seed-time must not be negative", name)
 	}
 	enc, err := stages.ParseEncryption(c.String("encryption"))
 	if err != nil {
-		return fmt.Errorf("%s: --%w", name, err)
+		return nil, fmt.Errorf("%s: --%w", name, err)
 	}
 	cfg.Encryption = enc
+	s := &settings{name: name, cfg: cfg}
+	switch c.String("picker") {
+	case "rarest":
+	case "sequential":
+		s.picker = func(n int) stages.Picker { return stages.NewSequential(n) }
+	case "random":
+		s.picker = func(n int) stages.Picker { return stages.NewRandom(n, uint64(time.Now().UnixNano())) }
+	default:
+		return nil, fmt.Errorf("%s: --picker %q: want rarest, sequential or random", name, c.String("picker"))
+	}
+	if s.peers, err = staticPeers(c); err != nil {
+		return nil, err
+	}
 	level := slog.LevelInfo
 	switch {
 	case c.Bool("verbose"):
@@ -97,43 +126,58 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 	case c.Bool("quiet"):
 		level = slog.LevelWarn
 	}
-	term := isTerminal(os.Stderr) && !c.Bool("quiet")
-	out := newLineWriter(os.Stderr)
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
-	opts := []pipeline.Option{
-		pipeline.WithLogger(log),
-		pipeline.WithConfig(cfg),
-		pipeline.WithChoker(&stages.RateChoker{Slots: c.Int("upload-slots")}),
-	}
-	peers, err := staticPeers(c)
-	if err != nil {
-		return err
-	}
-	if len(peers) > 0 {
-		opts = append(opts, pipeline.WithPeerSource(peers))
+	// With --json, stdout is for the events and the terminal gets no progress view.
+	s.term = isTerminal(os.Stderr) && !c.Bool("quiet") && !c.Bool("json")
+	s.out = newLineWriter(os.Stderr)
+	s.log = slog.New(slog.NewTextHandler(s.out, &slog.HandlerOptions{Level: level}))
+	return s, nil
+}
+
+// torrentOptions are one torrent's options from the flags: fresh for each torrent, since
+// a choker and a picker hold the state of one.
+func (s *settings) torrentOptions(c *cli.Context) []pipeline.Option {
+	opts := []pipeline.Option{pipeline.WithChoker(&stages.RateChoker{Slots: c.Int("upload-slots")})}
+	if len(s.peers) > 0 {
+		opts = append(opts, pipeline.WithPeerSource(s.peers))
 	}
 	if c.Bool("no-webseeds") {
 		opts = append(opts, pipeline.WithWebSeeds()) // none: the url-list is ignored
 	}
+	if s.picker != nil {
+		opts = append(opts, pipeline.WithPickerFor(s.picker))
+	}
+	return opts
+}
+
+// run loads the torrent named on the command line and runs a pipeline with cfg, with the
+// logging, progress display and peer flags every command shares.
+func run(c *cli.Context, cfg pipeline.Config) error {
+	s, err := setup(c, cfg)
+	if err != nil {
+		return err
+	}
+	cfg = s.cfg
 	// The torrent or link is read before anything starts, so that a bad one costs nothing.
 	m, mag, err := parseTorrentArg(c.Args().First())
 	if err != nil {
 		return err
 	}
+	rep, err := newReporter(c, s.log) // --json, --metrics: nil without them
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	opts := append([]pipeline.Option{pipeline.WithLogger(s.log), pipeline.WithConfig(cfg)}, s.torrentOptions(c)...)
 	if m == nil || !m.Info.Private { // BEP 27: a private torrent never uses the DHT
-		if node := startDHT(c, cfg, log); node != nil {
+		if node := startDHT(c, cfg, s.log); node != nil {
 			defer node.Close()
 			opts = append(opts, pipeline.WithDHT(node))
 		}
 	}
-	switch c.String("picker") {
-	case "rarest":
-	case "sequential":
-		opts = append(opts, pipeline.WithPickerFor(func(n int) stages.Picker { return stages.NewSequential(n) }))
-	case "random":
-		opts = append(opts, pipeline.WithPickerFor(func(n int) stages.Picker { return stages.NewRandom(n, uint64(time.Now().UnixNano())) }))
-	default:
-		return fmt.Errorf("%s: --picker %q: want rarest, sequential or random", name, c.String("picker"))
+	var tr *tracked
+	if rep.active() {
+		tr = rep.track(c.Args().First(), m, mag)
+		opts = append(opts, pipeline.WithEvents(tr.event))
 	}
 	var p *pipeline.Pipeline
 	if m != nil {
@@ -145,20 +189,23 @@ func run(c *cli.Context, cfg pipeline.Config) error {
 		return fmt.Errorf("%s: %w", c.Command.Name, err)
 	}
 	start := time.Now()
+	tr.attach(p, start)
+	rep.start()
 	var prog *progress
-	if term {
-		prog = startProgress(out, p.Stats)
+	if s.term {
+		prog = startProgress(s.out, p.Stats)
 	}
 	err = p.Run(c.Context)
 	if prog != nil {
 		prog.stop()
 	}
+	tr.end(err)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
 	if m = p.Meta(); !c.Bool("quiet") && !cfg.Seed {
-		fmt.Fprintf(out, "%s: %s verified in %s (%s/s)\n", m.Info.Name, humanBytes(m.Info.Length),
+		fmt.Fprintf(s.out, "%s: %s verified in %s (%s/s)\n", m.Info.Name, humanBytes(m.Info.Length),
 			elapsed.Round(time.Millisecond), humanBytes(int64(float64(m.Info.Length)/elapsed.Seconds())))
 	}
 	return nil
