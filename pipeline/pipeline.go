@@ -123,6 +123,7 @@ type Pipeline struct {
 	pickerFor func(numPieces int) stages.Picker        // WithPickerFor
 	storeFor  func(info *metainfo.Info) stages.Storage // WithStorageFor
 	web       webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
+	readers   *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
@@ -212,6 +213,7 @@ func (p *Pipeline) setMeta(m *metainfo.MetaInfo) {
 	}
 	maxActive := int(max(p.cfg.MaxInFlight/m.Info.PieceLength, 4))
 	p.sched = stages.NewScheduler(&m.Info, p.picker, maxActive)
+	p.readers.setSched(&m.Info, p.sched)
 }
 
 // Meta returns the torrent's metainfo: nil for a magnet link until its metadata is known.
@@ -238,6 +240,9 @@ func newPipeline(opts []Option) *Pipeline {
 	p := &Pipeline{}
 	for _, o := range opts {
 		o(p)
+	}
+	if p.readers == nil {
+		p.readers = newReaderHub(false)
 	}
 	c := &p.cfg
 	if p.choker != nil {
@@ -314,6 +319,7 @@ func (p *Pipeline) Stats() stages.Stats {
 // Verified pieces stay on disk whatever the outcome. For a magnet link it fetches the
 // metadata first (NewMagnet).
 func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.readers.runEnded()
 	if p.meta == nil {
 		return p.runMagnet(ctx)
 	}
@@ -505,6 +511,7 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 		p.keepRecord(r.ctx, store, p.cfg.RecordInterval)
 	}()
 	p.log.Info("download starting", "name", p.meta.Info.Name, "size", p.meta.Info.Length, "pieces", p.meta.Info.NumPieces())
+	p.readers.attachStore(store)
 	p.graph(r.ctx, env, store, conns, pex)
 	r.cancel(nil)
 	wg.Wait()
@@ -516,6 +523,7 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 			p.log.Warn("saving resume record", "err", err)
 		}
 	}
+	p.readers.detachStore() // no Reader reads from it once it closes
 	cerr := store.Close()
 	fatal := r.err()
 	if p.sched.IsComplete() && (r.fatal == nil || !p.seeding()) {

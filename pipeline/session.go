@@ -88,6 +88,7 @@ func (s *Session) Close() error {
 	s.mu.Unlock()
 	for _, t := range ts {
 		t.Pause()
+		t.readers.end(errSessionClosed)
 	}
 	s.wg.Wait()
 	return err
@@ -138,7 +139,7 @@ func (s *Session) Add(src Source, paused bool, opts ...Option) (*Torrent, error)
 	if src.meta == nil && src.mag == nil {
 		return nil, errors.New("session: empty source")
 	}
-	t := &Torrent{s: s, src: src, hash: src.infoHash(), gotInfo: make(chan struct{}), opts: opts}
+	t := &Torrent{s: s, src: src, hash: src.infoHash(), gotInfo: make(chan struct{}), opts: opts, readers: newReaderHub(true)}
 	if src.meta != nil {
 		t.setMeta(src.meta)
 	}
@@ -262,6 +263,8 @@ type Torrent struct {
 	src  Source
 	hash [20]byte
 	opts []Option
+
+	readers *readerHub // its Readers' (reader.go), across runs
 
 	gotInfo  chan struct{}
 	infoOnce sync.Once
@@ -421,7 +424,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	}
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
-	opts = append(opts, withListener(ln), withOnMeta(t.setMeta))
+	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers))
 	var p *Pipeline
 	var err error
 	if m != nil {
@@ -459,6 +462,7 @@ func (t *Torrent) Pause() {
 // kept metadata are deleted too (only the torrent's own files under its OutDir).
 func (t *Torrent) Remove(deleteData bool) error {
 	t.Pause()
+	t.readers.end(errRemoved)
 	t.mu.Lock()
 	t.state = Removed
 	m := t.meta

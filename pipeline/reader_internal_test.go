@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"io"
+	"maps"
+	"testing"
+
+	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/stages/stagetest"
+)
+
+// fakePriorities records the priorities the hub sets, as a Scheduler would hold them.
+type fakePriorities struct {
+	levels map[int]level // above normal only
+	calls  int
+}
+
+func (f *fakePriorities) setPriority(piece int, l level) {
+	f.calls++
+	if l == levelNormal {
+		delete(f.levels, piece)
+	} else {
+		f.levels[piece] = l
+	}
+}
+
+// TestReaderPriorities: the piece under a Reader's position is wanted now and its
+// readahead soon, within its file; Seek and SetReadahead move them, the most urgent of
+// two Readers wins, and Close gives the pieces back.
+func TestReaderPriorities(t *testing.T) {
+	// Pieces of 100 bytes; file 1 is [250, 1250): pieces 2 to 12.
+	m := &metainfo.MetaInfo{Info: metainfo.Info{PieceLength: 100, Length: 1300, Files: []metainfo.File{
+		{Path: []string{"a"}, Length: 250}, {Path: []string{"b"}, Length: 1000, Offset: 250}, {Path: []string{"c"}, Length: 50, Offset: 1250}}}}
+	h := newReaderHub(false)
+	fake := &fakePriorities{levels: make(map[int]level)}
+	h.prio = fake
+	r, err := h.newReader(m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	N, H := levelNow, levelHigh
+	check := func(step string, want map[int]level) {
+		t.Helper()
+		if !maps.Equal(fake.levels, want) {
+			t.Errorf("%s: priorities %v, want %v", step, fake.levels, want)
+		}
+	}
+	// The default readahead runs past the file's end: the file's pieces, no more.
+	check("new", map[int]level{2: N, 3: H, 4: H, 5: H, 6: H, 7: H, 8: H, 9: H, 10: H, 11: H, 12: H})
+	r.SetReadahead(150)
+	check("readahead 150", map[int]level{2: N, 3: H})
+	r.Seek(500, io.SeekStart) // torrent offset 750
+	check("seek 500", map[int]level{7: N, 8: H})
+	r.SetReadahead(0)
+	check("readahead 0", map[int]level{7: N})
+	r.Seek(-1, io.SeekEnd) // offset 1249, the file's last byte
+	check("seek end", map[int]level{12: N})
+	r.Seek(0, io.SeekEnd)
+	check("at the end", map[int]level{})
+
+	r.Seek(0, io.SeekStart)
+	r.SetReadahead(250)
+	r2, _ := h.newReader(m, 1)
+	r2.SetReadahead(100)
+	r2.Seek(100, io.SeekStart) // offset 350: 3 now, 4 soon
+	check("two readers", map[int]level{2: N, 3: N, 4: H})
+	r.Close()
+	check("first closed", map[int]level{3: N, 4: H})
+	calls := fake.calls
+	r2.SetReadahead(100)
+	r2.Seek(100, io.SeekStart)
+	if fake.calls != calls {
+		t.Errorf("%d priorities set again for the same window", fake.calls-calls)
+	}
+	r2.Close()
+	check("both closed", map[int]level{})
+	r3, _ := h.newReader(m, 0)
+	r3.SetReadahead(0)
+	check("third", map[int]level{0: N})
+	r3.Close()
+}
+
+// TestReaderWindow: the pieces a Reader wants, at the edges of pieces and files.
+func TestReaderWindow(t *testing.T) {
+	tor := stagetest.NewTorrent(t, 1, "w", 16<<10, 40_000, 10_000)
+	h := newReaderHub(false)
+	r, _ := h.newReader(tor.Meta, 1) // [40_000, 50_000): pieces 2 and 3
+	for _, c := range []struct {
+		name    string
+		pos, ra int64
+		want    window
+	}{
+		{"start", 0, 0, window{2, 3, 3}},
+		{"start, readahead to the piece end", 0, 16384*3 - 40_000, window{2, 3, 3}},
+		{"start, one byte more", 0, 16384*3 - 40_000 + 1, window{2, 3, 4}},
+		{"readahead past the end", 0, 1 << 30, window{2, 3, 4}},
+		{"last byte", 9_999, 1 << 20, window{3, 4, 4}},
+		{"at the end", 10_000, 1 << 20, window{}},
+		{"past the end", 20_000, 0, window{}},
+	} {
+		if got := r.window(c.pos, c.ra); got != c.want {
+			t.Errorf("%s: window(%d, %d) = %v, want %v", c.name, c.pos, c.ra, got, c.want)
+		}
+	}
+	r.Close()
+}
