@@ -122,7 +122,6 @@ type tracked struct {
 	piecesFailed   atomic.Int64 // PieceFailed events
 	peersBanned    atomic.Int64 // PeerBanned events
 	state          atomic.Int32
-	err            error // set by end
 }
 
 // attach gives t its run, started at start.
@@ -161,7 +160,6 @@ func (t *tracked) end(err error) {
 	case err != nil:
 		st = failed
 	}
-	t.err = err
 	t.state.Store(st)
 	if t.r.json == nil || t.view == nil {
 		return

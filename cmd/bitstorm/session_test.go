@@ -470,3 +470,75 @@ func TestDownloadManyMetrics(t *testing.T) {
 		checkOnDisk(t, out, tor)
 	}
 }
+
+// TestDownloadManyInterrupt sends SIGINT while two torrents download from slow peers:
+// exit 130, and each torrent's resume record lists pieces, and only pieces on disk.
+func TestDownloadManyInterrupt(t *testing.T) {
+	bin := buildBinary(t)
+	tors := []*stagetest.Torrent{
+		stagetest.NewTorrent(t, 101, "interrupt-one", 32<<10, 2<<20),
+		stagetest.NewTorrent(t, 102, "interrupt-two", 32<<10, 1<<20, 1<<20),
+	}
+	var peers []*stagetest.FakePeer
+	args := []string{"download", "--no-dht", "--listen", "127.0.0.1", "--port", "0"}
+	for _, tor := range tors {
+		p := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+		p.Delay = 5 * time.Millisecond
+		peers = append(peers, p)
+		args = append(args, "--peer", p.Addr().String())
+	}
+	out := t.TempDir()
+	args = append(args, "--out", out)
+	for _, tor := range tors {
+		torrent, _ := writeTorrent(t, tor)
+		args = append(args, torrent)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		for p.Served.Load() < 40 && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit = %v (context: %v), want status 130; stderr:\n%s", err, ctx.Err(), stderr.String())
+	}
+	for _, tor := range tors {
+		info := &tor.Meta.Info
+		rec, err := resume.Load(resume.Path(out, tor.Meta.InfoHash), info, tor.Meta.InfoHash)
+		if err != nil {
+			t.Fatalf("%s: no resume record after SIGINT: %v", info.Name, err)
+		}
+		var data []byte
+		for _, f := range info.Files {
+			b, err := os.ReadFile(filepath.Join(append([]string{out}, f.Path...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, b...)
+		}
+		n := 0
+		for i := range info.NumPieces() {
+			if !rec.Pieces.Has(i) {
+				continue
+			}
+			n++
+			off, size := info.PieceOffset(i), info.PieceSize(i)
+			if int64(len(data)) < off+size || !bytes.Equal(data[off:off+size], tor.Data[off:off+size]) {
+				t.Fatalf("%s: the record claims piece %d, which is not on disk", info.Name, i)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: the record lists no piece although blocks were served", info.Name)
+		}
+	}
+}
