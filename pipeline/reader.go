@@ -55,8 +55,9 @@ var ErrRunEnded = errors.New("pipeline: run ended")
 var ErrNoInfo = errors.New("pipeline: the torrent's metadata is not known yet")
 
 // NewReader returns a Reader of the file at fileIndex of the torrent's files
-// (Meta().Info.Files), at position 0, with the default readahead. It reads while Run runs;
-// once Run has returned its reads fail with ErrRunEnded.
+// (Meta().Info.Files), at position 0, with the default readahead. It wants no piece before
+// its first Read, Seek or SetReadahead. It reads while Run runs; once Run has returned its
+// reads fail with ErrRunEnded.
 func (p *Pipeline) NewReader(fileIndex int) (*Reader, error) {
 	return p.readers.newReader(p.Meta(), fileIndex)
 }
@@ -95,11 +96,12 @@ func (r *Reader) ReadContext(ctx context.Context, b []byte) (int, error) {
 		return 0, ErrReaderClosed
 	}
 	r.mu.Lock()
-	pos := r.pos
+	pos, ra := r.pos, r.readahead
 	r.mu.Unlock()
 	if pos >= r.length {
 		return 0, io.EOF
 	}
+	r.retarget(pos, ra) // a new Reader's first Read: its pieces are wanted while it waits
 	if len(b) == 0 {
 		return 0, nil
 	}
@@ -266,10 +268,8 @@ func (h *readerHub) newReader(m *metainfo.MetaInfo, fileIndex int) (*Reader, err
 		h.info, h.pieceLength = &m.Info, m.Info.PieceLength
 	}
 	h.mu.Unlock()
-	r := &Reader{hub: h, name: strings.Join(f.Path, "/"), off: f.Offset, length: f.Length,
-		closed: make(chan struct{}), readahead: DefaultReadahead}
-	r.retarget(0, DefaultReadahead)
-	return r, nil
+	return &Reader{hub: h, name: strings.Join(f.Path, "/"), off: f.Offset, length: f.Length,
+		closed: make(chan struct{}), readahead: DefaultReadahead}, nil
 }
 
 // setSched gives the hub a run's Scheduler, once the torrent's metadata is known: the

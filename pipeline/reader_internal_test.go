@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+	"errors"
 	"io"
 	"maps"
 	"testing"
@@ -45,8 +47,10 @@ func TestReaderPriorities(t *testing.T) {
 			t.Errorf("%s: priorities %v, want %v", step, fake.levels, want)
 		}
 	}
+	check("new", map[int]level{}) // nothing before the first Read, Seek or SetReadahead
+	r.Seek(0, io.SeekStart)
 	// The default readahead runs past the file's end: the file's pieces, no more.
-	check("new", map[int]level{2: N, 3: H, 4: H, 5: H, 6: H, 7: H, 8: H, 9: H, 10: H, 11: H, 12: H})
+	check("seek 0", map[int]level{2: N, 3: H, 4: H, 5: H, 6: H, 7: H, 8: H, 9: H, 10: H, 11: H, 12: H})
 	r.SetReadahead(150)
 	check("readahead 150", map[int]level{2: N, 3: H})
 	r.Seek(500, io.SeekStart) // torrent offset 750
@@ -75,6 +79,14 @@ func TestReaderPriorities(t *testing.T) {
 	r2.Close()
 	check("both closed", map[int]level{})
 	r3, _ := h.newReader(m, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// A new Reader's first Read wants its pieces before it waits (here, for nothing: the
+	// context is done).
+	if _, err := r3.ReadContext(ctx, make([]byte, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ReadContext(cancelled) = %v", err)
+	}
+	check("first read", map[int]level{0: N, 1: H, 2: H})
 	r3.SetReadahead(0)
 	check("third", map[int]level{0: N})
 	r3.Close()
