@@ -16,7 +16,10 @@ type Rarest struct {
 	order shuffled
 }
 
-var _ Picker = (*Rarest)(nil)
+var (
+	_ Picker   = (*Rarest)(nil)
+	_ Requeuer = (*Rarest)(nil)
+)
 
 // NewRarest returns a rarest-first picker over numPieces pieces; seed makes its tie-breaking
 // reproducible (experiments, the simulator).
@@ -43,6 +46,9 @@ func (r *Rarest) Pick(has wire.Bitfield, want func(int) bool) (int, bool) {
 	return best, best >= 0
 }
 
+// Requeue takes back a piece wanted again (a skipped one, see Requeuer).
+func (r *Rarest) Requeue(piece int) { r.order.requeue(piece) }
+
 // PeerHas counts one more holder of piece.
 func (r *Rarest) PeerHas(piece int) {
 	if piece >= 0 && piece < len(r.avail) {
@@ -65,7 +71,10 @@ type Random struct {
 	order shuffled
 }
 
-var _ Picker = (*Random)(nil)
+var (
+	_ Picker   = (*Random)(nil)
+	_ Requeuer = (*Random)(nil)
+)
 
 // NewRandom returns a random picker over numPieces pieces.
 func NewRandom(numPieces int, seed uint64) *Random {
@@ -85,10 +94,16 @@ func (r *Random) Pick(has wire.Bitfield, want func(int) bool) (int, bool) {
 	return pick, pick >= 0
 }
 
+// Requeue takes back a piece wanted again (a skipped one, see Requeuer).
+func (r *Random) Requeue(piece int) { r.order.requeue(piece) }
+
 // shuffled holds the pieces in a random order drawn once, less those that want rejected:
-// they are rejected for good (see Picker), and a scan drops them as it passes.
+// they are rejected for good (see Picker), and a scan drops them as it passes, unless
+// requeued.
 type shuffled struct {
 	order []int32
+	in    wire.Bitfield // the pieces in order
+	rng   *rand.Rand
 }
 
 func newShuffled(n int, seed uint64) shuffled {
@@ -98,7 +113,22 @@ func newShuffled(n int, seed uint64) shuffled {
 	}
 	rng := rand.New(rand.NewPCG(seed, seed+1))
 	rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
-	return shuffled{order: order}
+	in := wire.NewBitfield(n)
+	for i := range n {
+		in.Set(i)
+	}
+	return shuffled{order: order, in: in, rng: rng}
+}
+
+// requeue puts piece back at a random place in the order, unless it is there still.
+func (s *shuffled) requeue(piece int) {
+	if piece < 0 || piece >= len(s.in)*8 || s.in.Has(piece) {
+		return
+	}
+	s.in.Set(piece)
+	s.order = append(s.order, int32(piece))
+	j := s.rng.IntN(len(s.order))
+	s.order[j], s.order[len(s.order)-1] = s.order[len(s.order)-1], s.order[j]
 }
 
 // scan calls f with each piece want accepts, in order, until f returns false.
@@ -106,6 +136,7 @@ func (s *shuffled) scan(want func(int) bool, f func(int) bool) {
 	w := 0
 	for k, i := range s.order {
 		if !want(int(i)) {
+			s.in.Clear(int(i))
 			continue
 		}
 		s.order[w] = i

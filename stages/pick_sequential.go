@@ -9,7 +9,10 @@ type Sequential struct {
 	next int // no piece below next is wanted any more (see Picker)
 }
 
-var _ Picker = (*Sequential)(nil)
+var (
+	_ Picker   = (*Sequential)(nil)
+	_ Requeuer = (*Sequential)(nil)
+)
 
 // NewSequential returns a sequential picker over numPieces pieces.
 func NewSequential(numPieces int) *Sequential { return &Sequential{n: numPieces} }
@@ -25,6 +28,13 @@ func (s *Sequential) Pick(has wire.Bitfield, want func(int) bool) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Requeue takes back a piece wanted again (a skipped one, see Requeuer).
+func (s *Sequential) Requeue(piece int) {
+	if piece >= 0 && piece < s.next {
+		s.next = piece
+	}
 }
 
 // PeerHas is a no-op: availability does not matter to a sequential picker.

@@ -24,7 +24,7 @@ type Scheduler struct {
 	clock     func() time.Time // time.Now, or the simulator's virtual clock (SetClock)
 	info      *metainfo.Info
 	maxActive int
-	complete  chan struct{}
+	complete  atomic.Pointer[chan struct{}] // closed once every wanted piece is done; replaced when more are wanted (priority.go)
 
 	mu      sync.Mutex
 	picker  Picker
@@ -38,6 +38,7 @@ type Scheduler struct {
 	starved map[*Peer]struct{}
 	banned  *Bans
 	want    func(int) bool
+	prio    priorities // which pieces are wanted, and which first (priority.go)
 
 	peers      atomic.Int32
 	downloaded atomic.Int64 // bytes of accepted blocks
@@ -72,7 +73,6 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 		clock:     time.Now,
 		info:      info,
 		maxActive: max(maxActive, 1),
-		complete:  make(chan struct{}),
 		picker:    picker,
 		done:      wire.NewBitfield(info.NumPieces()),
 		active:    make(map[int]*activePiece),
@@ -80,7 +80,10 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 		starved:   make(map[*Peer]struct{}),
 		banned:    NewBans(),
 	}
-	s.want = func(i int) bool { return !s.done.Has(i) && !s.started.Has(i) }
+	s.want = s.wantPiece
+	s.prio.init(info.NumPieces(), info.Length)
+	complete := make(chan struct{})
+	s.complete.Store(&complete)
 	return s
 }
 
@@ -89,8 +92,9 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 // virtual time. Call it before the first Next.
 func (s *Scheduler) SetClock(now func() time.Time) { s.clock = now }
 
-// Complete is closed once every piece is verified and written.
-func (s *Scheduler) Complete() <-chan struct{} { return s.complete }
+// Complete is closed once every wanted piece (SetPriority) is verified and written. When
+// pieces are wanted again after that, Complete returns a new channel.
+func (s *Scheduler) Complete() <-chan struct{} { return *s.complete.Load() }
 
 // MarkDone records pieces already verified on disk (resume, seeding) before the run starts.
 func (s *Scheduler) MarkDone(piece int) {
@@ -123,10 +127,10 @@ func (s *Scheduler) DoneSince(cursor int, dst []int) ([]int, int) {
 	return append(dst, s.order[cursor:]...), len(s.order)
 }
 
-// IsComplete reports whether every piece is verified and written.
+// IsComplete reports whether every wanted piece is verified and written.
 func (s *Scheduler) IsComplete() bool {
 	select {
-	case <-s.complete:
+	case <-s.Complete():
 		return true
 	default:
 		return false
@@ -143,11 +147,11 @@ func (s *Scheduler) Has(piece int) bool {
 	return s.done.Has(piece)
 }
 
-// Interesting reports whether a peer holding has owns a piece we lack (BEP 3 interest).
+// Interesting reports whether a peer holding has owns a wanted piece we lack (BEP 3 interest).
 func (s *Scheduler) Interesting(has wire.Bitfield) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return has.HasOutside(s.done)
+	return s.lacksWanted(has)
 }
 
 // SetBans makes the Scheduler record the peers it bans in b, the swarm's ban list, which
@@ -221,6 +225,7 @@ func (s *Scheduler) Next(p *Peer, has wire.Bitfield, n int, pending func(BlockRe
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := len(dst)
+	dst = s.takeNow(p, has, n, pending, dst)
 	for _, a := range s.live {
 		if len(dst)-start >= n {
 			break
@@ -229,10 +234,10 @@ func (s *Scheduler) Next(p *Peer, has wire.Bitfield, n int, pending func(BlockRe
 			dst = s.take(a, p, n-(len(dst)-start), pending, dst)
 		}
 	}
-	// Only while some piece is neither done nor started: past that, Pick would scan every
-	// piece to find nothing, for every request round of every peer.
-	for len(dst)-start < n && len(s.live) < s.maxActive && s.numDone+len(s.live) < s.info.NumPieces() {
-		i, ok := s.picker.Pick(has, s.want)
+	// Only while some wanted piece is neither done nor started: past that, Pick would scan
+	// every piece to find nothing, for every request round of every peer.
+	for len(dst)-start < n && len(s.live) < s.maxActive && s.unstarted() > 0 {
+		i, ok := s.pick(has)
 		if !ok {
 			break
 		}
@@ -246,7 +251,7 @@ func (s *Scheduler) Next(p *Peer, has wire.Bitfield, n int, pending func(BlockRe
 			dst = s.take(a, p, n-(len(dst)-start), pending, dst)
 		}
 	}
-	if len(dst) == start && s.numDone+len(s.live) == s.info.NumPieces() {
+	if len(dst) == start && s.unstarted() == 0 {
 		dst = s.endgame(p, has, n, pending, dst)
 	}
 	if len(dst) == start {
@@ -433,7 +438,7 @@ func (s *Scheduler) PieceDone(piece int) {
 	}
 	// A piece done frees a place for a new one, if any is left to start; in endgame it
 	// frees no work, and waking every starved peer then only has each search in vain.
-	if s.numDone+len(s.live) < s.info.NumPieces() {
+	if s.unstarted() > 0 {
 		s.wakeStarved()
 	}
 }
@@ -443,9 +448,7 @@ func (s *Scheduler) finish(piece int) {
 	s.order = append(s.order, piece)
 	s.numDone++
 	s.verified.Add(s.info.PieceSize(piece))
-	if s.numDone == s.info.NumPieces() {
-		close(s.complete)
-	}
+	s.countDone(piece)           // closes Complete after the last wanted piece
 	for _, f := range s.onDone { // after the counts, so that f sees the piece done
 		f(piece)
 	}
@@ -493,7 +496,9 @@ func (s *Scheduler) wakeStarved() {
 // Stats is a snapshot of the download's progress.
 type Stats struct {
 	Total      int64 // bytes in the torrent
-	Verified   int64 // bytes verified and written
+	Wanted     int64 // bytes of the wanted pieces: Total unless some are skipped (SetPriority)
+	Verified   int64 // bytes verified and written, wanted or not
+	WantedDone int64 // bytes of the wanted pieces verified and written
 	Downloaded int64 // bytes of blocks received and accepted
 	Uploaded   int64 // bytes of blocks sent
 	Wasted     int64 // bytes of pieces that failed their hash
@@ -502,16 +507,18 @@ type Stats struct {
 	Peers      int // connected peers
 }
 
-// Left is the number of bytes still to verify.
-func (st Stats) Left() int64 { return st.Total - st.Verified }
+// Left is the number of bytes of wanted pieces still to verify (BEP 3 "left").
+func (st Stats) Left() int64 { return st.Wanted - st.WantedDone }
 
 // Stats returns a snapshot of the progress.
 func (s *Scheduler) Stats() Stats {
 	s.mu.Lock()
-	n := s.numDone
+	n, wanted, wantedDone := s.numDone, s.prio.wantedB, s.prio.doneB
 	s.mu.Unlock()
 	return Stats{
 		Total:      s.info.Length,
+		Wanted:     wanted,
+		WantedDone: wantedDone,
 		Verified:   s.verified.Load(),
 		Downloaded: s.downloaded.Load(),
 		Uploaded:   s.uploaded.Load(),
