@@ -205,24 +205,46 @@ const routeTimeout = 10 * time.Second
 
 // route reads the start of nc's handshake (BEP 3: 19, "BitTorrent protocol", 8 reserved
 // bytes, the info hash) and hands nc, those bytes to be read again first, to the running
-// torrent with that info hash; otherwise it closes nc. (An encrypted MSE handshake hides
-// the info hash; the session does not route those yet.)
+// torrent with that info hash; otherwise it closes nc. An encrypted (MSE) handshake hides
+// the info hash: the MSE receiver tries every torrent's as its key, and the decrypted
+// connection goes to the torrent whose key the peer used.
 func (s *Session) route(nc net.Conn) {
 	nc.SetReadDeadline(time.Now().Add(routeTimeout))
-	var head [48]byte
-	if _, err := io.ReadFull(nc, head[:]); err != nil || head[0] != 19 || string(head[1:20]) != "BitTorrent protocol" {
+	var head [48]byte // a plain handshake is 68 bytes, an MSE one starts with 96 of key
+	if _, err := io.ReadFull(nc, head[:]); err != nil {
 		nc.Close()
 		return
 	}
 	nc.SetReadDeadline(time.Time{})
 	var hash [20]byte
-	copy(hash[:], head[28:48])
+	conn := replay(nc, head[:])
+	if head[0] == 19 && string(head[1:20]) == "BitTorrent protocol" {
+		copy(hash[:], head[28:48])
+	} else {
+		c, h, _, err := stages.EncryptIncomingAny(s.ctx, s.cfg.Defaults.Encryption, conn, routeTimeout, s.hashes())
+		if err != nil {
+			nc.Close()
+			return
+		}
+		conn, hash = c, h
+	}
 	s.mu.Lock()
 	t := s.torrents[hash]
 	s.mu.Unlock()
-	if t == nil || !t.deliver(replay(nc, head[:])) {
+	if t == nil || !t.deliver(conn) {
 		nc.Close()
 	}
+}
+
+// hashes are the info hashes of the session's torrents.
+func (s *Session) hashes() [][20]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][20]byte, 0, len(s.torrents))
+	for h := range s.torrents {
+		out = append(out, h)
+	}
+	return out
 }
 
 // replay returns nc with head, its first bytes, read already: Read returns them first.

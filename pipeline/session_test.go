@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -197,5 +198,41 @@ func TestSeedWithoutSources(t *testing.T) {
 	waiter{60 * time.Second}.finished(t, tr)
 	if !bytes.Equal(st.Bytes(), tor.Data) {
 		t.Fatal("bytes differ from the payload")
+	}
+}
+
+// TestSessionRoutesEncrypted: a peer that opens with an encrypted (MSE) handshake, which
+// hides the info hash, reaches the right one of a session's torrents: the router's MSE
+// receiver tries each torrent's key. The leecher requires encryption, so the download
+// completes only over MSE.
+func TestSessionRoutesEncrypted(t *testing.T) {
+	checkGoroutines(t)
+	tors := []*stagetest.Torrent{
+		stagetest.NewTorrent(t, 86, "enc-a", 32<<10, 100_000),
+		stagetest.NewTorrent(t, 87, "enc-b", 32<<10, 130_000),
+	}
+	seeder := newSession(t, pipeline.Config{Seed: true, Recheck: true, Encryption: stages.EncryptPrefer})
+	for _, tor := range tors {
+		if _, err := seeder.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithStorage(filled(t, tor))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tor := range tors {
+		st := stagetest.NewMemStorage(tor.Meta.Info.Length)
+		p, err := pipeline.New(tor.Meta, pipeline.WithStorage(st),
+			pipeline.WithPeerSource(stages.StaticPeers{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seeder.Port())}),
+			pipeline.WithConfig(pipeline.Config{NoListen: true, Encryption: stages.EncryptRequire}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		err = p.Run(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: Run() = %v", tor.Meta.Info.Name, err)
+		}
+		if !bytes.Equal(st.Bytes(), tor.Data) {
+			t.Fatalf("%s: bytes differ from the payload", tor.Meta.Info.Name)
+		}
 	}
 }

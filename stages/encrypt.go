@@ -119,38 +119,76 @@ func EncryptOutgoing(ctx context.Context, sw *Swarm, nc net.Conn, timeout time.D
 // and returns the connection the BitTorrent handshake goes over: nc as it came when they
 // open a plain handshake, or the stream that the MSE handshake, run here as the receiver
 // for our info hash, decrypts. The swarm's policy refuses one kind or the other with
-// ErrEncryptionRequired or ErrEncryptionOff; the caller closes nc then.
+// ErrEncryptionRequired or ErrEncryptionOff; the caller closes nc then. A connection a
+// Session's router decrypted already (EncryptIncomingAny) is returned as it is.
 func EncryptIncoming(ctx context.Context, sw *Swarm, nc net.Conn, timeout time.Duration) (net.Conn, error) {
+	if cryptoOf(nc) != "" {
+		return nc, nil
+	}
+	c, _, method, err := receive(ctx, sw.Encryption, nc, timeout, func(f func([]byte) bool) { f(sw.InfoHash[:]) })
+	if err == nil && method != 0 {
+		logMethod(sw, nc, method, false)
+	}
+	return c, err
+}
+
+// EncryptIncomingAny is EncryptIncoming for a listener that many torrents share (a
+// Session): the MSE receiver tries each of infoHashes as the secret key (BEP-less MSE:
+// the key is the info hash the peer wants), and the one the peer used is returned with
+// the decrypted connection, whose plain handshake follows; encrypted is false for a
+// plain handshake, which is returned as it came, for the caller to read.
+func EncryptIncomingAny(ctx context.Context, policy Encryption, nc net.Conn, timeout time.Duration, infoHashes [][20]byte) (conn net.Conn, hash [20]byte, encrypted bool, err error) {
+	conn, skey, method, err := receive(ctx, policy, nc, timeout, func(f func([]byte) bool) {
+		for _, h := range infoHashes {
+			if !f(h[:]) {
+				return
+			}
+		}
+	})
+	copy(hash[:], skey)
+	return conn, hash, method != 0, err
+}
+
+// receive tells a plain handshake from an MSE one on nc and, for MSE, runs the receiver
+// with skeys; method is 0 for a plain handshake.
+func receive(ctx context.Context, policy Encryption, nc net.Conn, timeout time.Duration, skeys mse.SecretKeyIter) (net.Conn, []byte, mse.CryptoMethod, error) {
 	defer deadline(ctx, nc, timeout)()
 	// A plain initiator sends its 68-byte handshake, an MSE one its 96-byte public key,
 	// before waiting for us: 20 bytes are always there to tell them apart.
 	var first [len(protocol)]byte
 	if _, err := io.ReadFull(nc, first[:]); err != nil {
-		return nil, fmt.Errorf("handshake: %w", err)
+		return nil, nil, 0, fmt.Errorf("handshake: %w", err)
 	}
 	replayed := withReader(nc, io.MultiReader(bytes.NewReader(first[:]), nc), false)
 	if string(first[:]) == protocol {
-		if sw.Encryption == EncryptRequire {
-			return nil, ErrEncryptionRequired
+		if policy == EncryptRequire {
+			return nil, nil, 0, ErrEncryptionRequired
 		}
-		return replayed, nil
+		return replayed, nil, 0, nil
 	}
-	if sw.Encryption == EncryptOff {
-		return nil, ErrEncryptionOff
+	if policy == EncryptOff {
+		return nil, nil, 0, ErrEncryptionOff
 	}
-	skeys := func(f func([]byte) bool) { f(sw.InfoHash[:]) }
-	rw, method, err := mse.ReceiveHandshake(context.Background(), replayed, skeys, sw.Encryption.choose)
+	var matched []byte // the key the receiver stopped at: the one the peer used
+	rw, method, err := mse.ReceiveHandshake(context.Background(), replayed, func(f func([]byte) bool) {
+		skeys(func(k []byte) bool {
+			more := f(k)
+			if !more {
+				matched = k
+			}
+			return more
+		})
+	}, policy.choose)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errMSE, err)
+		return nil, nil, 0, fmt.Errorf("%w: %w", errMSE, err)
 	}
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, nil, 0, ctx.Err()
 	}
-	logMethod(sw, nc, method, false)
 	if method == mse.CryptoMethodPlaintext {
-		return withReader(nc, rw, true), nil // rw replays the initial payload, writes go to nc
+		return withReader(nc, rw, true), matched, method, nil // rw replays the initial payload, writes go to nc
 	}
-	return &mseConn{Conn: nc, rw: rw}, nil
+	return &mseConn{Conn: nc, rw: rw}, matched, method, nil
 }
 
 func logMethod(sw *Swarm, nc net.Conn, method mse.CryptoMethod, dialed bool) {
