@@ -33,10 +33,13 @@ const (
 	QBittorrent Tool = "qbittorrent-nox"
 	// RTorrent is rtorrent (libTorrent 0.13), run headless (rtorrent.go).
 	RTorrent Tool = "rtorrent"
+	// FFmpeg is ffmpeg and ffprobe: they make a video and play it over HTTP from
+	// bitstorm serve.
+	FFmpeg Tool = "ffmpeg"
 )
 
 // AllTools lists every Tool.
-var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2, QBittorrent, RTorrent}
+var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2, QBittorrent, RTorrent, FFmpeg}
 
 // Python is the interpreter that has the libtorrent bindings (Debian's).
 const Python = "/usr/bin/python3"
@@ -45,7 +48,7 @@ const Python = "/usr/bin/python3"
 var commands = map[Tool]string{
 	Opentracker: "opentracker", Mktorrent: "mktorrent", Aria2c: "aria2c",
 	Transmission: "transmission-daemon", TransmissionRemote: "transmission-remote", IPRoute2: "ip",
-	QBittorrent: "qbittorrent-nox", RTorrent: "rtorrent",
+	QBittorrent: "qbittorrent-nox", RTorrent: "rtorrent", FFmpeg: "ffprobe",
 }
 
 // present reports whether t can be run.
