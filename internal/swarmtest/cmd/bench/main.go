@@ -54,11 +54,15 @@ type config struct {
 	clientTimeout time.Duration
 	dir           string
 	keep          bool
-	profile       string // directory for BitStorm CPU profiles; empty: none
-	magnet        bool   // run the magnet table
-	magnetOnly    bool   // run only the magnet table
-	magnetMiB     int    // the magnet table's payload
-	encryption    string // the BitStorm leecher's --encryption; empty: its default
+	profile       string          // directory for BitStorm CPU profiles; empty: none
+	magnet        bool            // run the magnet table
+	magnetOnly    bool            // run only the magnet table
+	magnetMiB     int             // the magnet table's payload
+	encryption    string          // the BitStorm leecher's --encryption; empty: its default
+	latency       bool            // run the latency table (latency.go)
+	latencyOnly   bool            // run only the latency table
+	latencyMiB    int             // the latency table's payload
+	latencies     []time.Duration // the latency table's round trips
 }
 
 func main() {
@@ -81,7 +85,16 @@ func main() {
 	flag.BoolVar(&cfg.magnetOnly, "magnet-only", false, "run only the magnet table (no ceilings, no other table): a quick run")
 	flag.IntVar(&cfg.magnetMiB, "magnet-size", 64, "the magnet table's payload in MiB (one file)")
 	flag.StringVar(&cfg.encryption, "encryption", "", "the BitStorm leecher's --encryption (prefer, require: RC4, off); run once with require and once with off to compare")
+	flag.BoolVar(&cfg.latency, "latency", true, "also leech from one libtorrent seeder through a delay proxy at each of -latencies (latency.go)")
+	flag.BoolVar(&cfg.latencyOnly, "latency-only", false, "run only the latency table")
+	flag.IntVar(&cfg.latencyMiB, "latency-size", 256, "the latency table's payload in MiB (one file)")
+	latencies := flag.String("latencies", "0,50ms,200ms", "the latency table's round trips, comma-separated")
 	flag.Parse()
+	var err error
+	if cfg.latencies, err = parseLatencies(*latencies); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(2)
+	}
 	for _, f := range strings.Split(seeders, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -102,7 +115,7 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cfg)
+	err = run(ctx, cfg)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -123,8 +136,8 @@ func run(ctx context.Context, cfg config) error {
 	defer cancel()
 
 	var bin string
-	magnet := cfg.magnet || cfg.magnetOnly
-	if cfg.magnetOnly {
+	magnet := (cfg.magnet || cfg.magnetOnly) && !cfg.latencyOnly
+	if cfg.magnetOnly || cfg.latencyOnly {
 		cfg.upload = false
 	}
 	if slices.Contains(cfg.clients, "bitstorm") || cfg.upload || magnet {
@@ -157,7 +170,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 
 	var failed []string
-	if !cfg.magnetOnly {
+	if !cfg.magnetOnly && !cfg.latencyOnly {
 		f, err := leechTables(ctx, cfg, bin, dir)
 		if err != nil {
 			return err
@@ -166,6 +179,13 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if magnet && ctx.Err() == nil {
 		f, err := magnetTable(ctx, cfg, bin, dir)
+		if err != nil {
+			return err
+		}
+		failed = append(failed, f...)
+	}
+	if (cfg.latency && !cfg.magnetOnly || cfg.latencyOnly) && ctx.Err() == nil {
+		f, err := latencyTable(ctx, cfg, bin, dir)
 		if err != nil {
 			return err
 		}
