@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/bitstorm/bitstorm/internal/bencode"
 )
@@ -74,7 +75,13 @@ func Torrent(rawInfo []byte, trackers [][]string) []byte {
 // cleanTiers drops empty URLs, empty tiers and repeats of a URL, as Trackers does with
 // announce-list, and returns nil when no URL is left.
 func cleanTiers(tiers [][]string) [][]string {
-	return (&MetaInfo{AnnounceList: tiers}).Trackers()
+	trimmed := make([][]string, len(tiers))
+	for i, tier := range tiers {
+		for _, u := range tier {
+			trimmed[i] = append(trimmed[i], strings.TrimSpace(u)) // as Parse trims them
+		}
+	}
+	return (&MetaInfo{AnnounceList: trimmed}).Trackers()
 }
 
 func appendString(b []byte, s string) []byte {
