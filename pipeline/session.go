@@ -143,6 +143,13 @@ func (s *Session) Add(src Source, paused bool, opts ...Option) (*Torrent, error)
 	if src.meta != nil {
 		t.setMeta(src.meta)
 	}
+	if paused {
+		// A run is built now, and dropped, so that a torrent that cannot run (no tracker,
+		// no peer, bad options) is refused now rather than at Resume.
+		if _, _, err := t.pipeline(t.Meta()); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	if s.ctx.Err() != nil {
 		s.mu.Unlock()

@@ -142,6 +142,11 @@ func TestSessionPauseResumeRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := *tor.Meta
+	m.Announce, m.AnnounceList = "", nil
+	if _, err := s.Add(pipeline.FromMetaInfo(&m), true); err == nil {
+		t.Error("Add(paused) of a torrent that cannot run (no tracker, no peer) = nil error, want one now")
+	}
 	if tr.State() != pipeline.Paused || peer.Accepted.Load() != 0 {
 		t.Fatalf("added paused: %v, %d connections; want paused and none", tr.State(), peer.Accepted.Load())
 	}
