@@ -18,6 +18,7 @@ import (
 // symlinks hold no bytes: neither is opened.
 type Reader struct {
 	files  []*os.File // nil for a missing file, padding and symlinks
+	part   *os.File   // UsePart: where missing files are read from; nil without
 	layout []metainfo.File
 	size   int64
 }
@@ -78,6 +79,14 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 			done += n
 			continue
 		}
+		if r.files[i] == nil && r.part != nil {
+			m, err := r.readPart(p[done:done+n], f.Offset+at)
+			done += m
+			if err != nil {
+				return done, fmt.Errorf("resume: part file: %w", err)
+			}
+			continue
+		}
 		if r.files[i] == nil {
 			return done, fmt.Errorf("resume: %s: %w", filepath.Join(f.Path...), fs.ErrNotExist)
 		}
@@ -104,6 +113,12 @@ func (r *Reader) Close() error {
 			first = fmt.Errorf("resume: %w", err)
 		}
 		r.files[i] = nil
+	}
+	if r.part != nil {
+		if err := r.part.Close(); err != nil && first == nil {
+			first = fmt.Errorf("resume: %w", err)
+		}
+		r.part = nil
 	}
 	return first
 }

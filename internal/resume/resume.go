@@ -12,10 +12,12 @@
 //
 //	{"version":1,"sha256":"<hex of SHA-256 over the bytes of record>",
 //	 "record":{"info_hash":"<40 hex>","pieces":"<base64 of the BEP 3 bitfield>",
-//	           "files":[{"size":123,"mtime_ns":1700000000123456789},{"size":-1,"mtime_ns":0}]}}
+//	           "files":[{"size":123,"mtime_ns":1700000000123456789},{"size":-1,"mtime_ns":0}],
+//	           "part":{"size":4096,"mtime_ns":1700000000123456789}}}
 //
 // A size of -1 marks a file that did not exist; mtime_ns is the modification time in
-// nanoseconds since the Unix epoch, 0 when unknown.
+// nanoseconds since the Unix epoch, 0 when unknown. "part", the part file of a selective
+// download (selection.go), is there only when the part file was.
 package resume
 
 import (
@@ -50,6 +52,7 @@ type Record struct {
 	InfoHash [20]byte
 	Pieces   wire.Bitfield // BEP 3 bit order, ceil(NumPieces/8) bytes
 	Files    []FileStamp   // one per info.Files entry, same order
+	Part     *FileStamp    // the part file of a selective download (PartPath); nil when none
 }
 
 // FileStamp is the size and modification time of one file of a torrent.
@@ -75,6 +78,7 @@ type recordJSON struct {
 	InfoHash string     `json:"info_hash"`
 	Pieces   []byte     `json:"pieces"` // encoding/json writes []byte as base64
 	Files    []fileJSON `json:"files"`
+	Part     *fileJSON  `json:"part,omitempty"`
 }
 
 type fileJSON struct {
@@ -127,6 +131,12 @@ func marshal(rec *Record) ([]byte, error) {
 		r.Files[i] = fileJSON{Size: f.Size}
 		if !f.ModTime.IsZero() {
 			r.Files[i].ModTime = f.ModTime.UnixNano()
+		}
+	}
+	if rec.Part != nil {
+		r.Part = &fileJSON{Size: rec.Part.Size}
+		if !rec.Part.ModTime.IsZero() {
+			r.Part.ModTime = rec.Part.ModTime.UnixNano()
 		}
 	}
 	payload, err := json.Marshal(r)
@@ -243,6 +253,15 @@ func unmarshal(data []byte, info *metainfo.Info, infoHash [20]byte) (*Record, er
 		rec.Files[i].Size = f.Size
 		if f.ModTime != 0 {
 			rec.Files[i].ModTime = time.Unix(0, f.ModTime)
+		}
+	}
+	if p := r.Part; p != nil {
+		if p.Size < 0 {
+			return nil, fmt.Errorf("%w: part.size %d", ErrCorrupt, p.Size)
+		}
+		rec.Part = &FileStamp{Size: p.Size}
+		if p.ModTime != 0 {
+			rec.Part.ModTime = time.Unix(0, p.ModTime)
 		}
 	}
 	return &rec, nil
