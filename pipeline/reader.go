@@ -15,9 +15,11 @@ import (
 
 // A Reader reads one file of a torrent while it downloads, as anacrolix/torrent's reader
 // does: Read waits until the pieces under the position are verified and written, and the
-// position drives the download. The piece under it is wanted now, the readahead window
-// after it (SetReadahead) soon; Seek moves both, Close gives them back. Several Readers of
-// one torrent may be open at once; a piece is as urgent as the most urgent of them wants.
+// position drives the download (Scheduler.SetPriority): the piece under it is
+// stages.PriorityNow, the readahead window after it (SetReadahead) PriorityHigh; Seek
+// moves both, Close gives the pieces their priority from before back (a skipped file's
+// are skipped again). Several Readers of one torrent may be open at once; a piece is as
+// urgent as the most urgent of them wants.
 //
 // Read and Seek are not for concurrent use with each other (a Read holds the position
 // while it waits); Close and SetReadahead may be called from any goroutine, and Close
@@ -180,14 +182,15 @@ func (r *Reader) retarget(pos, ra int64) {
 // wants nothing.
 type window struct{ first, now, high int }
 
-func (w window) level(piece int) level {
+// level is how much the window wants piece: PriorityNormal when not at all.
+func (w window) level(piece int) stages.Priority {
 	switch {
 	case piece >= w.first && piece < w.now:
-		return levelNow
+		return stages.PriorityNow
 	case piece >= w.now && piece < w.high:
-		return levelHigh
+		return stages.PriorityHigh
 	}
-	return levelNormal
+	return stages.PriorityNormal
 }
 
 // window is the pieces under pos and under the readahead after it, within the file.
@@ -202,26 +205,18 @@ func (r *Reader) window(pos, ra int64) window {
 	return window{first: first, now: first + 1, high: max(first+1, int((end-1)/pl)+1)}
 }
 
-// level is how urgent a piece is to the Readers: the Scheduler's priorities above skip.
-type level int
-
-const (
-	levelNormal level = iota
-	levelHigh
-	levelNow
-)
-
-// prioritizer sets a piece's priority: the Scheduler's SetPriority, behind an interface
-// so that the bookkeeping is tested alone.
+// prioritizer is the Scheduler's piece priorities, behind an interface so that the
+// Readers' bookkeeping is tested alone.
 type prioritizer interface {
-	setPriority(piece int, l level)
+	Priority(piece int) stages.Priority
+	SetPriority(piece int, p stages.Priority)
 }
 
-// schedPriorities is the Scheduler as a prioritizer.
-//
-// TODO(issue 12): wire stages.Scheduler.SetPriority here once it lands; until then the
-// Readers wait for the pieces in the picker's order.
-func schedPriorities(s *stages.Scheduler) prioritizer { return nil }
+var _ prioritizer = (*stages.Scheduler)(nil)
+
+// held is a piece the Readers want: how much, and its priority before they did (a skipped
+// file's piece is skipped again once no Reader wants it).
+type held struct{ want, base stages.Priority }
 
 // readerHub is the Readers of one torrent and what they read through: the run's Scheduler
 // (which pieces are done; their priorities) and its storage. A Pipeline has its own; a
@@ -239,8 +234,8 @@ type readerHub struct {
 	prio        prioritizer
 	store       stages.Storage // nil between runs
 	readers     map[*Reader]window
-	applied     map[int]level // pieces set above normal, as the Scheduler has them
-	endErr      error         // once set, no run comes any more
+	held        map[int]held // the pieces some Reader wants
+	endErr      error        // once set, no run comes any more
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed and replaced on every change a waiting Read must see
@@ -248,7 +243,7 @@ type readerHub struct {
 
 func newReaderHub(persistent bool) *readerHub {
 	return &readerHub{persistent: persistent, readers: make(map[*Reader]window),
-		applied: make(map[int]level), sig: make(chan struct{})}
+		held: make(map[int]held), sig: make(chan struct{})}
 }
 
 // withReaders has the pipeline's Readers kept by h: a Torrent's, across runs.
@@ -277,11 +272,11 @@ func (h *readerHub) newReader(m *metainfo.MetaInfo, fileIndex int) (*Reader, err
 func (h *readerHub) setSched(info *metainfo.Info, s *stages.Scheduler) {
 	s.OnPieceDone(func(int) { h.signal() })
 	h.mu.Lock()
-	h.info, h.pieceLength, h.sched, h.prio = info, info.PieceLength, s, schedPriorities(s)
-	if h.prio != nil {
-		for piece, l := range h.applied {
-			h.prio.setPriority(piece, l)
-		}
+	h.info, h.pieceLength, h.sched, h.prio = info, info.PieceLength, s, s
+	for piece, c := range h.held { // a new run's Scheduler: its own base priorities
+		c.base = s.Priority(piece)
+		h.held[piece] = c
+		s.SetPriority(piece, max(c.want, c.base))
 	}
 	h.mu.Unlock()
 	h.signal()
@@ -411,21 +406,35 @@ func (h *readerHub) update(old, w window) {
 	}
 }
 
+// apply sets piece to what the most urgent Reader wants of it, never below its base; a
+// piece no Reader wants any more gets its base back.
 func (h *readerHub) apply(piece int) {
-	want := levelNormal
+	want := stages.PriorityNormal
 	for _, w := range h.readers {
 		want = max(want, w.level(piece))
 	}
-	if want == h.applied[piece] {
-		return
+	c, ok := h.held[piece]
+	switch {
+	case want == stages.PriorityNormal && ok:
+		delete(h.held, piece)
+		h.setPriority(piece, c.base)
+	case want == stages.PriorityNormal, ok && c.want == want:
+	default:
+		if !ok {
+			c.base = stages.PriorityNormal
+			if h.prio != nil {
+				c.base = h.prio.Priority(piece)
+			}
+		}
+		c.want = want
+		h.held[piece] = c
+		h.setPriority(piece, max(want, c.base))
 	}
-	if want == levelNormal {
-		delete(h.applied, piece)
-	} else {
-		h.applied[piece] = want
-	}
+}
+
+func (h *readerHub) setPriority(piece int, p stages.Priority) {
 	if h.prio != nil {
-		h.prio.setPriority(piece, want)
+		h.prio.SetPriority(piece, p)
 	}
 }
 

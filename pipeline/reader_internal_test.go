@@ -8,21 +8,24 @@ import (
 	"testing"
 
 	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/stages"
 	"github.com/bitstorm/bitstorm/stages/stagetest"
 )
 
 // fakePriorities records the priorities the hub sets, as a Scheduler would hold them.
 type fakePriorities struct {
-	levels map[int]level // above normal only
+	levels map[int]stages.Priority // other than normal only
 	calls  int
 }
 
-func (f *fakePriorities) setPriority(piece int, l level) {
+func (f *fakePriorities) Priority(piece int) stages.Priority { return f.levels[piece] }
+
+func (f *fakePriorities) SetPriority(piece int, p stages.Priority) {
 	f.calls++
-	if l == levelNormal {
+	if p == stages.PriorityNormal {
 		delete(f.levels, piece)
 	} else {
-		f.levels[piece] = l
+		f.levels[piece] = p
 	}
 }
 
@@ -34,42 +37,45 @@ func TestReaderPriorities(t *testing.T) {
 	m := &metainfo.MetaInfo{Info: metainfo.Info{PieceLength: 100, Length: 1300, Files: []metainfo.File{
 		{Path: []string{"a"}, Length: 250}, {Path: []string{"b"}, Length: 1000, Offset: 250}, {Path: []string{"c"}, Length: 50, Offset: 1250}}}}
 	h := newReaderHub(false)
-	fake := &fakePriorities{levels: make(map[int]level)}
+	fake := &fakePriorities{levels: map[int]stages.Priority{11: stages.PrioritySkip, 12: stages.PriorityHigh}}
 	h.prio = fake
 	r, err := h.newReader(m, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	N, H := levelNow, levelHigh
-	check := func(step string, want map[int]level) {
+	N, H, S := stages.PriorityNow, stages.PriorityHigh, stages.PrioritySkip
+	check := func(step string, want map[int]stages.Priority) {
 		t.Helper()
 		if !maps.Equal(fake.levels, want) {
 			t.Errorf("%s: priorities %v, want %v", step, fake.levels, want)
 		}
 	}
-	check("new", map[int]level{}) // nothing before the first Read, Seek or SetReadahead
+	// Piece 11 is skipped (its file is not selected, say) and 12 high, before any Reader.
+	check("new", map[int]stages.Priority{11: S, 12: H}) // nothing before the first Read, Seek or SetReadahead
 	r.Seek(0, io.SeekStart)
 	// The default readahead runs past the file's end: the file's pieces, no more.
-	check("seek 0", map[int]level{2: N, 3: H, 4: H, 5: H, 6: H, 7: H, 8: H, 9: H, 10: H, 11: H, 12: H})
+	check("seek 0", map[int]stages.Priority{2: N, 3: H, 4: H, 5: H, 6: H, 7: H, 8: H, 9: H, 10: H, 11: H, 12: H})
 	r.SetReadahead(150)
-	check("readahead 150", map[int]level{2: N, 3: H})
+	check("readahead 150", map[int]stages.Priority{2: N, 3: H, 11: S, 12: H})
+	delete(fake.levels, 11)
+	delete(fake.levels, 12)
 	r.Seek(500, io.SeekStart) // torrent offset 750
-	check("seek 500", map[int]level{7: N, 8: H})
+	check("seek 500", map[int]stages.Priority{7: N, 8: H})
 	r.SetReadahead(0)
-	check("readahead 0", map[int]level{7: N})
+	check("readahead 0", map[int]stages.Priority{7: N})
 	r.Seek(-1, io.SeekEnd) // offset 1249, the file's last byte
-	check("seek end", map[int]level{12: N})
+	check("seek end", map[int]stages.Priority{12: N})
 	r.Seek(0, io.SeekEnd)
-	check("at the end", map[int]level{})
+	check("at the end", map[int]stages.Priority{})
 
 	r.Seek(0, io.SeekStart)
 	r.SetReadahead(250)
 	r2, _ := h.newReader(m, 1)
 	r2.SetReadahead(100)
 	r2.Seek(100, io.SeekStart) // offset 350: 3 now, 4 soon
-	check("two readers", map[int]level{2: N, 3: N, 4: H})
+	check("two readers", map[int]stages.Priority{2: N, 3: N, 4: H})
 	r.Close()
-	check("first closed", map[int]level{3: N, 4: H})
+	check("first closed", map[int]stages.Priority{3: N, 4: H})
 	calls := fake.calls
 	r2.SetReadahead(100)
 	r2.Seek(100, io.SeekStart)
@@ -77,7 +83,7 @@ func TestReaderPriorities(t *testing.T) {
 		t.Errorf("%d priorities set again for the same window", fake.calls-calls)
 	}
 	r2.Close()
-	check("both closed", map[int]level{})
+	check("both closed", map[int]stages.Priority{})
 	r3, _ := h.newReader(m, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -86,9 +92,9 @@ func TestReaderPriorities(t *testing.T) {
 	if _, err := r3.ReadContext(ctx, make([]byte, 1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ReadContext(cancelled) = %v", err)
 	}
-	check("first read", map[int]level{0: N, 1: H, 2: H})
+	check("first read", map[int]stages.Priority{0: N, 1: H, 2: H})
 	r3.SetReadahead(0)
-	check("third", map[int]level{0: N})
+	check("third", map[int]stages.Priority{0: N})
 	r3.Close()
 }
 

@@ -335,3 +335,46 @@ type readerContext struct {
 }
 
 func (rc readerContext) Read(b []byte) (int, error) { return rc.r.ReadContext(rc.ctx, b) }
+
+// TestReaderPullsForward: a Reader at a file's last piece has it fetched first, before
+// the sequential picker's first piece: from a peer that leaves after serving one block,
+// the Read gets its bytes, and nothing else is downloaded.
+func TestReaderPullsForward(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 13, "forward", 16<<10, 64<<14) // 64 pieces of one block
+	peer := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	peer.LeaveAfter.Store(1)
+	n := tor.Meta.Info.NumPieces()
+	p, err := pipeline.New(tor.Meta, pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)),
+		pipeline.WithPeerSource(stages.StaticPeers{peer.Addr()}),
+		pipeline.WithPicker(stages.NewSequential(n)),
+		pipeline.WithConfig(pipeline.Config{NoListen: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.SetReadahead(0)
+	at := tor.Meta.Info.PieceOffset(n-1) + 100
+	r.Seek(at, io.SeekStart) // before the run: its first request is for this piece
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(readerContext{r, ctx}, buf); err != nil {
+		t.Fatalf("ReadFull at the last piece = %v", err)
+	}
+	if !bytes.Equal(buf, tor.Data[at:at+1000]) {
+		t.Fatal("bytes read differ from the file's")
+	}
+	<-peer.Left()
+	if have := p.Have(); have.Count() != 1 || !have.Has(n-1) {
+		t.Errorf("pieces verified: %d (the last: %v), want the last alone", have.Count(), have.Has(n-1))
+	}
+	cancel()
+	<-done
+}
