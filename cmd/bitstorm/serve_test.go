@@ -4,15 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/internal/swarmtest"
 	"github.com/bitstorm/bitstorm/stages/stagetest"
 )
 
@@ -188,4 +194,101 @@ func TestServeCommandErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
 		}
 	}
+}
+
+// TestServeFFmpeg plays a video over HTTP from bitstorm serve while it downloads: ffmpeg
+// makes a 20 s clip (with its index at the front, as streamed files have it), a fake
+// seeder serves it at 16 KiB per 40 ms (400 KiB/s: the download takes 19 s at least,
+// however fast the machine), and ffprobe reads its duration, then ffmpeg seeks to 10 s
+// and decodes a frame, each before the download can have completed: the pieces each
+// reads are fetched first. The pieces on disk are counted when each finishes.
+func TestServeFFmpeg(t *testing.T) {
+	swarmtest.Require(t, swarmtest.FFmpeg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	clip := filepath.Join(dir, "clip.mp4")
+	makeClip(t, ctx, clip)
+	torrent := filepath.Join(dir, "clip.torrent")
+	if out, err := runCreateCommand(t, "--piece-length", "64K", "--out", torrent, clip); err != nil {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	raw, _ := os.ReadFile(torrent)
+	data, _ := os.ReadFile(clip)
+	m, err := metainfo.Parse(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeder := stagetest.NewFakePeer(t, &stagetest.Torrent{Meta: m, Raw: raw, Data: data}, stagetest.Honest)
+	seeder.Delay = 40 * time.Millisecond
+	blocks := (len(data) + 16<<10 - 1) / (16 << 10)
+	out := filepath.Join(dir, "out")
+	start := time.Now()
+	urls := startServe(t, torrent, 1, "--out", out, "--peer", seeder.Addr().String())
+	notDone := func(who string) {
+		t.Helper()
+		have := piecesOnDisk(t, m, filepath.Join(out, "clip.mp4"))
+		served := seeder.Served.Load()
+		t.Logf("%s done after %v: %d of %d pieces on disk, %d of %d blocks served",
+			who, time.Since(start).Round(time.Millisecond), have, m.Info.NumPieces(), served, blocks)
+		if have == m.Info.NumPieces() || served >= int64(blocks) {
+			t.Errorf("%s finished after the download had completed", who)
+		}
+	}
+
+	probe, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "format=duration",
+		"-of", "default=noprint_wrappers=1:nokey=1", urls[0]).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, probe)
+	}
+	notDone("ffprobe")
+	if d, err := strconv.ParseFloat(strings.TrimSpace(string(probe)), 64); err != nil || d < 19.9 || d > 20.1 {
+		t.Errorf("ffprobe: duration %q, want 20 s", probe)
+	}
+
+	seek, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-v", "error", "-ss", "10", "-i", urls[0],
+		"-frames:v", "1", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg -ss 10: %v\n%s", err, seek)
+	}
+	notDone("ffmpeg -ss 10")
+}
+
+// makeClip has ffmpeg encode a 20 s test pattern, with noise that keeps it at 3 Mbit/s
+// (7.5 MB), its index at the front (+faststart): H.264 when ffmpeg has libx264, else
+// MPEG-4 part 2.
+func makeClip(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	enc, err := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-encoders").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg -encoders: %v", err)
+	}
+	codec := []string{"-c:v", "mpeg4"}
+	if bytes.Contains(enc, []byte(" libx264 ")) {
+		codec = []string{"-c:v", "libx264", "-preset", "ultrafast"}
+	}
+	args := append([]string{"-hide_banner", "-v", "error", "-f", "lavfi",
+		"-i", "testsrc=duration=20:size=320x240:rate=25,noise=alls=40:allf=t"}, codec...)
+	out, err := exec.CommandContext(ctx, "ffmpeg", append(args, "-g", "25", "-b:v", "3M", "-movflags", "+faststart", name)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg %s: %v\n%s", strings.Join(codec, " "), err, out)
+	}
+}
+
+// piecesOnDisk counts the pieces of the single-file torrent m that hash right in name.
+func piecesOnDisk(t *testing.T, m *metainfo.MetaInfo, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for i := range m.Info.NumPieces() {
+		off := m.Info.PieceOffset(i)
+		end := off + m.Info.PieceSize(i)
+		if end <= int64(len(b)) && sha1.Sum(b[off:end]) == m.Info.PieceHash(i) {
+			n++
+		}
+	}
+	return n
 }
