@@ -4,6 +4,7 @@
 //
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm [-size 1024] [-clients bitstorm,aria2c,libtorrent]
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -magnet-only [-magnet-size 64]
+//	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -serve-only [-serve-size 64] [-serve-rate 4]
 //
 // First it prints this machine's ceilings (SHA-1 per core, one loopback TCP
 // stream), then leeches with each client in turn into a fresh directory,
@@ -134,6 +135,9 @@ type row struct {
 func run(ctx context.Context, cfg config) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
+	if serveFlags.only {
+		return serveOnly(ctx, cfg) // serve.go
+	}
 
 	var bin string
 	magnet := (cfg.magnet || cfg.magnetOnly) && !cfg.latencyOnly
