@@ -25,12 +25,13 @@ import (
 // while it waits); Close and SetReadahead may be called from any goroutine, and Close
 // ends a Read that waits.
 type Reader struct {
-	hub    *readerHub
-	name   string // the file's path in the torrent, for errors
-	off    int64  // the file's offset in the torrent's byte space
-	length int64
-	closed chan struct{}
-	once   sync.Once
+	hub         *readerHub
+	name        string // the file's path in the torrent, for errors
+	off         int64  // the file's offset in the torrent's byte space
+	length      int64
+	pieceLength int64
+	closed      chan struct{}
+	once        sync.Once
 
 	opMu sync.Mutex // Read and Seek, one at a time; a Read holds it while it waits
 
@@ -198,7 +199,7 @@ func (r *Reader) window(pos, ra int64) window {
 	if pos >= r.length {
 		return window{}
 	}
-	pl := r.hub.pieceLength
+	pl := r.pieceLength
 	at := r.off + pos
 	first := int(at / pl)
 	end := r.off + min(r.length, pos+max(ra, 1))
@@ -228,7 +229,6 @@ type readerHub struct {
 	// mu guards what follows. It is taken before the Scheduler's lock, never after: the
 	// Scheduler's OnPieceDone callback takes only sigMu.
 	mu          sync.RWMutex
-	info        *metainfo.Info
 	pieceLength int64
 	sched       *stages.Scheduler
 	prio        prioritizer
@@ -259,12 +259,10 @@ func (h *readerHub) newReader(m *metainfo.MetaInfo, fileIndex int) (*Reader, err
 	}
 	f := files[fileIndex]
 	h.mu.Lock()
-	if h.info == nil {
-		h.info, h.pieceLength = &m.Info, m.Info.PieceLength
-	}
+	h.pieceLength = m.Info.PieceLength
 	h.mu.Unlock()
 	return &Reader{hub: h, name: strings.Join(f.Path, "/"), off: f.Offset, length: f.Length,
-		closed: make(chan struct{}), readahead: DefaultReadahead}, nil
+		pieceLength: m.Info.PieceLength, closed: make(chan struct{}), readahead: DefaultReadahead}, nil
 }
 
 // setSched gives the hub a run's Scheduler, once the torrent's metadata is known: the
@@ -272,7 +270,7 @@ func (h *readerHub) newReader(m *metainfo.MetaInfo, fileIndex int) (*Reader, err
 func (h *readerHub) setSched(info *metainfo.Info, s *stages.Scheduler) {
 	s.OnPieceDone(func(int) { h.signal() })
 	h.mu.Lock()
-	h.info, h.pieceLength, h.sched, h.prio = info, info.PieceLength, s, s
+	h.pieceLength, h.sched, h.prio = info.PieceLength, s, s
 	for piece, c := range h.held { // a new run's Scheduler: its own base priorities
 		c.base = s.Priority(piece)
 		h.held[piece] = c
