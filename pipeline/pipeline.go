@@ -26,7 +26,6 @@ import (
 	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/resume"
-	"github.com/bitstorm/bitstorm/internal/storage"
 	"github.com/bitstorm/bitstorm/internal/wire"
 	"github.com/bitstorm/bitstorm/stages"
 )
@@ -124,6 +123,7 @@ type Pipeline struct {
 	storeFor  func(info *metainfo.Info) stages.Storage // WithStorageFor
 	web       webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
 	readers   *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
+	sel       selection                                // file priorities (selection.go)
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
@@ -213,6 +213,7 @@ func (p *Pipeline) setMeta(m *metainfo.MetaInfo) {
 	}
 	maxActive := int(max(p.cfg.MaxInFlight/m.Info.PieceLength, 4))
 	p.sched = stages.NewScheduler(&m.Info, p.picker, maxActive)
+	p.applyFiles(m) // before the Readers raise their pieces above the files' priorities
 	p.readers.setSched(&m.Info, p.sched)
 }
 
@@ -408,11 +409,13 @@ func (p *Pipeline) openStore(ctx context.Context) (stages.Storage, error) {
 	var stamps []resume.FileStamp
 	if store == nil {
 		stamps = p.preStamp()
-		fs, err := storage.Open(p.cfg.OutDir, &p.meta.Info)
+		fs, err := p.openFiles() // the selected files (selection.go)
 		if err != nil {
 			return nil, err
 		}
 		store = fs
+	} else if err := p.sel.failed(); err != nil {
+		return nil, err
 	}
 	if err := p.restore(ctx, store, stamps); err != nil {
 		store.Close()
@@ -563,6 +566,9 @@ func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.Ca
 			}
 			p.log.Info("seeding", "ratio", p.cfg.SeedRatio, "time", p.cfg.SeedTime)
 		case now := <-tick.C:
+			if complete == nil && !p.sched.IsComplete() { // more wanted since (SetFilePriority)
+				complete, completedAt = p.sched.Complete(), time.Time{}
+			}
 			st := p.sched.Stats()
 			switch {
 			case !completedAt.IsZero():

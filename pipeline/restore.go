@@ -21,12 +21,20 @@ import (
 // Saving takes the bitfield first, then syncs the files, then stamps them: the record never
 // claims a piece that is not durable, and at most the pieces in flight are fetched again.
 
-// preStamp records the files' stamps before storage.Open extends them.
+// preStamp records the files' stamps before storage.Open extends them, and the part
+// file's (selection.go) before files created now take their bytes from it.
 func (p *Pipeline) preStamp() []resume.FileStamp {
 	stamps, err := resume.Stamp(p.cfg.OutDir, &p.meta.Info)
 	if err != nil {
 		return nil
 	}
+	part, err := resume.StampPart(resume.PartPath(p.cfg.OutDir, p.meta.InfoHash))
+	if err != nil {
+		return nil
+	}
+	p.sel.mu.Lock()
+	p.sel.part = part
+	p.sel.mu.Unlock()
 	return stamps
 }
 
@@ -38,7 +46,7 @@ func (p *Pipeline) restore(ctx context.Context, store stages.Storage, stamps []r
 	if p.store == nil { // our own files: the record, or a recheck when they hold anything
 		rec, err := resume.Load(resume.Path(p.cfg.OutDir, p.meta.InfoHash), info, p.meta.InfoHash)
 		switch {
-		case err == nil && rec.Matches(stamps):
+		case err == nil && rec.Matches(stamps) && rec.PartMatches(p.partStamp()):
 			have = rec.Pieces
 			p.log.Info("resuming from record", "pieces", have.Count(), "of", info.NumPieces())
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
@@ -69,6 +77,13 @@ func (p *Pipeline) restore(ctx context.Context, store stages.Storage, stamps []r
 		}
 	}
 	return nil
+}
+
+// partStamp is the part file's stamp as preStamp took it.
+func (p *Pipeline) partStamp() *resume.FileStamp {
+	p.sel.mu.Lock()
+	defer p.sel.mu.Unlock()
+	return p.sel.part
 }
 
 func anyData(stamps []resume.FileStamp) bool {
@@ -122,11 +137,15 @@ func (p *Pipeline) saveRecord(store stages.Storage) error {
 	if err != nil {
 		return err
 	}
+	part, err := resume.StampPart(resume.PartPath(p.cfg.OutDir, p.meta.InfoHash))
+	if err != nil {
+		return err
+	}
 	path := resume.Path(p.cfg.OutDir, p.meta.InfoHash)
 	// The record's directory lies in the output directory: never write through a link
 	// planted there, which could point anywhere.
 	if fi, err := os.Lstat(filepath.Dir(path)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 		return fmt.Errorf("resume record: %s: %w: symbolic link", filepath.Dir(path), storage.ErrUnsafePath)
 	}
-	return resume.Save(path, &resume.Record{InfoHash: p.meta.InfoHash, Pieces: have, Files: stamps})
+	return resume.Save(path, &resume.Record{InfoHash: p.meta.InfoHash, Pieces: have, Files: stamps, Part: part})
 }

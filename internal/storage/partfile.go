@@ -17,17 +17,20 @@ import (
 // per torrent; here a sparse file where a byte lives at its offset in the torrent, so that
 // it needs no index: only the ranges written take room on disk.
 type partFile struct {
-	path string
+	path   string
+	unsafe error // the path goes through a symbolic link: never used, never removed
 
 	mu sync.Mutex
 	f  *os.File // nil until the file exists
 }
 
 // openPart opens the part file at path if it exists; it is created on the first write.
+// A path through a symbolic link is not an error until the part file is written to: a
+// download that needs none goes on.
 func openPart(path string) (*partFile, error) {
 	pf := &partFile{path: path}
-	if err := pf.checkPath(); err != nil {
-		return nil, err
+	if pf.unsafe = pf.checkPath(); pf.unsafe != nil {
+		return pf, nil
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	switch {
@@ -57,6 +60,9 @@ func (pf *partFile) file() (*os.File, error) {
 	defer pf.mu.Unlock()
 	if pf.f != nil {
 		return pf.f, nil
+	}
+	if pf.unsafe != nil {
+		return nil, pf.unsafe
 	}
 	if err := os.MkdirAll(filepath.Dir(pf.path), 0o755); err != nil {
 		return nil, fmt.Errorf("storage: part file: %w", err)
@@ -156,6 +162,9 @@ func (pf *partFile) remove() error {
 	if pf.f != nil {
 		pf.f.Close()
 		pf.f = nil
+	}
+	if pf.unsafe != nil {
+		return nil
 	}
 	if err := os.Remove(pf.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("storage: part file: %w", err)

@@ -128,9 +128,18 @@ func TestPartFileUnsafe(t *testing.T) {
 	if err := os.Symlink(elsewhere, filepath.Join(dir, ".bitstorm")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := OpenSelected(dir, info, Selection{Want: func(i int) bool { return i == 0 }, PartPath: filepath.Join(dir, ".bitstorm", "x.parts")})
-	if !errors.Is(err, ErrUnsafePath) {
-		t.Fatalf("OpenSelected with the part file's directory a symbolic link = %v, want ErrUnsafePath", err)
+	// Every file wanted: no part file needed, and nothing is done through the link.
+	os.WriteFile(filepath.Join(elsewhere, "x.parts"), []byte("keep"), 0o644)
+	s := openSelected(t, dir, info, filepath.Join(dir, ".bitstorm", "x.parts"), 0, 1)
+	s.Close()
+	if b, err := os.ReadFile(filepath.Join(elsewhere, "x.parts")); err != nil || string(b) != "keep" {
+		t.Fatalf("a file behind the link: %q, %v; want it left alone", b, err)
+	}
+	// File 1 not wanted: writing its bytes would go through the link, and fails.
+	os.RemoveAll(filepath.Join(dir, "t"))
+	s = openSelected(t, dir, info, filepath.Join(dir, ".bitstorm", "x.parts"), 0)
+	if _, err := s.WriteAt(make([]byte, 200), 0); !errors.Is(err, ErrUnsafePath) {
+		t.Fatalf("a write to a file kept in a part file behind a link = %v, want ErrUnsafePath", err)
 	}
 	if _, err := OpenSelected(dir, info, Selection{Want: func(i int) bool { return i == 0 }}); err == nil {
 		t.Fatal("OpenSelected with a file not wanted and no part file = nil error")
