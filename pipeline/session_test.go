@@ -94,12 +94,12 @@ func TestSessionManyTorrentsOnePort(t *testing.T) {
 			t.Errorf("torrent %d: bytes differ from the payload", i)
 		}
 	}
+	w.finished(t, mt)
 	select {
 	case <-mt.GotInfo():
 	default:
-		t.Fatal("GotInfo not closed")
+		t.Fatal("GotInfo not closed after the magnet torrent finished")
 	}
-	w.finished(t, mt)
 	if !bytes.Equal(magStore.Bytes(), tors[2].Data) || !bytes.Equal(mt.Meta().RawInfo, tors[2].Meta.RawInfo) {
 		t.Error("the magnet torrent's metadata or bytes differ")
 	}
