@@ -25,7 +25,7 @@ func downloadCommand() *cli.Command {
 		Name:      "download",
 		Usage:     "download torrents, several at once in one process; exits 0 once every piece of each is verified on disk",
 		ArgsUsage: "FILE.torrent | MAGNET ...",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Value: ".", Usage: "directory to download into"},
 			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce; 0 picks a free one"},
 			&cli.StringFlag{Name: "listen", Usage: "accept peers on this IP address only (e.g. 127.0.0.1 or ::1); default every interface"},
@@ -45,7 +45,7 @@ func downloadCommand() *cli.Command {
 			&cli.StringFlag{Name: "state-dir", Usage: "keep the DHT routing table in `DIR` (default $XDG_STATE_HOME/bitstorm or ~/.local/state/bitstorm)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per event on stdout, and a done or error object per torrent at its end; no progress view"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9100); served where told, without authentication"},
-		},
+		}, selectFlags()...), // select.go
 		Action: download,
 	}
 }
@@ -106,6 +106,9 @@ func setup(c *cli.Context, cfg pipeline.Config) (*settings, error) {
 		return nil, fmt.Errorf("%s: --%w", name, err)
 	}
 	cfg.Encryption = enc
+	if err := checkFileFlags(c); err != nil { // select.go
+		return nil, err
+	}
 	s := &settings{name: name, cfg: cfg}
 	switch c.String("picker") {
 	case "rarest":
@@ -143,6 +146,7 @@ func (s *settings) torrentOptions(c *cli.Context) []pipeline.Option {
 	if c.Bool("no-webseeds") {
 		opts = append(opts, pipeline.WithWebSeeds()) // none: the url-list is ignored
 	}
+	opts = append(opts, fileOptions(c)...) // --select, --exclude (select.go)
 	if s.picker != nil {
 		opts = append(opts, pipeline.WithPickerFor(s.picker))
 	}

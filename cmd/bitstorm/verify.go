@@ -14,12 +14,13 @@ import (
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/resume"
 	"github.com/bitstorm/bitstorm/internal/wire"
+	"github.com/bitstorm/bitstorm/pipeline"
 )
 
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
-		Usage:     "recheck the data on disk: which pieces and files are complete; exits 0 when all are",
+		Usage:     "recheck the data on disk: which pieces and files are complete; exits 0 when all are (all those of the selected files, after download --select or --exclude)",
 		ArgsUsage: "FILE.torrent",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Aliases: []string{"d"}, Value: ".",
@@ -44,6 +45,15 @@ func verifyAction(c *cli.Context) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer files.Close()
+	// A selective download: the files it selected, and the bytes of the others that its
+	// pieces hold, kept in the part file (select.go).
+	prios, err := pipeline.SavedFilePriorities(c.String("data"), m)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if err := files.UsePart(resume.PartPath(c.String("data"), m.InfoHash)); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
 	r := &countingReader{r: files}
 
 	var onPiece func(done, total int)
@@ -64,18 +74,51 @@ func verifyAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	printVerify(c.App.Writer, info, have, files.Missing, r.n.Load(), elapsed)
+	printVerify(c.App.Writer, info, have, files.Missing, prios, r.n.Load(), elapsed)
+	if prios != nil {
+		want := pipeline.WantedPieces(info, prios)
+		n, got := want.Count(), countBoth(want, have)
+		if got < n {
+			return fmt.Errorf("verify: %d of %d pieces of the selected files incomplete", n-got, n)
+		}
+		return nil
+	}
 	if n, got := info.NumPieces(), have.Count(); got < n {
 		return fmt.Errorf("verify: %d of %d pieces incomplete", n-got, n)
 	}
 	return nil
 }
 
+// countBoth is the number of pieces in both a and b.
+func countBoth(a, b wire.Bitfield) int {
+	n := 0
+	for i := range len(a) * 8 {
+		if a.Has(i) && b.Has(i) {
+			n++
+		}
+	}
+	return n
+}
+
 // printVerify writes the report: pieces complete, the state of each file, and the rate.
 // A file is complete only when every piece it overlaps is, so an intact file next to a
-// damaged one is incomplete if they share a piece.
-func printVerify(w io.Writer, info *metainfo.Info, have wire.Bitfield, missing func(int) bool, read int64, elapsed time.Duration) {
+// damaged one is incomplete if they share a piece. prios, when not nil, is the selection
+// of a selective download: its line, and the files it left out said to be.
+func printVerify(w io.Writer, info *metainfo.Info, have wire.Bitfield, missing func(int) bool, prios []pipeline.FilePriority, read int64, elapsed time.Duration) {
 	fmt.Fprintf(w, "pieces: %d/%d complete\n", have.Count(), info.NumPieces())
+	if prios != nil {
+		want := pipeline.WantedPieces(info, prios)
+		selected, files := 0, 0
+		for i, f := range info.Files {
+			if f.OnDisk() {
+				files++
+				if prios[i] != pipeline.FileSkip {
+					selected++
+				}
+			}
+		}
+		fmt.Fprintf(w, "selected: %d of %d files, their pieces %d/%d complete\n", selected, files, countBoth(want, have), want.Count())
+	}
 	for i, f := range info.Files {
 		state := "complete"
 		switch {
@@ -92,6 +135,12 @@ func printVerify(w io.Writer, info *metainfo.Info, have wire.Bitfield, missing f
 			}
 			if n < last-first+1 {
 				state = fmt.Sprintf("incomplete (%d of %d pieces)", n, last-first+1)
+			}
+		}
+		if prios != nil && prios[i] == pipeline.FileSkip && f.OnDisk() {
+			state = "not selected, " + state
+			if missing(i) {
+				state = "not selected"
 			}
 		}
 		fmt.Fprintf(w, "  %s: %s\n", filepath.Join(f.Path...), state)
