@@ -59,6 +59,6 @@ func newApp() *cli.App {
 			return nil
 		},
 		Commands: []*cli.Command{downloadCommand(), seedCommand(), createCommand(), verifyCommand(),
-			infoCommand(), trackerCommand(), simCommand(), serveCommand()},
+			infoCommand(), trackerCommand(), simCommand(), serveCommand(), daemonCommand()},
 	}
 }

@@ -1,0 +1,549 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/magnet"
+	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/internal/resume"
+	"github.com/bitstorm/bitstorm/internal/transmission"
+	"github.com/bitstorm/bitstorm/internal/wire"
+	"github.com/bitstorm/bitstorm/pipeline"
+	"github.com/bitstorm/bitstorm/stages"
+)
+
+// daemon is the RPC's Backend over a pipeline.Session. Lock order: d.mu, then an entry's
+// mu; neither is held across a call that waits for a run (Pause, Resume, Remove), since
+// the run's events take them.
+type daemon struct {
+	log      *slog.Logger
+	cfg      pipeline.Config // each torrent's, before its own directory and peer limit
+	slots    int
+	root     string // the download root: absolute, symbolic links resolved
+	stateDir string
+	info     transmission.SessionInfo
+	sess     *pipeline.Session
+	began    time.Time
+	stopTick context.CancelFunc
+	ticked   chan struct{}
+
+	mu       sync.Mutex
+	entries  []*entry // in id order
+	byHash   map[[20]byte]*entry
+	nextID   int
+	settings transmission.SessionSettings
+	cum      transmission.StatsBlock // before this run
+	added    int64                   // torrents added in this run
+	closed   bool
+
+	saveMu sync.Mutex // one state write at a time, in order
+}
+
+var _ transmission.Backend = (*daemon)(nil)
+
+// entry is one torrent of the daemon.
+type entry struct {
+	id   int
+	hash [20]byte
+	link string // the magnet link it was added from, if it was
+
+	mu       sync.Mutex
+	t        *pipeline.Torrent // nil until Session.Add returns
+	dir      string
+	name     string
+	file     string // its .torrent below the state dir, once known
+	paused   bool   // stopped by the user: stays stopped across restarts
+	added    time.Time
+	done     time.Time // when it was first complete
+	startAt  time.Time
+	active   time.Time // last byte moved
+	settings transmission.TorrentSettings
+	wanted   []bool
+	prios    []transmission.Priority
+	have     wire.Bitfield // pieces known verified: the resume record, then PieceVerified events
+	checking bool          // a recheck of a stopped torrent runs
+	failed   bool          // its failure was logged
+
+	// Counters: those of earlier runs (base) plus the current run's, unless stale (a run is
+	// being replaced and its counters are in base already).
+	downBase, upBase   int64
+	stale              bool
+	lastDown, lastUp   int64 // ever, at the last tick
+	down0, up0         int64 // ever, when the daemon started
+	rateDown, rateUp   float64
+	secsDown, secsSeed int64
+}
+
+func newDaemon(f *daemonFlags, log *slog.Logger, st *daemonState) *daemon {
+	d := &daemon{log: log, cfg: f.cfg, slots: f.slots, root: f.root, stateDir: f.stateDir, began: time.Now(),
+		byHash: map[[20]byte]*entry{}, nextID: 1, settings: st.Session, cum: st.Cumulative}
+	d.cfg.PeerID = pipeline.NewPeerID()
+	if d.settings.DownloadDir == "" || d.within(d.settings.DownloadDir) != nil {
+		d.settings.DownloadDir = f.root
+	}
+	if st.Version == stateVersion && len(st.Torrents) == 0 && st.Session == (transmission.SessionSettings{}) {
+		d.settings.StartAddedTorrents = true // a first start: transmission's defaults
+		d.settings.PeerLimitGlobal, d.settings.PeerLimitPerTorrent = 200, f.cfg.MaxPeers
+	}
+	d.cum.SessionCount++
+	enc := map[stages.Encryption]string{stages.EncryptOff: "tolerated", stages.EncryptPrefer: "preferred", stages.EncryptRequire: "required"}
+	d.info = transmission.SessionInfo{Version: "3.00 (BitStorm)", ConfigDir: f.stateDir, PEXEnabled: !f.cfg.NoPex, Encryption: enc[f.cfg.Encryption]}
+	return d
+}
+
+// start takes the session and starts the once-a-second sampling of the torrents.
+func (d *daemon) start(sess *pipeline.Session) {
+	d.sess = sess
+	d.cfg.Port = sess.Port()
+	d.info.PeerPort = int(sess.Port())
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopTick, d.ticked = cancel, make(chan struct{})
+	go func() {
+		defer close(d.ticked)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				d.sample(now, now.Sub(last))
+				last = now
+			}
+		}
+	}()
+}
+
+// close stops every torrent (each saves its resume record) and saves the state.
+func (d *daemon) close() {
+	d.stopTick()
+	<-d.ticked
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.save() // with the counters as they are, before the runs end
+	d.sess.Close()
+	d.save()
+}
+
+// restore adds the torrents of the state file, in their order, so that they get the same
+// ids as before; one that cannot be added is logged and dropped.
+func (d *daemon) restore(st *daemonState) {
+	for _, rec := range st.Torrents {
+		sp := addSpec{rec: rec}
+		var err error
+		if rec.TorrentFile != "" {
+			sp.m, err = metainfo.Load(filepath.Join(d.stateDir, rec.TorrentFile))
+		} else {
+			sp.mag, err = magnet.Parse(rec.Magnet)
+			sp.link = rec.Magnet
+		}
+		if err == nil {
+			_, _, err = d.add(sp)
+		}
+		if err != nil {
+			d.log.Error("torrent dropped: cannot restore it", "hash", rec.Hash, "name", rec.Name, "err", err)
+		}
+	}
+	d.save()
+}
+
+// addSpec is a torrent to add: m (its .torrent bytes in raw, to keep) or the magnet link
+// mag, and its record: settings, directory, counters.
+type addSpec struct {
+	m    *metainfo.MetaInfo
+	raw  []byte
+	mag  *magnet.Magnet
+	link string
+	rec  torrentRecord
+}
+
+// add adds a torrent to the session; the one it holds already, with true, when it has it.
+func (d *daemon) add(sp addSpec) (*entry, bool, error) {
+	hash := sp.infoHash()
+	rec := sp.rec
+	e := &entry{hash: hash, link: sp.link, dir: rec.DownloadDir, name: rec.Name, file: rec.TorrentFile, paused: rec.Paused,
+		added: unix(rec.Added), done: unix(rec.Done), settings: rec.Settings, wanted: rec.Wanted, prios: rec.Priorities,
+		downBase: rec.Downloaded, upBase: rec.Uploaded, lastDown: rec.Downloaded, lastUp: rec.Uploaded,
+		down0: rec.Downloaded, up0: rec.Uploaded, secsDown: rec.SecsDown, secsSeed: rec.SecsSeed}
+	if e.added.IsZero() {
+		e.added = time.Now()
+	}
+	if e.settings.PeerLimit == 0 {
+		e.settings.PeerLimit = d.cfg.MaxPeers
+	}
+	if e.name == "" && sp.mag != nil {
+		e.name = sp.mag.Name
+	}
+	if sp.m != nil {
+		e.name = sp.m.Info.Name
+		e.have = loadHave(e.dir, sp.m)
+	}
+	if err := d.within(e.dir); err != nil {
+		return nil, false, err
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, false, errors.New("the daemon is stopping")
+	}
+	if old := d.byHash[hash]; old != nil {
+		d.mu.Unlock()
+		return old, true, nil
+	}
+	e.id = d.nextID
+	d.nextID++
+	d.byHash[hash] = e // before Session.Add: its events may come first
+	d.mu.Unlock()
+
+	t, err := d.addToSession(e, sp)
+	if err != nil {
+		d.mu.Lock()
+		delete(d.byHash, hash)
+		d.mu.Unlock()
+		return nil, false, err
+	}
+	e.mu.Lock()
+	e.t = t
+	if !e.paused {
+		e.startAt = time.Now()
+	}
+	e.mu.Unlock()
+	d.mu.Lock()
+	d.entries = append(d.entries, e)
+	d.mu.Unlock()
+	if sp.mag != nil {
+		go d.awaitInfo(e, t)
+	}
+	return e, false, nil
+}
+
+// addToSession keeps the torrent's .torrent in the state dir and adds it to the session.
+func (d *daemon) addToSession(e *entry, sp addSpec) (*pipeline.Torrent, error) {
+	if err := os.MkdirAll(e.dir, 0o755); err != nil {
+		return nil, err
+	}
+	if sp.raw != nil {
+		e.file = torrentPath(e.hash)
+		if err := writeAtomic(filepath.Join(d.stateDir, e.file), sp.raw); err != nil {
+			return nil, fmt.Errorf("keeping the .torrent: %w", err)
+		}
+	}
+	src := pipeline.FromMagnet(sp.link)
+	if sp.m != nil {
+		src = pipeline.FromMetaInfo(sp.m)
+	}
+	t, err := d.sess.Add(src, e.paused, d.torrentOptions(e)...)
+	if err != nil && sp.raw != nil {
+		os.Remove(filepath.Join(d.stateDir, e.file))
+	}
+	return t, err
+}
+
+func (sp addSpec) infoHash() [20]byte {
+	if sp.m != nil {
+		return sp.m.InfoHash
+	}
+	return sp.mag.InfoHash
+}
+
+// torrentOptions are e's options: the daemon's config with e's directory and peer limit
+// (the session's port and peer id with them: WithConfig replaces the whole Config), a
+// choker, and e's file selection.
+func (d *daemon) torrentOptions(e *entry) []pipeline.Option {
+	cfg := d.cfg
+	cfg.OutDir = e.dir
+	if e.settings.PeerLimit > 0 {
+		cfg.MaxPeers = e.settings.PeerLimit
+	}
+	opts := []pipeline.Option{pipeline.WithConfig(cfg), pipeline.WithChoker(&stages.RateChoker{Slots: d.slots})}
+	return append(opts, fileSelectionOptions(e.wanted, e.prios)...)
+}
+
+// awaitInfo keeps a magnet link's .torrent in the state dir once its metadata arrives.
+func (d *daemon) awaitInfo(e *entry, t *pipeline.Torrent) {
+	select {
+	case <-t.GotInfo():
+	case <-d.tickDone():
+		return
+	}
+	m := t.Meta()
+	file := torrentPath(e.hash)
+	if err := writeAtomic(filepath.Join(d.stateDir, file), metainfo.Torrent(m.RawInfo, m.AnnounceList)); err != nil {
+		d.log.Warn("cannot keep the metadata; the magnet link stays", "torrent", e.id, "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.name, e.file = m.Info.Name, file
+	if e.have == nil {
+		e.have = wire.NewBitfield(m.Info.NumPieces())
+	}
+	e.mu.Unlock()
+	d.log.Info("metadata received", "torrent", e.id, "name", m.Info.Name, "hash", hex.EncodeToString(e.hash[:]))
+	d.save()
+}
+
+func (d *daemon) tickDone() <-chan struct{} { return d.ticked }
+
+// loadHave is the bitfield of m's resume record in dir, or an empty one.
+func loadHave(dir string, m *metainfo.MetaInfo) wire.Bitfield {
+	rec, err := resume.Load(resume.Path(dir, m.InfoHash), &m.Info, m.InfoHash)
+	if err != nil {
+		return wire.NewBitfield(m.Info.NumPieces())
+	}
+	return rec.Pieces
+}
+
+// event follows each torrent's run: pieces verified (per-file progress), completion,
+// failures, peers (at Debug).
+func (d *daemon) event(t *pipeline.Torrent, ev stages.Event) {
+	d.mu.Lock()
+	e := d.byHash[t.InfoHash()]
+	d.mu.Unlock()
+	if e == nil {
+		return
+	}
+	switch ev := ev.(type) {
+	case stages.PieceVerified:
+		e.mu.Lock()
+		if e.have == nil {
+			if m := t.Meta(); m != nil {
+				e.have = wire.NewBitfield(m.Info.NumPieces())
+			}
+		}
+		if e.have != nil && ev.Piece < len(e.have)*8 {
+			e.have.Set(ev.Piece)
+		}
+		e.mu.Unlock()
+	case stages.Completed:
+		e.mu.Lock()
+		first := e.done.IsZero()
+		if first {
+			e.done = time.Now()
+		}
+		e.mu.Unlock()
+		if first {
+			d.log.Info("torrent complete", "torrent", e.id, "name", e.label())
+			go d.save()
+		}
+	case stages.PeerConnected:
+		d.log.Debug("peer connected", "torrent", e.id, "peer", ev.Addr, "incoming", ev.Incoming)
+	case stages.PeerDropped:
+		d.log.Debug("peer dropped", "torrent", e.id, "peer", ev.Addr, "err", ev.Reason)
+	}
+}
+
+func (e *entry) label() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.name != "" {
+		return e.name
+	}
+	return hex.EncodeToString(e.hash[:])
+}
+
+// sample updates each torrent's rates and counters, once a second.
+func (d *daemon) sample(now time.Time, dt time.Duration) {
+	for _, e := range d.list() {
+		e.mu.Lock()
+		t := e.t
+		e.mu.Unlock()
+		st, state := t.Stats(), t.State()
+		e.mu.Lock()
+		down, up := e.ever(st)
+		dd, du := max(down-e.lastDown, 0), max(up-e.lastUp, 0)
+		e.lastDown, e.lastUp = down, up
+		secs := max(dt.Seconds(), 1e-3)
+		e.rateDown = (e.rateDown + float64(dd)/secs) / 2 // half the last second, half before
+		e.rateUp = (e.rateUp + float64(du)/secs) / 2
+		if dd+du > 0 {
+			e.active = now
+		}
+		if state == pipeline.Running {
+			if complete(st) {
+				e.secsSeed++
+			} else {
+				e.secsDown++
+			}
+		}
+		if complete(st) && e.done.IsZero() {
+			e.done = now
+		}
+		logFail := state == pipeline.Failed && !e.failed
+		e.failed = state == pipeline.Failed
+		e.mu.Unlock()
+		if logFail {
+			d.log.Warn("torrent failed", "torrent", e.id, "name", e.label(), "err", t.Err())
+		}
+	}
+}
+
+// ever is the torrent's downloaded and uploaded bytes over all its runs. Called with e.mu.
+func (e *entry) ever(st stages.Stats) (down, up int64) {
+	if e.stale {
+		return e.downBase, e.upBase
+	}
+	return e.downBase + st.Downloaded, e.upBase + st.Uploaded
+}
+
+func complete(st stages.Stats) bool { return st.Total > 0 && st.Left() == 0 }
+
+// list is the daemon's entries, in id order.
+func (d *daemon) list() []*entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.entries)
+}
+
+func (d *daemon) byID(id int) (*entry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range d.entries {
+		if e.id == id {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("no torrent with id %d", id)
+}
+
+// within checks that dir is inside the download root, symbolic links resolved as far as
+// dir exists.
+func (d *daemon) within(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%q: not an absolute path", dir)
+	}
+	real := filepath.Clean(dir)
+	// Resolve the longest existing prefix: a link inside the root may point out of it.
+	for p, rest := real, ""; ; p, rest = filepath.Dir(p), filepath.Join(filepath.Base(p), rest) {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			real = filepath.Join(r, rest)
+			break
+		}
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	if real != d.root && !strings.HasPrefix(real, d.root+string(filepath.Separator)) {
+		return fmt.Errorf("%q: outside the download directory %s", dir, d.root)
+	}
+	return nil
+}
+
+// save writes the state file; errors are logged (the daemon goes on: the next change
+// tries again).
+func (d *daemon) save() {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	st := daemonState{Version: stateVersion}
+	d.mu.Lock()
+	st.Session = d.settings
+	entries := slices.Clone(d.entries)
+	st.Cumulative = d.cum
+	d.mu.Unlock()
+	cur := d.current(entries)
+	st.Cumulative.DownloadedBytes += cur.DownloadedBytes
+	st.Cumulative.UploadedBytes += cur.UploadedBytes
+	st.Cumulative.FilesAdded += cur.FilesAdded
+	st.Cumulative.SecondsActive += cur.SecondsActive
+	st.Torrents = []torrentRecord{}
+	for _, e := range entries {
+		st.Torrents = append(st.Torrents, e.record())
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = writeAtomic(statePath(d.stateDir), append(b, '\n'))
+	}
+	if err != nil {
+		d.log.Error("cannot save the state", "err", err)
+	}
+}
+
+// record is e as the state file keeps it.
+func (e *entry) record() torrentRecord {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var st stages.Stats
+	if e.t != nil {
+		st = e.t.Stats()
+	}
+	down, up := e.ever(st)
+	r := torrentRecord{Hash: hex.EncodeToString(e.hash[:]), Name: e.name, TorrentFile: e.file, DownloadDir: e.dir,
+		Paused: e.paused, Added: e.added.Unix(), Downloaded: down, Uploaded: up, SecsDown: e.secsDown, SecsSeed: e.secsSeed,
+		Wanted: e.wanted, Priorities: e.prios, Settings: e.settings}
+	if e.file == "" {
+		r.Magnet = e.link
+	}
+	if !e.done.IsZero() {
+		r.Done = e.done.Unix()
+	}
+	return r
+}
+
+// current is this run's session-stats block: bytes moved since the daemon started.
+func (d *daemon) current(entries []*entry) transmission.StatsBlock {
+	b := transmission.StatsBlock{SessionCount: 1, SecondsActive: int64(time.Since(d.began).Seconds())}
+	d.mu.Lock()
+	b.FilesAdded = d.added
+	d.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		b.DownloadedBytes += e.lastDown - e.down0
+		b.UploadedBytes += e.lastUp - e.up0
+		e.mu.Unlock()
+	}
+	return b
+}
+
+func unix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0)
+}
+
+func unixOr0(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// readTorrentFile reads a local .torrent for torrent-add or the watch dir, at most
+// metainfo.MaxTorrentSize bytes.
+func readTorrentFile(path string) ([]byte, *metainfo.MetaInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, metainfo.MaxTorrentSize+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := metainfo.Parse(bytes.NewReader(b))
+	return b, m, err
+}
+
+// freeSpace is statfs of path.
+func freeSpace(path string) (free, total int64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
+}

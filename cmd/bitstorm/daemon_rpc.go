@@ -1,0 +1,502 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/magnet"
+	"github.com/bitstorm/bitstorm/internal/metainfo"
+	"github.com/bitstorm/bitstorm/internal/resume"
+	"github.com/bitstorm/bitstorm/internal/transmission"
+	"github.com/bitstorm/bitstorm/internal/wire"
+	"github.com/bitstorm/bitstorm/pipeline"
+	"github.com/bitstorm/bitstorm/stages"
+)
+
+// The daemon's transmission.Backend methods.
+
+// Torrents is a snapshot of every torrent, in id order.
+func (d *daemon) Torrents() []*transmission.Torrent {
+	es := d.list()
+	out := make([]*transmission.Torrent, len(es))
+	for i, e := range es {
+		out[i] = e.view()
+	}
+	return out
+}
+
+// view is e as torrent-get sees it.
+func (e *entry) view() *transmission.Torrent {
+	e.mu.Lock()
+	t := e.t
+	e.mu.Unlock()
+	st, state, m := t.Stats(), t.State(), t.Meta()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := &transmission.Torrent{
+		ID: e.id, HashString: hex.EncodeToString(e.hash[:]), Name: e.name, DownloadDir: e.dir,
+		AddedDate: e.added.Unix(), DoneDate: unixOr0(e.done), StartDate: unixOr0(e.startAt), ActivityDate: unixOr0(e.active),
+		SecondsDownloading: e.secsDown, SecondsSeeding: e.secsSeed, Settings: e.settings, ETA: -1,
+		RateDownload: int64(e.rateDown), RateUpload: int64(e.rateUp), PeersConnected: st.Peers,
+	}
+	if v.Name == "" {
+		v.Name = v.HashString
+	}
+	v.Settings.Labels = slices.Clone(v.Settings.Labels)
+	v.DownloadedEver, v.UploadedEver = e.ever(st)
+	// transmission-remote -l says Downloading, Seeding, Up & Down or Idle from these.
+	if v.RateDownload > 0 {
+		v.PeersSendingToUs = st.Peers
+	}
+	if v.RateUpload > 0 {
+		v.PeersGettingFromUs = st.Peers
+	}
+	if e.link != "" {
+		v.MagnetLink = e.link
+	}
+	if m != nil {
+		e.fillMeta(v, m, st)
+	}
+	switch state {
+	case pipeline.Running:
+		v.Status = transmission.StatusDownload
+		if m != nil && v.LeftUntilDone == 0 {
+			v.Status = transmission.StatusSeed
+		}
+	case pipeline.Finished:
+		v.IsFinished = true
+	case pipeline.Failed:
+		v.Error, v.ErrorString = transmission.ErrLocal, errString(t.Err())
+	}
+	if e.checking {
+		v.Status = transmission.StatusCheck
+	}
+	if v.Status == transmission.StatusDownload && v.RateDownload > 0 {
+		v.ETA = v.LeftUntilDone / v.RateDownload
+	}
+	return v
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// fillMeta sets what the metadata tells: files, sizes, progress. Progress is the run's
+// when it has one (Stats), else what the resume record and the verified pieces tell.
+// Called with e.mu.
+func (e *entry) fillMeta(v *transmission.Torrent, m *metainfo.MetaInfo, st stages.Stats) {
+	info := &m.Info
+	v.HasMetadata = true
+	v.Name = info.Name
+	v.Comment, v.Creator, v.IsPrivate = m.Comment, m.CreatedBy, info.Private
+	if !m.CreationDate.IsZero() {
+		v.DateCreated = m.CreationDate.Unix()
+	}
+	v.PieceCount, v.PieceSize, v.TotalSize = info.NumPieces(), info.PieceLength, info.Length
+	v.Trackers, v.Webseeds = m.Trackers(), m.URLList
+	if v.MagnetLink == "" {
+		mag := magnet.Magnet{InfoHash: m.InfoHash, Name: info.Name}
+		for _, tier := range m.Trackers() {
+			mag.Trackers = append(mag.Trackers, tier...)
+		}
+		v.MagnetLink = mag.String()
+	}
+	if e.have == nil {
+		e.have = wire.NewBitfield(info.NumPieces())
+	}
+	if st.Total > 0 && st.Verified == st.Total {
+		for i := range info.NumPieces() {
+			e.have.Set(i)
+		}
+	}
+	done := fileProgress(info, e.have)
+	for i, f := range info.Files {
+		v.Files = append(v.Files, transmission.File{Name: strings.Join(f.Path, "/"), Length: f.Length, BytesCompleted: done[i]})
+		wanted := i >= len(e.wanted) || e.wanted[i]
+		prio := transmission.PriorityNormal
+		if i < len(e.prios) {
+			prio = e.prios[i]
+		}
+		v.Wanted, v.Priorities = append(v.Wanted, wanted), append(v.Priorities, prio)
+		if wanted {
+			v.SizeWhenDone += f.Length
+			v.LeftUntilDone += f.Length - done[i]
+		}
+		v.HaveValid += done[i]
+	}
+	if st.Total > 0 { // a run's own count is exact: pieces, not files
+		v.HaveValid, v.SizeWhenDone, v.LeftUntilDone = st.Verified, st.Wanted, st.Left()
+	}
+	v.DesiredAvailable = v.LeftUntilDone
+}
+
+// fileProgress is the bytes of each file inside the pieces of have.
+func fileProgress(info *metainfo.Info, have wire.Bitfield) []int64 {
+	done := make([]int64, len(info.Files))
+	n := info.NumPieces()
+	fi := 0
+	for p := range n {
+		if !have.Has(p) {
+			continue
+		}
+		start, end := info.PieceOffset(p), info.PieceOffset(p)+info.PieceSize(p)
+		for fi < len(info.Files) && info.Files[fi].Offset+info.Files[fi].Length <= start {
+			fi++
+		}
+		for j := fi; j < len(info.Files) && info.Files[j].Offset < end; j++ {
+			f := info.Files[j]
+			done[j] += min(end, f.Offset+f.Length) - max(start, f.Offset)
+		}
+	}
+	return done
+}
+
+// Add adds a torrent from the RPC.
+func (d *daemon) Add(a transmission.AddArgs) (*transmission.Torrent, bool, error) {
+	var sp addSpec
+	var err error
+	switch {
+	case a.Torrent != nil:
+		sp.raw = a.Torrent
+		sp.m, err = metainfo.Parse(strings.NewReader(string(a.Torrent)))
+	case a.Magnet != "":
+		sp.link = a.Magnet
+		sp.mag, err = magnet.Parse(a.Magnet)
+	default:
+		// A local .torrent only from inside the download root: the RPC must not make the
+		// daemon read files elsewhere.
+		path := filepath.Clean(a.Path)
+		if err = d.within(path); err == nil {
+			sp.raw, sp.m, err = readTorrentFile(path)
+		}
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("invalid or corrupt torrent: %w", err)
+	}
+	d.mu.Lock()
+	dir := d.settings.DownloadDir
+	d.mu.Unlock()
+	if a.DownloadDir != "" {
+		dir = filepath.Clean(a.DownloadDir)
+	}
+	if err := d.within(dir); err != nil {
+		return nil, false, fmt.Errorf("download-dir %w", err)
+	}
+	sp.rec = torrentRecord{DownloadDir: dir, Paused: a.Paused, Settings: transmission.TorrentSettings{
+		PeerLimit: a.PeerLimit, BandwidthPriority: a.BandwidthPriority, HonorsSessionLimits: true, Labels: a.Labels}}
+	if sp.m != nil {
+		sp.rec.Wanted, sp.rec.Priorities, err = addSelection(len(sp.m.Info.Files), a)
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	e, dup, err := d.add(sp)
+	if err != nil {
+		return nil, false, err
+	}
+	if !dup {
+		d.mu.Lock()
+		d.added++
+		d.mu.Unlock()
+		d.log.Info("torrent added", "torrent", e.id, "name", e.label(), "hash", hex.EncodeToString(e.hash[:]), "dir", e.dir, "paused", a.Paused)
+		d.save()
+	}
+	return e.view(), dup, nil
+}
+
+// addSelection is a torrent-add's file choice for n files: nil, nil when it makes none.
+func addSelection(n int, a transmission.AddArgs) ([]bool, []transmission.Priority, error) {
+	if len(a.FilesWanted)+len(a.FilesUnwanted)+len(a.PriorityHigh)+len(a.PriorityLow)+len(a.PriorityNormal) == 0 {
+		return nil, nil, nil
+	}
+	wanted, prios := make([]bool, n), make([]transmission.Priority, n)
+	for i := range wanted {
+		wanted[i] = len(a.FilesWanted) == 0 // files-wanted alone wants only those
+	}
+	for _, set := range []struct {
+		name string
+		l    []int
+		f    func(i int)
+	}{
+		{"files-wanted", a.FilesWanted, func(i int) { wanted[i] = true }},
+		{"files-unwanted", a.FilesUnwanted, func(i int) { wanted[i] = false }},
+		{"priority-high", a.PriorityHigh, func(i int) { prios[i] = transmission.PriorityHigh }},
+		{"priority-low", a.PriorityLow, func(i int) { prios[i] = transmission.PriorityLow }},
+		{"priority-normal", a.PriorityNormal, func(i int) { prios[i] = transmission.PriorityNormal }},
+	} {
+		for _, i := range set.l {
+			if i < 0 || i >= n {
+				return nil, nil, fmt.Errorf("%s: file %d does not exist (the torrent has %d files)", set.name, i, n)
+			}
+			set.f(i)
+		}
+	}
+	return wanted, prios, nil
+}
+
+// Start resumes a torrent: one stopped, or one that failed.
+func (d *daemon) Start(id int) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.paused = false
+	e.mu.Unlock()
+	err = e.resume()
+	d.save()
+	if err == nil {
+		d.log.Info("torrent started", "torrent", id, "name", e.label())
+	}
+	return err
+}
+
+// resume starts e's torrent if it does not run, its counters carried over to the new run.
+func (e *entry) resume() error {
+	e.mu.Lock()
+	t := e.t
+	running := t.State() == pipeline.Running
+	if !running {
+		st := t.Stats()
+		e.downBase, e.upBase = e.downBase+st.Downloaded, e.upBase+st.Uploaded
+		e.stale = true
+	}
+	e.mu.Unlock()
+	if running {
+		return nil
+	}
+	err := t.Resume()
+	e.mu.Lock()
+	e.stale, e.failed = false, false
+	if err == nil {
+		e.startAt = time.Now()
+	}
+	e.mu.Unlock()
+	return err
+}
+
+// Stop pauses a torrent; it stays stopped across restarts until started.
+func (d *daemon) Stop(id int) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.paused = true
+	t := e.t
+	e.mu.Unlock()
+	t.Pause() // waits for the run to end, its resume record saved
+	d.save()
+	d.log.Info("torrent stopped", "torrent", id, "name", e.label())
+	return nil
+}
+
+// Verify rechecks a torrent's data. A running torrent is paused, its resume record
+// dropped and resumed, which rechecks every piece; a stopped one is rechecked here to
+// show its progress, and its record dropped so that its next run rechecks too.
+func (d *daemon) Verify(id int) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	t, paused, checking := e.t, e.paused, e.checking
+	e.mu.Unlock()
+	m := t.Meta()
+	if m == nil {
+		return errors.New("its metadata is not known yet")
+	}
+	if checking {
+		return nil
+	}
+	wasRunning := t.State() == pipeline.Running
+	t.Pause()
+	if err := os.Remove(resume.Path(e.dir, e.hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("dropping the resume record: %w", err)
+	}
+	d.log.Info("torrent verifying", "torrent", id, "name", e.label())
+	if wasRunning || !paused {
+		e.mu.Lock()
+		e.have = wire.NewBitfield(m.Info.NumPieces())
+		e.mu.Unlock()
+		return e.resume()
+	}
+	e.mu.Lock()
+	e.checking = true
+	e.mu.Unlock()
+	go func() {
+		have := wire.NewBitfield(m.Info.NumPieces())
+		if r, err := resume.OpenReader(e.dir, &m.Info); err == nil {
+			if h, err := resume.Recheck(context.Background(), &m.Info, r, runtime.GOMAXPROCS(0), nil); err == nil {
+				have = h
+			}
+			r.Close()
+		}
+		e.mu.Lock()
+		e.have, e.checking = have, false
+		e.mu.Unlock()
+		d.log.Info("torrent verified", "torrent", id, "name", e.label(), "pieces", have.Count(), "of", m.Info.NumPieces())
+	}()
+	return nil
+}
+
+// Remove forgets a torrent; with deleteData its files go too, and what BitStorm keeps
+// beside them for it (resume record, metadata, selection, part file).
+func (d *daemon) Remove(id int, deleteData bool) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.entries = slices.DeleteFunc(d.entries, func(x *entry) bool { return x == e })
+	delete(d.byHash, e.hash)
+	d.mu.Unlock()
+	e.mu.Lock()
+	t, file := e.t, e.file
+	e.mu.Unlock()
+	m := t.Meta()
+	// The pipeline deletes below the session's default directory, not a torrent's own:
+	// the daemon deletes itself.
+	err = t.Remove(false)
+	if deleteData {
+		err = errors.Join(err, deleteTorrentData(e.dir, e.hash, m))
+	}
+	if file != "" {
+		os.Remove(filepath.Join(d.stateDir, file))
+	}
+	d.save()
+	d.log.Info("torrent removed", "torrent", id, "name", e.label(), "data_deleted", deleteData)
+	return err
+}
+
+// deleteTorrentData deletes m's files below dir, the directories they leave empty, and
+// the files BitStorm keeps for the torrent in dir/.bitstorm (all named by its hash).
+func deleteTorrentData(dir string, hash [20]byte, m *metainfo.MetaInfo) error {
+	var errs []error
+	remove := func(path string) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, ".bitstorm", hex.EncodeToString(hash[:])+"*"))
+	for _, k := range kept {
+		remove(k)
+	}
+	os.Remove(filepath.Join(dir, ".bitstorm")) // when empty
+	if m == nil {
+		return errors.Join(errs...)
+	}
+	for _, f := range m.Info.Files {
+		remove(filepath.Join(append([]string{dir}, f.Path...)...))
+	}
+	for _, f := range m.Info.Files {
+		for sub := filepath.Dir(filepath.Join(f.Path...)); sub != "." && sub != "/"; sub = filepath.Dir(sub) {
+			os.Remove(filepath.Join(dir, sub)) // when empty
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetTorrent keeps a torrent's settings. Only the peer limit acts, from the torrent's
+// next start in a later daemon run; speed and seeding limits are kept, not enforced.
+func (d *daemon) SetTorrent(id int, s transmission.TorrentSettings) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.settings = s
+	e.mu.Unlock()
+	d.save()
+	return nil
+}
+
+// SetFiles applies a file selection and priorities (daemon_files.go) and keeps them.
+func (d *daemon) SetFiles(id int, wanted []bool, prios []transmission.Priority) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	t := e.t
+	e.mu.Unlock()
+	if err := applyFileSelection(t, wanted, prios); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.wanted, e.prios = wanted, prios
+	e.mu.Unlock()
+	d.save()
+	return nil
+}
+
+// Settings are the session's settings.
+func (d *daemon) Settings() transmission.SessionSettings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.settings
+}
+
+// SetSettings keeps the session's settings; the download directory must be inside the
+// root. Speed limits are kept, not enforced (no rate limiter yet).
+func (d *daemon) SetSettings(s transmission.SessionSettings) error {
+	s.DownloadDir = filepath.Clean(s.DownloadDir)
+	if err := d.within(s.DownloadDir); err != nil {
+		return fmt.Errorf("download-dir %w", err)
+	}
+	d.mu.Lock()
+	d.settings = s
+	d.mu.Unlock()
+	d.save()
+	return nil
+}
+
+// Info is the session's fixed facts.
+func (d *daemon) Info() transmission.SessionInfo { return d.info }
+
+// Stats are session-stats' counters.
+func (d *daemon) Stats() transmission.SessionStats {
+	es := d.list()
+	var s transmission.SessionStats
+	s.TorrentCount = len(es)
+	for _, e := range es {
+		e.mu.Lock()
+		t := e.t
+		s.DownloadSpeed += int64(e.rateDown)
+		s.UploadSpeed += int64(e.rateUp)
+		e.mu.Unlock()
+		if t.State() == pipeline.Running {
+			s.ActiveTorrentCount++
+		} else {
+			s.PausedTorrentCount++
+		}
+	}
+	s.Current = d.current(es)
+	d.mu.Lock()
+	s.Cumulative = d.cum
+	d.mu.Unlock()
+	s.Cumulative.DownloadedBytes += s.Current.DownloadedBytes
+	s.Cumulative.UploadedBytes += s.Current.UploadedBytes
+	s.Cumulative.FilesAdded += s.Current.FilesAdded
+	s.Cumulative.SecondsActive += s.Current.SecondsActive
+	return s
+}
+
+// FreeSpace reports the file system of a directory inside the download root.
+func (d *daemon) FreeSpace(path string) (int64, int64, error) {
+	if err := d.within(filepath.Clean(path)); err != nil {
+		return 0, 0, err
+	}
+	return freeSpace(path)
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/bitstorm/bitstorm/internal/transmission"
+)
+
+// The daemon's state file, <state-dir>/daemon.json, lists every torrent with what it
+// needs to come back after a restart: where its .torrent is kept (or its magnet link,
+// until the metadata arrives), its download directory, whether it was stopped, its
+// settings and counters. It is rewritten whole, atomically, after every change.
+
+// stateVersion is the format written and read.
+const stateVersion = 1
+
+type daemonState struct {
+	Version    int                          `json:"version"`
+	Session    transmission.SessionSettings `json:"session"`
+	Cumulative transmission.StatsBlock      `json:"cumulative-stats"` // before the current run
+	Torrents   []torrentRecord              `json:"torrents"`
+}
+
+// torrentRecord is one torrent of the state file.
+type torrentRecord struct {
+	Hash        string                       `json:"hash"` // hex info hash
+	Name        string                       `json:"name,omitempty"`
+	TorrentFile string                       `json:"torrent-file,omitempty"` // below the state dir; "" until a magnet link's metadata is known
+	Magnet      string                       `json:"magnet,omitempty"`
+	DownloadDir string                       `json:"download-dir"`
+	Paused      bool                         `json:"paused"`
+	Added       int64                        `json:"added"` // Unix seconds
+	Done        int64                        `json:"done,omitempty"`
+	Downloaded  int64                        `json:"downloaded-ever"`
+	Uploaded    int64                        `json:"uploaded-ever"`
+	SecsDown    int64                        `json:"seconds-downloading"`
+	SecsSeed    int64                        `json:"seconds-seeding"`
+	Wanted      []bool                       `json:"wanted,omitempty"`
+	Priorities  []transmission.Priority      `json:"priorities,omitempty"`
+	Settings    transmission.TorrentSettings `json:"settings"`
+}
+
+func statePath(dir string) string { return filepath.Join(dir, "daemon.json") }
+
+// torrentPath is where the .torrent of the torrent with hash is kept, relative to the
+// state dir.
+func torrentPath(hash [20]byte) string {
+	return filepath.Join("torrents", hex.EncodeToString(hash[:])+".torrent")
+}
+
+// loadState reads the state file; a missing one is a first start. A state file that
+// cannot be read stops the start rather than be overwritten with nothing.
+func loadState(dir string) (*daemonState, error) {
+	b, err := os.ReadFile(statePath(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &daemonState{Version: stateVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("daemon: state: %w", err)
+	}
+	var st daemonState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("daemon: state %s: %w (move it away to start afresh)", statePath(dir), err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("daemon: state %s: version %d, want %d", statePath(dir), st.Version, stateVersion)
+	}
+	return &st, nil
+}
+
+// writeAtomic replaces path with data: a temporary file beside it, fsync, rename, fsync
+// of the directory. A crash leaves the old file or the new one.
+func writeAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// lockStateDir takes <dir>/daemon.lock, so that two daemons never share a state; the
+// returned function releases it.
+func lockStateDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "daemon.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: state dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("daemon: state dir %s is in use by another daemon", dir)
+	}
+	return func() { f.Close() }, nil
+}
