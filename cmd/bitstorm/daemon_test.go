@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,6 +254,9 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 	}
 	p.mustRemote(t, ctx, "-t", "1", "-s")
 	p.waitRow(t, ctx, "album", complete100)
+	// Verify a running torrent: its data is rechecked, and it is still all there.
+	p.mustRemote(t, ctx, "-t", "1", "-v")
+	p.waitRow(t, ctx, "album", complete100)
 
 	// File selection: file 1 skipped, then wanted again; the torrent stays complete.
 	p.mustRemote(t, ctx, "-t", "1", "-G", "1")
@@ -307,8 +311,9 @@ func TestDaemonRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	tors := swarm(t, stagetest.NewTorrent(t, 91, "first", 16<<10, 90_000, 40_000),
-		stagetest.NewTorrent(t, 92, "second", 16<<10, 60_000))
-	first, second := tors[0], tors[1]
+		stagetest.NewTorrent(t, 92, "second", 16<<10, 60_000), stagetest.NewTorrent(t, 93, "third", 16<<10, 70_000))
+	first, second, third := tors[0], tors[1], tors[2]
+	link := "magnet:?xt=urn:btih:" + third.Meta.HexHash() + "&tr=" + url.QueryEscape(third.Meta.Announce)
 	dl, state, tdir := t.TempDir(), t.TempDir(), t.TempDir()
 	bin := buildBinary(t)
 	p := startDaemonProc(t, ctx, bin, "--download-dir", dl, "--state-dir", state)
@@ -320,9 +325,19 @@ func TestDaemonRestart(t *testing.T) {
 	if r := p.row(t, ctx, "second"); r.status != "Stopped" || r.id != 2 {
 		t.Fatalf("second, added paused: %+v", r)
 	}
+	p.mustRemote(t, ctx, "-w", dl, "-a", link) // start-added-torrents is false now: -s starts it
+	p.mustRemote(t, ctx, "-t", "3", "-s")
+	p.waitRow(t, ctx, "third", complete100) // named once its metadata came from the seeder
 	p.stop(t, ctx)
 	if strings.Contains(p.log.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s", p.log.String())
+	}
+	st, err := loadState(state)
+	if err != nil || len(st.Torrents) != 3 {
+		t.Fatalf("state after the stop: %+v, %v", st, err)
+	}
+	if rec := st.Torrents[2]; rec.Name != "third" || rec.TorrentFile == "" || rec.Magnet != "" {
+		t.Errorf("the magnet link's record: %+v, want its metadata kept as a .torrent", rec)
 	}
 
 	p = startDaemonProc(t, ctx, bin, "--download-dir", dl, "--state-dir", state)
@@ -338,10 +353,14 @@ func TestDaemonRestart(t *testing.T) {
 	if !strings.Contains(info, "Download Limit: 100 kB/s") || !strings.Contains(info, "Location: "+dl) {
 		t.Errorf("first's settings after the restart:\n%s", info)
 	}
+	if r3 := p.waitRow(t, ctx, "third", complete100); r3.id != 3 {
+		t.Errorf("third (a magnet link) after the restart: %+v, want id 3", r3)
+	}
+	checkOnDisk(t, dl, third)
 	if info := p.mustRemote(t, ctx, "-t", "2", "-i"); !strings.Contains(info, "Location: "+sub) {
 		t.Errorf("second's directory after the restart:\n%s", info)
 	}
-	if si := p.mustRemote(t, ctx, "-si"); !strings.Contains(si, "Autostart added torrents: No") || !strings.Contains(si, "Download directory: "+sub) {
+	if si := p.mustRemote(t, ctx, "-si"); !strings.Contains(si, "Autostart added torrents: No") || !strings.Contains(si, "Download directory: "+dl) {
 		t.Errorf("session settings after the restart:\n%s", si)
 	}
 	if st := p.mustRemote(t, ctx, "-st"); !strings.Contains(st, "Started 2 times") {
