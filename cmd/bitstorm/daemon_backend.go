@@ -141,8 +141,8 @@ func (d *daemon) close() {
 	d.save()
 }
 
-// restore adds the torrents of the state file, in their order, so that they get the same
-// ids as before; one that cannot be added is logged and dropped.
+// restore adds the torrents of the state file with the ids they had; one that cannot be
+// added is logged and dropped.
 func (d *daemon) restore(st *daemonState) {
 	for _, rec := range st.Torrents {
 		sp := addSpec{rec: rec}
@@ -207,7 +207,10 @@ func (d *daemon) add(sp addSpec) (*entry, bool, error) {
 		return old, true, nil
 	}
 	e.id = d.nextID
-	d.nextID++
+	if rec.ID > 0 && !d.idTaken(rec.ID) { // restored: the id it had
+		e.id = rec.ID
+	}
+	d.nextID = max(d.nextID, e.id+1)
 	d.byHash[hash] = e // before Session.Add: its events may come first
 	d.mu.Unlock()
 
@@ -225,7 +228,8 @@ func (d *daemon) add(sp addSpec) (*entry, bool, error) {
 	}
 	e.mu.Unlock()
 	d.mu.Lock()
-	d.entries = append(d.entries, e)
+	i, _ := slices.BinarySearchFunc(d.entries, e.id, func(x *entry, id int) int { return x.id - id })
+	d.entries = slices.Insert(d.entries, i, e)
 	d.mu.Unlock()
 	if sp.mag != nil {
 		go d.awaitInfo(e, t)
@@ -410,6 +414,16 @@ func (d *daemon) list() []*entry {
 	return slices.Clone(d.entries)
 }
 
+// idTaken reports whether a torrent has id. Called with d.mu.
+func (d *daemon) idTaken(id int) bool {
+	for _, e := range d.byHash {
+		if e.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *daemon) byID(id int) (*entry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -482,7 +496,7 @@ func (e *entry) record() torrentRecord {
 		st = e.t.Stats()
 	}
 	down, up := e.ever(st)
-	r := torrentRecord{Hash: hex.EncodeToString(e.hash[:]), Name: e.name, TorrentFile: e.file, DownloadDir: e.dir,
+	r := torrentRecord{ID: e.id, Hash: hex.EncodeToString(e.hash[:]), Name: e.name, TorrentFile: e.file, DownloadDir: e.dir,
 		Paused: e.paused, Added: e.added.Unix(), Downloaded: down, Uploaded: up, SecsDown: e.secsDown, SecsSeed: e.secsSeed,
 		Wanted: e.wanted, Priorities: e.prios, Settings: e.settings}
 	if e.file == "" {

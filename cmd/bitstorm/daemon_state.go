@@ -30,6 +30,7 @@ type daemonState struct {
 
 // torrentRecord is one torrent of the state file.
 type torrentRecord struct {
+	ID          int                          `json:"id"`   // its RPC id, kept across restarts
 	Hash        string                       `json:"hash"` // hex info hash
 	Name        string                       `json:"name,omitempty"`
 	TorrentFile string                       `json:"torrent-file,omitempty"` // below the state dir; "" until a magnet link's metadata is known

@@ -325,8 +325,11 @@ func TestDaemonRestart(t *testing.T) {
 	if r := p.row(t, ctx, "second"); r.status != "Stopped" || r.id != 2 {
 		t.Fatalf("second, added paused: %+v", r)
 	}
+	// Id 3 is taken and freed: ids are not reused, and stay what they were after a restart.
+	p.mustRemote(t, ctx, "-a", saveTorrent(t, tdir, stagetest.NewTorrent(t, 94, "gone", 16<<10, 1000)))
+	p.mustRemote(t, ctx, "-t", "3", "-r")
 	p.mustRemote(t, ctx, "-w", dl, "-a", link) // start-added-torrents is false now: -s starts it
-	p.mustRemote(t, ctx, "-t", "3", "-s")
+	p.mustRemote(t, ctx, "-t", "4", "-s")
 	p.waitRow(t, ctx, "third", complete100) // named once its metadata came from the seeder
 	p.stop(t, ctx)
 	if strings.Contains(p.log.String(), "level=ERROR") {
@@ -353,8 +356,8 @@ func TestDaemonRestart(t *testing.T) {
 	if !strings.Contains(info, "Download Limit: 100 kB/s") || !strings.Contains(info, "Location: "+dl) {
 		t.Errorf("first's settings after the restart:\n%s", info)
 	}
-	if r3 := p.waitRow(t, ctx, "third", complete100); r3.id != 3 {
-		t.Errorf("third (a magnet link) after the restart: %+v, want id 3", r3)
+	if r3 := p.waitRow(t, ctx, "third", complete100); r3.id != 4 {
+		t.Errorf("third (a magnet link) after the restart: %+v, want id 4", r3)
 	}
 	checkOnDisk(t, dl, third)
 	if info := p.mustRemote(t, ctx, "-t", "2", "-i"); !strings.Contains(info, "Location: "+sub) {
