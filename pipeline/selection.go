@@ -75,6 +75,7 @@ type selection struct {
 
 	mu       sync.Mutex
 	resolved bool
+	own      bool           // our own files under OutDir (no WithStorage): the selection is kept
 	err      error          // choose's, returned by Run
 	prios    []FilePriority // one per file
 	chosen   []FilePriority // choose's answer; nil without
@@ -99,9 +100,10 @@ func (p *Pipeline) resolve(m *metainfo.MetaInfo) {
 		return
 	}
 	sel.resolved = true
+	sel.own = p.store == nil && p.storeFor == nil
 	n := len(m.Info.Files)
 	sel.prios = make([]FilePriority, n)
-	if p.ownFiles() {
+	if sel.own {
 		saved, err := resume.LoadSelection(resume.SelectionPath(p.cfg.OutDir, m.InfoHash), n)
 		switch {
 		case err == nil:
@@ -135,9 +137,6 @@ func (p *Pipeline) resolve(m *metainfo.MetaInfo) {
 	}
 }
 
-// ownFiles reports whether the torrent goes to our files under OutDir (no WithStorage).
-func (p *Pipeline) ownFiles() bool { return p.store == nil && p.storeFor == nil }
-
 // applyFiles gives the new Scheduler the piece priorities of the files' (setMeta calls
 // it, before the Readers raise theirs).
 func (p *Pipeline) applyFiles(m *metainfo.MetaInfo) {
@@ -150,7 +149,7 @@ func (p *Pipeline) applyFiles(m *metainfo.MetaInfo) {
 	}
 	info := &m.Info
 	p.sched.SetPriorities(func(piece int) stages.Priority { return piecePriority(info, sel.prios, piece) })
-	if !p.ownFiles() {
+	if !sel.own {
 		return
 	}
 	n, skipped := 0, 0
@@ -278,7 +277,7 @@ func (p *Pipeline) SetFilePriority(i int, fp FilePriority) error {
 			}
 		}
 	}
-	if p.ownFiles() {
+	if sel.own {
 		return p.saveSelection()
 	}
 	return nil
