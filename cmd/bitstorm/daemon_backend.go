@@ -38,8 +38,9 @@ type daemon struct {
 	info     transmission.SessionInfo
 	sess     *pipeline.Session
 	began    time.Time
-	stopTick context.CancelFunc
-	ticked   chan struct{}
+	ctx      context.Context // ends when the daemon stops: the goroutines of wg return
+	stop     context.CancelFunc
+	wg       sync.WaitGroup // the sampler, awaitInfo, rechecks, saves after an event
 
 	mu       sync.Mutex
 	entries  []*entry // in id order
@@ -110,32 +111,45 @@ func (d *daemon) start(sess *pipeline.Session) {
 	d.sess = sess
 	d.cfg.Port = sess.Port()
 	d.info.PeerPort = int(sess.Port())
-	ctx, cancel := context.WithCancel(context.Background())
-	d.stopTick, d.ticked = cancel, make(chan struct{})
-	go func() {
-		defer close(d.ticked)
+	d.ctx, d.stop = context.WithCancel(context.Background())
+	d.goWait(func() {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		last := time.Now()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-d.ctx.Done():
 				return
 			case now := <-tick.C:
 				d.sample(now, now.Sub(last))
 				last = now
 			}
 		}
+	})
+}
+
+// goWait runs f in a goroutine that close waits for; once the daemon closes, it does not
+// run f. It must not be called with d.mu held.
+func (d *daemon) goWait(f func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
 	}()
 }
 
 // close stops every torrent (each saves its resume record) and saves the state.
 func (d *daemon) close() {
-	d.stopTick()
-	<-d.ticked
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
+	d.stop()
+	d.wg.Wait()
 	d.save() // with the counters as they are, before the runs end
 	d.sess.Close()
 	d.save()
@@ -232,7 +246,7 @@ func (d *daemon) add(sp addSpec) (*entry, bool, error) {
 	d.entries = slices.Insert(d.entries, i, e)
 	d.mu.Unlock()
 	if sp.mag != nil {
-		go d.awaitInfo(e, t)
+		d.goWait(func() { d.awaitInfo(e, t) })
 	}
 	return e, false, nil
 }
@@ -283,7 +297,7 @@ func (d *daemon) torrentOptions(e *entry) []pipeline.Option {
 func (d *daemon) awaitInfo(e *entry, t *pipeline.Torrent) {
 	select {
 	case <-t.GotInfo():
-	case <-d.tickDone():
+	case <-d.ctx.Done():
 		return
 	}
 	m := t.Meta()
@@ -301,8 +315,6 @@ func (d *daemon) awaitInfo(e *entry, t *pipeline.Torrent) {
 	d.log.Info("metadata received", "torrent", e.id, "name", m.Info.Name, "hash", hex.EncodeToString(e.hash[:]))
 	d.save()
 }
-
-func (d *daemon) tickDone() <-chan struct{} { return d.ticked }
 
 // loadHave is the bitfield of m's resume record in dir, or an empty one.
 func loadHave(dir string, m *metainfo.MetaInfo) wire.Bitfield {
@@ -343,7 +355,7 @@ func (d *daemon) event(t *pipeline.Torrent, ev stages.Event) {
 		e.mu.Unlock()
 		if first {
 			d.log.Info("torrent complete", "torrent", e.id, "name", e.label())
-			go d.save()
+			d.goWait(d.save)
 		}
 	case stages.PeerConnected:
 		d.log.Debug("peer connected", "torrent", e.id, "peer", ev.Addr, "incoming", ev.Incoming)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -335,10 +334,10 @@ func (d *daemon) Verify(id int) error {
 	e.mu.Lock()
 	e.checking = true
 	e.mu.Unlock()
-	go func() {
+	d.goWait(func() {
 		have := wire.NewBitfield(m.Info.NumPieces())
 		if r, err := resume.OpenReader(e.dir, &m.Info); err == nil {
-			if h, err := resume.Recheck(context.Background(), &m.Info, r, runtime.GOMAXPROCS(0), nil); err == nil {
+			if h, err := resume.Recheck(d.ctx, &m.Info, r, runtime.GOMAXPROCS(0), nil); err == nil {
 				have = h
 			}
 			r.Close()
@@ -347,7 +346,7 @@ func (d *daemon) Verify(id int) error {
 		e.have, e.checking = have, false
 		e.mu.Unlock()
 		d.log.Info("torrent verified", "torrent", id, "name", e.label(), "pieces", have.Count(), "of", m.Info.NumPieces())
-	}()
+	})
 	return nil
 }
 
