@@ -198,7 +198,12 @@ func (d *daemon) add(sp addSpec) (*entry, bool, error) {
 	if e.added.IsZero() {
 		e.added = time.Now()
 	}
-	if e.settings.PeerLimit == 0 {
+	if e.settings.PeerLimit == 0 { // session-set's peer-limit-per-torrent, else --max-peers
+		d.mu.Lock()
+		e.settings.PeerLimit = d.settings.PeerLimitPerTorrent
+		d.mu.Unlock()
+	}
+	if e.settings.PeerLimit <= 0 {
 		e.settings.PeerLimit = d.cfg.MaxPeers
 	}
 	if e.name == "" && sp.mag != nil {
