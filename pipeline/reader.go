@@ -430,6 +430,20 @@ func (h *readerHub) apply(piece int) {
 	}
 }
 
+// setBase sets the priority piece has apart from the Readers (the files' choice): at once,
+// or, while a Reader holds the piece, as what it returns to once they let it go.
+func (h *readerHub) setBase(piece int, p stages.Priority) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c, ok := h.held[piece]; ok {
+		c.base = p
+		h.held[piece] = c
+		h.setPriority(piece, max(c.want, p))
+		return
+	}
+	h.setPriority(piece, p)
+}
+
 func (h *readerHub) setPriority(piece int, p stages.Priority) {
 	if h.prio != nil {
 		h.prio.SetPriority(piece, p)

@@ -122,3 +122,35 @@ func TestReaderWindow(t *testing.T) {
 	}
 	r.Close()
 }
+
+// TestReaderBaseChanges: a piece a Reader holds keeps the Reader's priority when the files'
+// choice for it changes (setBase), and gets the new choice, not the old one, once the
+// Reader lets it go: a skipped file selected while a Reader read it is then fetched.
+func TestReaderBaseChanges(t *testing.T) {
+	m := &metainfo.MetaInfo{Info: metainfo.Info{PieceLength: 100, Length: 300, Files: []metainfo.File{
+		{Path: []string{"a"}, Length: 300}}}}
+	h := newReaderHub(false)
+	fake := &fakePriorities{levels: map[int]stages.Priority{0: stages.PrioritySkip, 1: stages.PrioritySkip}}
+	h.prio = fake
+	r, err := h.newReader(m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetReadahead(0)
+	r.Seek(0, io.SeekStart)
+	if got := fake.levels[0]; got != stages.PriorityNow {
+		t.Fatalf("piece 0 under the Reader: %v, want now", got)
+	}
+	h.setBase(0, stages.PriorityNormal) // the file is selected while the Reader holds piece 0
+	h.setBase(1, stages.PriorityNormal)
+	if got := fake.levels[0]; got != stages.PriorityNow {
+		t.Errorf("piece 0 after setBase: %v, want the Reader's now", got)
+	}
+	r.Close()
+	if got, ok := fake.levels[0]; ok {
+		t.Errorf("piece 0 after Close: %v, want normal (the new base), not the old skip", got)
+	}
+	if _, ok := fake.levels[1]; ok {
+		t.Errorf("piece 1: %v, want normal", fake.levels[1])
+	}
+}

@@ -271,10 +271,9 @@ func (p *Pipeline) SetFilePriority(i int, fp FilePriority) error {
 	if f := info.Files[i]; f.Length > 0 && sched != nil {
 		first, last := int(f.Offset/info.PieceLength), int((f.Offset+f.Length-1)/info.PieceLength)
 		for piece := first; piece <= last; piece++ {
-			// A piece whose priority is not the files' was raised by a Reader: it keeps it.
-			if sched.Priority(piece) == piecePriority(info, old, piece) {
-				sched.SetPriority(piece, piecePriority(info, sel.prios, piece))
-			}
+			// A piece a Reader raised keeps the Reader's priority, and gets the files'
+			// once the Reader lets it go.
+			p.readers.setBase(piece, piecePriority(info, sel.prios, piece))
 		}
 	}
 	if sel.own {

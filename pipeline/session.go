@@ -512,6 +512,8 @@ func (t *Torrent) Remove(deleteData bool) error {
 	}
 	remove(resume.Path(out, t.hash))
 	remove(resume.MetadataPath(out, t.hash))
+	remove(resume.SelectionPath(out, t.hash))
+	remove(resume.PartPath(out, t.hash))
 	if m != nil {
 		for _, f := range m.Info.Files {
 			remove(filepath.Join(append([]string{out}, f.Path...)...))

@@ -78,8 +78,8 @@ func printInfo(w io.Writer, m *metainfo.MetaInfo) {
 		fmt.Fprintf(w, "private:      yes\n")
 	}
 	fmt.Fprintf(w, "files:        %d\n", len(in.Files))
-	for _, f := range in.Files {
-		fmt.Fprintf(w, "  %10s  %s\n", humanBytes(f.Length), filepath.Join(f.Path...))
+	for i, f := range in.Files { // numbered from 1, as --select takes them
+		fmt.Fprintf(w, "  %3d  %10s  %s\n", i+1, humanBytes(f.Length), filepath.Join(f.Path...))
 	}
 	tiers := m.Trackers()
 	fmt.Fprintf(w, "trackers:     %d\n", countURLs(tiers))

@@ -75,7 +75,7 @@ func startProgress(out *lineWriter, stats func() stages.Stats) *progress {
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		var rate float64
-		last, lastT := stats().Verified, time.Now()
+		last, lastT := stats().WantedDone, time.Now()
 		for {
 			select {
 			case <-p.done:
@@ -83,9 +83,9 @@ func startProgress(out *lineWriter, stats func() stages.Stats) *progress {
 				return
 			case now := <-tick.C:
 				st := stats()
-				inst := float64(st.Verified-last) / now.Sub(lastT).Seconds()
+				inst := float64(st.WantedDone-last) / now.Sub(lastT).Seconds()
 				rate = 0.7*rate + 0.3*inst
-				last, lastT = st.Verified, now
+				last, lastT = st.WantedDone, now
 				out.status(formatProgress(st, rate))
 			}
 		}
@@ -100,8 +100,8 @@ func (p *progress) stop() {
 
 func formatProgress(st stages.Stats, rate float64) string {
 	pct := 100.0
-	if st.Total > 0 {
-		pct = 100 * float64(st.Verified) / float64(st.Total)
+	if st.Wanted > 0 {
+		pct = 100 * float64(st.WantedDone) / float64(st.Wanted)
 	}
 	eta := "--:--"
 	if rate > 1 {
@@ -109,7 +109,7 @@ func formatProgress(st stages.Stats, rate float64) string {
 		eta = fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
 	}
 	return fmt.Sprintf("%5.1f%%  %s / %s  %s/s  peers %d  ETA %s",
-		pct, humanBytes(st.Verified), humanBytes(st.Total), humanBytes(int64(rate)), st.Peers, eta)
+		pct, humanBytes(st.WantedDone), humanBytes(st.Wanted), humanBytes(int64(rate)), st.Peers, eta)
 }
 
 // meter smooths a byte count's rate over the ticks of a progress view.
@@ -159,13 +159,13 @@ func formatSessionProgress(ts []*tracked, meters []meter, now time.Time) string 
 	var total stages.Stats
 	for i, t := range ts {
 		st := t.stats()
-		total.Total += st.Total
-		total.Verified += st.Verified
+		total.Wanted += st.Wanted
+		total.WantedDone += st.WantedDone
 		total.Peers += st.Peers
-		rate := meters[i].update(st.Verified, now)
+		rate := meters[i].update(st.WantedDone, now)
 		pct := "   --"
-		if st.Total > 0 {
-			pct = fmt.Sprintf("%5.1f", 100*float64(st.Verified)/float64(st.Total))
+		if st.Wanted > 0 {
+			pct = fmt.Sprintf("%5.1f", 100*float64(st.WantedDone)/float64(st.Wanted))
 		}
 		var note string
 		switch t.state.Load() {
@@ -174,17 +174,17 @@ func formatSessionProgress(ts []*tracked, meters []meter, now time.Time) string 
 		case failed:
 			note = "  failed"
 		case running:
-			if st.Total == 0 && t.magnet {
+			if st.Wanted == 0 && t.magnet {
 				note = "  metadata..."
-			} else if st.Total > 0 && st.Verified == st.Total {
+			} else if st.Wanted > 0 && st.WantedDone == st.Wanted {
 				note = "  seeding"
 			}
 		}
 		fmt.Fprintf(&b, "%-*s %s%%  %9s/s  peers %3d%s\n", labelWidth, clip(t.label(), labelWidth), pct, humanBytes(int64(rate)), st.Peers, note)
 	}
-	rate := meters[len(ts)].update(total.Verified, now)
+	rate := meters[len(ts)].update(total.WantedDone, now)
 	line := "   --%  metadata..."
-	if total.Total > 0 {
+	if total.Wanted > 0 {
 		line = formatProgress(total, rate)
 	}
 	fmt.Fprintf(&b, "%-*s %s", labelWidth, fmt.Sprintf("total (%d)", len(ts)), line)
