@@ -24,8 +24,10 @@ import (
 // Transmission's RPC (internal/transmission) by transmission-remote and the apps made for
 // transmission-daemon. Its torrents and their settings live in <state-dir>/daemon.json
 // (daemon_state.go), their .torrent files in <state-dir>/torrents/, their resume records
-// beside their data as for every command. daemon_backend.go implements the RPC's Backend
-// over the session; daemon_watch.go adds the .torrent files dropped into --watch-dir.
+// beside their data as for every command. daemon_backend.go holds the torrents over the
+// session, daemon_rpc.go is the RPC's Backend, daemon_view.go what torrent-get reads,
+// daemon_stats.go the events and counters, daemon_files.go the file selection, and
+// daemon_watch.go adds the .torrent files dropped into --watch-dir.
 
 func daemonCommand() *cli.Command {
 	return &cli.Command{

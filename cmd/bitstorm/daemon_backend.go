@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -330,107 +329,6 @@ func loadHave(dir string, m *metainfo.MetaInfo) wire.Bitfield {
 	return rec.Pieces
 }
 
-// event follows each torrent's run: pieces verified (per-file progress), completion,
-// failures, peers (at Debug).
-func (d *daemon) event(t *pipeline.Torrent, ev stages.Event) {
-	d.mu.Lock()
-	e := d.byHash[t.InfoHash()]
-	d.mu.Unlock()
-	if e == nil {
-		return
-	}
-	switch ev := ev.(type) {
-	case stages.PieceVerified:
-		e.mu.Lock()
-		if e.have == nil {
-			if m := t.Meta(); m != nil {
-				e.have = wire.NewBitfield(m.Info.NumPieces())
-			}
-		}
-		if e.have != nil && ev.Piece < len(e.have)*8 {
-			e.have.Set(ev.Piece)
-		}
-		e.mu.Unlock()
-	case stages.Completed:
-		e.mu.Lock()
-		first := e.done.IsZero()
-		if first {
-			e.done = time.Now()
-		}
-		e.mu.Unlock()
-		if first {
-			d.log.Info("torrent complete", "torrent", e.id, "name", e.label())
-			d.goWait(d.save)
-		}
-	case stages.PeerConnected:
-		d.log.Debug("peer connected", "torrent", e.id, "peer", ev.Addr, "incoming", ev.Incoming)
-	case stages.PeerDropped:
-		d.log.Debug("peer dropped", "torrent", e.id, "peer", ev.Addr, "err", ev.Reason)
-	}
-}
-
-func (e *entry) label() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.name != "" {
-		return e.name
-	}
-	return hex.EncodeToString(e.hash[:])
-}
-
-// sample updates each torrent's rates and counters, once a second.
-func (d *daemon) sample(now time.Time, dt time.Duration) {
-	for _, e := range d.list() {
-		e.mu.Lock()
-		t := e.t
-		e.mu.Unlock()
-		st, state := t.Stats(), t.State()
-		e.mu.Lock()
-		down, up := e.ever(st)
-		dd, du := max(down-e.lastDown, 0), max(up-e.lastUp, 0)
-		e.lastDown, e.lastUp = down, up
-		secs := max(dt.Seconds(), 1e-3)
-		e.rateDown = (e.rateDown + float64(dd)/secs) / 2 // half the last second, half before
-		e.rateUp = (e.rateUp + float64(du)/secs) / 2
-		if dd+du > 0 {
-			e.active = now
-		}
-		if state == pipeline.Running {
-			if complete(st) {
-				e.secsSeed++
-			} else {
-				e.secsDown++
-			}
-		}
-		if complete(st) && e.done.IsZero() {
-			e.done = now
-		}
-		logFail := state == pipeline.Failed && !e.failed
-		e.failed = state == pipeline.Failed
-		e.mu.Unlock()
-		if logFail {
-			d.log.Warn("torrent failed", "torrent", e.id, "name", e.label(), "err", t.Err())
-		}
-	}
-}
-
-// ever is the torrent's downloaded and uploaded bytes over all its runs. Called with e.mu.
-func (e *entry) ever(st stages.Stats) (down, up int64) {
-	if e.stale {
-		return e.downBase, e.upBase
-	}
-	return e.downBase + st.Downloaded, e.upBase + st.Uploaded
-}
-
-func complete(st stages.Stats) bool { return st.Total > 0 && st.Left() == 0 }
-
-// list is the daemon's entries, in id order.
-func (d *daemon) list() []*entry {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return slices.Clone(d.entries)
-}
-
 // idTaken reports whether a torrent has id. Called with d.mu.
 func (d *daemon) idTaken(id int) bool {
 	for _, e := range d.byHash {
@@ -439,6 +337,13 @@ func (d *daemon) idTaken(id int) bool {
 		}
 	}
 	return false
+}
+
+// list is the daemon's entries, in id order.
+func (d *daemon) list() []*entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.entries)
 }
 
 func (d *daemon) byID(id int) (*entry, error) {
@@ -473,71 +378,6 @@ func (d *daemon) within(dir string) error {
 		return fmt.Errorf("%q: outside the download directory %s", dir, d.root)
 	}
 	return nil
-}
-
-// save writes the state file; errors are logged (the daemon goes on: the next change
-// tries again).
-func (d *daemon) save() {
-	d.saveMu.Lock()
-	defer d.saveMu.Unlock()
-	st := daemonState{Version: stateVersion}
-	d.mu.Lock()
-	st.Session = d.settings
-	entries := slices.Clone(d.entries)
-	st.Cumulative = d.cum
-	d.mu.Unlock()
-	cur := d.current(entries)
-	st.Cumulative.DownloadedBytes += cur.DownloadedBytes
-	st.Cumulative.UploadedBytes += cur.UploadedBytes
-	st.Cumulative.FilesAdded += cur.FilesAdded
-	st.Cumulative.SecondsActive += cur.SecondsActive
-	st.Torrents = []torrentRecord{}
-	for _, e := range entries {
-		st.Torrents = append(st.Torrents, e.record())
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err == nil {
-		err = writeAtomic(statePath(d.stateDir), append(b, '\n'))
-	}
-	if err != nil {
-		d.log.Error("cannot save the state", "err", err)
-	}
-}
-
-// record is e as the state file keeps it.
-func (e *entry) record() torrentRecord {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var st stages.Stats
-	if e.t != nil {
-		st = e.t.Stats()
-	}
-	down, up := e.ever(st)
-	r := torrentRecord{ID: e.id, Hash: hex.EncodeToString(e.hash[:]), Name: e.name, TorrentFile: e.file, DownloadDir: e.dir,
-		Paused: e.paused, Added: e.added.Unix(), Downloaded: down, Uploaded: up, SecsDown: e.secsDown, SecsSeed: e.secsSeed,
-		Wanted: e.wanted, Priorities: e.prios, Settings: e.settings}
-	if e.file == "" {
-		r.Magnet = e.link
-	}
-	if !e.done.IsZero() {
-		r.Done = e.done.Unix()
-	}
-	return r
-}
-
-// current is this run's session-stats block: bytes moved since the daemon started.
-func (d *daemon) current(entries []*entry) transmission.StatsBlock {
-	b := transmission.StatsBlock{SessionCount: 1, SecondsActive: int64(time.Since(d.began).Seconds())}
-	d.mu.Lock()
-	b.FilesAdded = d.added
-	d.mu.Unlock()
-	for _, e := range entries {
-		e.mu.Lock()
-		b.DownloadedBytes += e.lastDown - e.down0
-		b.UploadedBytes += e.lastUp - e.up0
-		e.mu.Unlock()
-	}
-	return b
 }
 
 func unix(s int64) time.Time {

@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/bitstorm/bitstorm/internal/transmission"
+	"github.com/bitstorm/bitstorm/stages"
 )
 
 // The daemon's state file, <state-dir>/daemon.json, lists every torrent with what it
@@ -125,4 +127,54 @@ func lockStateDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("daemon: state dir %s is in use by another daemon", dir)
 	}
 	return func() { f.Close() }, nil
+}
+
+// save writes the state file; errors are logged (the daemon goes on: the next change
+// tries again).
+func (d *daemon) save() {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	st := daemonState{Version: stateVersion}
+	d.mu.Lock()
+	st.Session = d.settings
+	entries := slices.Clone(d.entries)
+	st.Cumulative = d.cum
+	d.mu.Unlock()
+	cur := d.current(entries)
+	st.Cumulative.DownloadedBytes += cur.DownloadedBytes
+	st.Cumulative.UploadedBytes += cur.UploadedBytes
+	st.Cumulative.FilesAdded += cur.FilesAdded
+	st.Cumulative.SecondsActive += cur.SecondsActive
+	st.Torrents = []torrentRecord{}
+	for _, e := range entries {
+		st.Torrents = append(st.Torrents, e.record())
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = writeAtomic(statePath(d.stateDir), append(b, '\n'))
+	}
+	if err != nil {
+		d.log.Error("cannot save the state", "err", err)
+	}
+}
+
+// record is e as the state file keeps it.
+func (e *entry) record() torrentRecord {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var st stages.Stats
+	if e.t != nil {
+		st = e.t.Stats()
+	}
+	down, up := e.ever(st)
+	r := torrentRecord{ID: e.id, Hash: hex.EncodeToString(e.hash[:]), Name: e.name, TorrentFile: e.file, DownloadDir: e.dir,
+		Paused: e.paused, Added: e.added.Unix(), Downloaded: down, Uploaded: up, SecsDown: e.secsDown, SecsSeed: e.secsSeed,
+		Wanted: e.wanted, Priorities: e.prios, Settings: e.settings}
+	if e.file == "" {
+		r.Magnet = e.link
+	}
+	if !e.done.IsZero() {
+		r.Done = e.done.Unix()
+	}
+	return r
 }
