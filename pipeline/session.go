@@ -453,7 +453,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	}
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
-	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers))
+	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity())
 	var p *Pipeline
 	var err error
 	if m != nil {
@@ -462,6 +462,12 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 		p, err = NewMagnet(t.src.mag, opts...)
 	}
 	return p, ln, err
+}
+
+// identity makes a torrent's run the session's, whatever Config its options gave: the
+// session's port (announced) and peer id.
+func (s *Session) identity() Option {
+	return func(p *Pipeline) { p.cfg.Port, p.cfg.PeerID, p.cfg.NoListen = s.port, s.cfg.PeerID, false }
 }
 
 // config is the torrent's Config: the session's defaults, with the session's port and
@@ -500,10 +506,7 @@ func (t *Torrent) Remove(deleteData bool) error {
 	if !deleteData {
 		return nil
 	}
-	out := t.config().OutDir
-	if out == "" {
-		out = "."
-	}
+	out := newPipeline(append([]Option{WithConfig(t.config())}, t.opts...)).cfg.OutDir // the torrent's own, if its options set one
 	var errs []error
 	remove := func(path string) {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -137,8 +137,9 @@ func TestSessionPauseResumeRemove(t *testing.T) {
 	peer := stagetest.NewFakePeer(t, tor, stagetest.Honest)
 	out := t.TempDir()
 	other := filepath.Join(out, "pausable", "mine.txt")
-	s := newSession(t, pipeline.Config{OutDir: out})
-	tr, err := s.Add(pipeline.FromMetaInfo(tor.Meta), true, pipeline.WithPeerSource(stages.StaticPeers{peer.Addr()}))
+	s := newSession(t, pipeline.Config{OutDir: t.TempDir()}) // the torrent has its own OutDir
+	tr, err := s.Add(pipeline.FromMetaInfo(tor.Meta), true, pipeline.WithPeerSource(stages.StaticPeers{peer.Addr()}),
+		pipeline.WithConfig(pipeline.Config{OutDir: out, NoPex: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,5 +240,32 @@ func TestSessionRoutesEncrypted(t *testing.T) {
 		if !bytes.Equal(st.Bytes(), tor.Data) {
 			t.Fatalf("%s: bytes differ from the payload", tor.Meta.Info.Name)
 		}
+	}
+}
+
+// TestSessionIdentity: a torrent whose options give a Config of its own still announces the
+// session's port, where its peers reach it.
+func TestSessionIdentity(t *testing.T) {
+	checkGoroutines(t)
+	tracker := stagetest.NewFakeTracker(t)
+	tor := stagetest.NewTorrent(t, 88, "identity", 32<<10, 50_000).WithAnnounce(t, tracker.URL())
+	s := newSession(t, pipeline.Config{})
+	tr, err := s.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithStorage(filled(t, tor)),
+		pipeline.WithConfig(pipeline.Config{Seed: true, Recheck: true, Port: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(tracker.Announces()) == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no announce")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	tr.Pause()
+	if got := tracker.Announces()[0].Port; got != int64(s.Port()) {
+		t.Errorf("announced port %d, want the session's %d", got, s.Port())
 	}
 }

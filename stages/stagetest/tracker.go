@@ -41,6 +41,7 @@ func (ft *FakeTracker) URL() string { return ft.srv.URL + "/announce" }
 type Announce struct {
 	Event                      string // "started", "completed", "stopped", or "" for a regular one
 	Uploaded, Downloaded, Left int64  // -1 when missing or not a number
+	Port                       int64  // the port the client listens on; -1 when missing
 }
 
 // Events returns the event parameter of every announce so far ("" for regular ones).
@@ -70,7 +71,7 @@ func (ft *FakeTracker) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ft.mu.Lock()
 	ft.announces = append(ft.announces, Announce{Event: q.Get("event"),
-		Uploaded: num("uploaded"), Downloaded: num("downloaded"), Left: num("left")})
+		Uploaded: num("uploaded"), Downloaded: num("downloaded"), Left: num("left"), Port: num("port")})
 	status, peers, interval := ft.Status, ft.peers, ft.Interval
 	ft.mu.Unlock()
 	if status != 0 && status != http.StatusOK {
