@@ -5,7 +5,7 @@
 GO     ?= go
 BIN    := bin/bitstorm
 # Debian packages for the real-peer harness (internal/swarmtest).
-DEBS   := python3-libtorrent opentracker mktorrent aria2 transmission-daemon transmission-cli iproute2 qbittorrent-nox rtorrent ffmpeg
+DEBS   := python3-libtorrent opentracker mktorrent aria2 transmission-daemon transmission-cli iproute2 qbittorrent-nox rtorrent ffmpeg chromium
 # Extra flags, e.g. make bench BENCHFLAGS='-size 256 -clients bitstorm,aria2c,libtorrent'
 DEMOFLAGS  ?=
 BENCHFLAGS ?=
@@ -27,6 +27,7 @@ deps:
 	command -v qbittorrent-nox >/dev/null 2>&1 || missing="$$missing qbittorrent-nox"; \
 	command -v rtorrent >/dev/null 2>&1 || missing="$$missing rtorrent"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	/usr/bin/python3 -I -c 'import libtorrent' >/dev/null 2>&1 || missing="$$missing python3-libtorrent"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \

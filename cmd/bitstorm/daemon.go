@@ -195,13 +195,14 @@ func runDaemon(c *cli.Context) error {
 	d.restore(st)
 
 	srv := &http.Server{
-		Handler: d.rpcHandler(transmission.NewServer(transmission.Config{
-			Backend: d, Username: f.user, Password: f.pass, AllowedHosts: f.hosts})),
+		// The RPC, and the web page beside it (daemon_web.go).
+		Handler: d.rpcHandler(webHandler(transmission.NewServer(transmission.Config{
+			Backend: d, Username: f.user, Password: f.pass, AllowedHosts: f.hosts}))),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(rpcLn) }()
-	log.Info("daemon started", "rpc", "http://"+rpcLn.Addr().String()+transmission.Path, "peer_port", sess.Port(),
+	log.Info("daemon started", "rpc", "http://"+rpcLn.Addr().String()+transmission.Path, "web", "http://"+rpcLn.Addr().String()+"/", "peer_port", sess.Port(),
 		"download_dir", f.root, "state_dir", f.stateDir, "torrents", len(d.Torrents()), "auth", f.user != "")
 
 	ctx, stop := context.WithCancel(c.Context)

@@ -36,10 +36,16 @@ const (
 	// FFmpeg is ffmpeg and ffprobe: they make a video and play it over HTTP from
 	// bitstorm serve.
 	FFmpeg Tool = "ffmpeg"
+	// Chromium is Debian's headless-capable browser at ChromiumPath: tests drive the
+	// daemon's web page in it (chromedp).
+	Chromium Tool = "chromium"
 )
 
+// ChromiumPath is where Debian's chromium package puts the browser.
+const ChromiumPath = "/usr/bin/chromium"
+
 // AllTools lists every Tool.
-var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2, QBittorrent, RTorrent, FFmpeg}
+var AllTools = []Tool{Opentracker, Mktorrent, Aria2c, Libtorrent, Transmission, TransmissionRemote, IPRoute2, QBittorrent, RTorrent, FFmpeg, Chromium}
 
 // Python is the interpreter that has the libtorrent bindings (Debian's).
 const Python = "/usr/bin/python3"
@@ -48,7 +54,7 @@ const Python = "/usr/bin/python3"
 var commands = map[Tool]string{
 	Opentracker: "opentracker", Mktorrent: "mktorrent", Aria2c: "aria2c",
 	Transmission: "transmission-daemon", TransmissionRemote: "transmission-remote", IPRoute2: "ip",
-	QBittorrent: "qbittorrent-nox", RTorrent: "rtorrent", FFmpeg: "ffprobe",
+	QBittorrent: "qbittorrent-nox", RTorrent: "rtorrent", FFmpeg: "ffprobe", Chromium: "chromium",
 }
 
 // present reports whether t can be run.
