@@ -49,6 +49,9 @@ type daemon struct {
 	cum      transmission.StatsBlock // before this run
 	added    int64                   // torrents added in this run
 	closed   bool
+	// restoring is set while restore adds the state file's torrents: a save then would
+	// write only those added so far, and a kill before the next would lose the others.
+	restoring bool
 
 	saveMu sync.Mutex // one state write at a time, in order
 }
@@ -157,6 +160,9 @@ func (d *daemon) close() {
 // restore adds the torrents of the state file with the ids they had; one that cannot be
 // added is logged and dropped.
 func (d *daemon) restore(st *daemonState) {
+	d.mu.Lock()
+	d.restoring = true
+	d.mu.Unlock()
 	for _, rec := range st.Torrents {
 		sp := addSpec{rec: rec}
 		var err error
@@ -173,6 +179,9 @@ func (d *daemon) restore(st *daemonState) {
 			d.log.Error("torrent dropped: cannot restore it", "hash", rec.Hash, "name", rec.Name, "err", err)
 		}
 	}
+	d.mu.Lock()
+	d.restoring = false
+	d.mu.Unlock()
 	d.save()
 }
 

@@ -130,12 +130,16 @@ func lockStateDir(dir string) (func(), error) {
 }
 
 // save writes the state file; errors are logged (the daemon goes on: the next change
-// tries again).
+// tries again). While restore runs it writes nothing: restore saves once it is done.
 func (d *daemon) save() {
 	d.saveMu.Lock()
 	defer d.saveMu.Unlock()
 	st := daemonState{Version: stateVersion}
 	d.mu.Lock()
+	if d.restoring {
+		d.mu.Unlock()
+		return
+	}
 	st.Session = d.settings
 	entries := slices.Clone(d.entries)
 	st.Cumulative = d.cum
