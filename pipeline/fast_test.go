@@ -55,7 +55,7 @@ func (w *dropWatch) result() (reason error, fault, seen bool) {
 // Our first message is have none: we start with no piece.
 func TestFastChokeReject(t *testing.T) {
 	checkGoroutines(t)
-	tor := stagetest.NewTorrent(t, 61, "fastchoke", 32<<10, 1<<20+12345)
+	tor := stagetest.NewTorrent(t, 61, "fastchoke", 32<<10, 4<<20+12345)
 	st := &stagetest.FastStats{}
 	seeder := stagetest.NewHostilePeer(t, tor, stagetest.FastHandshake, stagetest.FastChokeReject(st, 3, 2*time.Millisecond))
 	store := stagetest.NewMemStorage(tor.Meta.Info.Length)

@@ -19,37 +19,38 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 	r := BlockReq{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
 	now := time.Now()
 	s.mu.Lock()
-	wasPending := s.pending.remove(r)
+	wasPending := s.pending.has(r)
 	ok := wasPending || s.released.remove(r)
 	if ok {
 		s.window = s.flow.received(now, r, s.window, s.limit)
 	}
 	s.snubbed = s.snubbed && !ok
-	// Refill once an eighth of the window has drained: the requests go out in batches,
-	// and the queue at the peer never runs low on a long path.
-	low := len(s.pending) <= s.window-max(1, s.window/8)
 	s.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: piece %d begin %d length %d", errUnsolicited, r.Piece, r.Begin, r.Length)
 	}
 	buf := s.cfg.Blocks.Get()[:r.Length]
 	if err := s.dec.ReadBlock(buf); err != nil {
-		s.cfg.Blocks.Put(buf)
-		if wasPending { // still ours to give back when the session ends
-			s.mu.Lock()
-			s.pending.add(r)
-			s.mu.Unlock()
-		}
+		s.cfg.Blocks.Put(buf) // still pending: given back when the session ends
 		return err
 	}
+	s.recvBytes.Add(int64(r.Length))
+	accepted := s.env.Sched.Received(s.p, r)
+	// Pending until the Scheduler has it: the writer must never see the block neither
+	// pending nor received, or endgame would ask the peer for it again.
 	s.mu.Lock()
+	if wasPending && !s.pending.remove(r) {
+		s.released.remove(r) // cancelled meanwhile
+	}
 	s.lastBlock = now
+	// Refill once an eighth of the window has drained: the requests go out in batches,
+	// and the queue at the peer never runs low on a long path.
+	low := len(s.pending) <= s.window-max(1, s.window/8)
 	s.mu.Unlock()
 	if low {
 		s.p.Kick()
 	}
-	s.recvBytes.Add(int64(r.Length))
-	if !s.env.Sched.Received(s.p, r) {
+	if !accepted {
 		s.cfg.Blocks.Put(buf)
 		return nil
 	}
