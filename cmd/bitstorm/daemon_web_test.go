@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
 	"github.com/bitstorm/bitstorm/internal/swarmtest"
@@ -27,9 +29,11 @@ const webScreenshot = "/tmp/bitstorm-web.png"
 // wrote to the console.
 type browser struct {
 	ctx context.Context // a chromedp context: its tab
+	wg  sync.WaitGroup  // the goroutines reading its events
 
-	mu      sync.Mutex
-	console []chromedp.ConsoleMessage
+	mu         sync.Mutex
+	console    []chromedp.ConsoleMessage
+	challenges int // HTTP auth challenges answered
 }
 
 // newBrowser starts chromium for the test, ended by its deadline or when the test ends;
@@ -47,9 +51,7 @@ func newBrowser(t *testing.T, ctx context.Context) *browser {
 	bctx, cancelTab := chromedp.NewContext(actx)
 	b := &browser{ctx: bctx}
 	messages := chromedp.Console(bctx) // starts the browser
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
+	b.wg.Go(func() {
 		for m, err := range messages {
 			if err != nil {
 				return
@@ -58,13 +60,46 @@ func newBrowser(t *testing.T, ctx context.Context) *browser {
 			b.console = append(b.console, m)
 			b.mu.Unlock()
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		cancelTab()   // closes the browser
 		cancelAlloc() // waits for its process to end
-		<-read
+		b.wg.Wait()
 	})
 	return b
+}
+
+// signIn makes the browser answer HTTP auth challenges with user and pass, as a person
+// would at its prompt: through the Fetch domain, which pauses every request until it is
+// let go.
+func (b *browser) signIn(t *testing.T, user, pass string) {
+	t.Helper()
+	paused, challenged := chromedp.Events(b.ctx, fetch.RequestPaused), chromedp.Events(b.ctx, fetch.AuthRequired)
+	b.wg.Go(func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			chromedp.Call(b.ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	})
+	b.wg.Go(func() {
+		for ev, err := range challenged {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.challenges++
+			b.mu.Unlock()
+			chromedp.Call(b.ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+				AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials,
+					Username: user, Password: pass}})
+		}
+	})
+	handle := true
+	if _, err := chromedp.Call(b.ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle}); err != nil {
+		t.Fatalf("browser: Fetch.enable: %v", err)
+	}
 }
 
 // do runs the actions in the tab, failing the test with what is named.
@@ -79,8 +114,31 @@ func (b *browser) do(t *testing.T, what string, actions ...chromedp.Action[chrom
 // test's deadline).
 func (b *browser) waitJS(t *testing.T, what, expr string) {
 	t.Helper()
-	b.do(t, what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond),
-		chromedp.WithPollingTimeout(2*time.Minute)))
+	// The wait ends a little before the test's deadline, which ends the browser: what the
+	// page says can still be read then.
+	timeout := 2 * time.Minute
+	if d, ok := b.ctx.Deadline(); ok {
+		timeout = time.Until(d) - 5*time.Second
+	}
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond),
+		chromedp.WithPollingTimeout(timeout)))
+	if err != nil {
+		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		t.Fatalf("browser: %s: %v\npage:\n%s\nconsole: %v", what, err, text, b.messages())
+	}
+}
+
+// checkConsole fails the test for an exception, a Content-Security-Policy violation
+// or an error in the page's console. The 409s of the session-id handshake are logged as
+// failed loads: they are expected.
+func (b *browser) checkConsole(t *testing.T) {
+	t.Helper()
+	for _, m := range b.messages() {
+		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") ||
+			(m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "status of 409")) {
+			t.Errorf("browser console: %s (%s:%d)", m, m.URL, m.Line)
+		}
+	}
 }
 
 func (b *browser) messages() []chromedp.ConsoleMessage {
@@ -180,14 +238,50 @@ func TestWebPage(t *testing.T) {
 		t.Errorf("after the page's remove with data, %s: %v, want gone", filepath.Join(dl, "web album"), err)
 	}
 	p.stop(t, ctx)
+	b.checkConsole(t)
+}
 
-	for _, m := range b.messages() {
-		// The 409s of the handshake are logged as failed loads; nothing else may be.
-		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") ||
-			(m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "409")) {
-			t.Errorf("browser console: %s (%s:%d)", m, m.URL, m.Line)
-		}
+// TestWebPageSignIn: with --rpc-auth the browser is challenged for the page, and the
+// credentials it was given go with the page's RPC calls too (the script has none): the
+// page connects, adds a magnet link through its field (its name, markup, shown as text)
+// and removes it.
+func TestWebPageSignIn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	b := newBrowser(t, ctx)
+	addr := startDaemonApp(t, "--download-dir", t.TempDir(), "--state-dir", t.TempDir(), "--rpc-auth", "admin:s3cret")
+	c := &rpcClient{addr: addr, user: "admin", pass: "s3cret"}
+	const hash = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a"
+	// A tracker where nothing listens: the torrent waits for its metadata.
+	// The name is a stranger's text: the page shows it, and runs nothing of it.
+	const name = `signed in <img src=x onerror="document.title='pwned'">`
+	link := "magnet:?xt=urn:btih:" + hash + "&dn=" + url.QueryEscape(name) + "&tr=" + url.QueryEscape(fmt.Sprintf("http://127.0.0.1:%d/announce", freePort(t)))
+	row := fmt.Sprintf(`document.querySelector('tr[data-hash=%q]')`, hash)
+
+	b.signIn(t, "admin", "s3cret")
+	b.do(t, "open the page", chromedp.Navigate("http://"+addr+"/web/"))
+	b.waitJS(t, "the page reaches the RPC", `document.getElementById('conn').textContent === 'connected'`)
+	b.mu.Lock()
+	challenges := b.challenges
+	b.mu.Unlock()
+	if challenges == 0 {
+		t.Fatalf("the page opened without an auth challenge")
 	}
+	b.do(t, "add the magnet link",
+		chromedp.SendKeys(chromedp.ID("add-magnet"), link),
+		chromedp.Click(chromedp.ID("add-submit")))
+	b.waitJS(t, "the row waits for metadata", fmt.Sprintf(`%s?.querySelector('.status').textContent === 'Fetching metadata' &&
+		%[1]s.querySelector('.name').textContent === %q && document.getElementById('detail-name').textContent === %[2]q &&
+		document.querySelector('main img') === null && document.title === 'BitStorm'`, row, name))
+	waitRPC(t, ctx, c, "added", func(got []map[string]any) bool {
+		return len(got) == 1 && got[0]["hashString"] == hash && got[0]["magnetLink"] != ""
+	}, "hashString", "magnetLink")
+	b.do(t, "remove",
+		chromedp.Click(chromedp.ID("remove-ask")),
+		chromedp.Click(chromedp.ID("remove-do")))
+	waitRPC(t, ctx, c, "removed", func(got []map[string]any) bool { return len(got) == 0 }, "id")
+	b.waitJS(t, "the row is gone", row+` === null`)
+	b.checkConsole(t)
 }
 
 // TestWebPageGuarded: the page is guarded as the RPC: without the credentials of
