@@ -8,8 +8,6 @@ import (
 	"github.com/reugn/go-streams"
 	"github.com/reugn/go-streams/flow"
 
-	"github.com/bitstorm/bitstorm/internal/bufpool"
-	"github.com/bitstorm/bitstorm/internal/wire"
 	"github.com/bitstorm/bitstorm/stages"
 )
 
@@ -24,12 +22,14 @@ import (
 //	WebSeeds (BEP 19) ───────────────┘
 //
 // PEX is fed by the Request stage's sessions (the peers that peers tell us of). The web
-// seeds' blocks (webseed.go) join the peers' before Assemble.
-func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Storage, conns streams.Source, pex *stages.PEX) {
-	blocks := bufpool.New(wire.BlockSize, 512)
+// seeds' blocks (webseed.go) join the peers' before Assemble. Block buffers and the upload
+// cache's budget come from sh: a Session's torrents share them.
+func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Storage, conns streams.Source, pex *stages.PEX, sh *shared) {
+	blocks := sh.blocks
 	req := p.cfg.Request
 	req.Blocks = blocks
-	req.Cache = stages.NewPieceCache(env.Info, store, p.cfg.CacheBytes)
+	req.Cache = stages.NewSharedPieceCache(env.Info, store, sh.cache)
+	defer req.Cache.Close() // its pieces' bytes go back to the other torrents
 	req.Pex = pex
 	var in streams.Flow = conns.Via(stages.Request(ctx, env, req))
 	if web := p.webSeedSource(ctx, env, blocks); web != nil {

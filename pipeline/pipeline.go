@@ -30,6 +30,9 @@ import (
 	"github.com/bitstorm/bitstorm/stages"
 )
 
+// defaultCacheBytes is Config.CacheBytes' default.
+const defaultCacheBytes = 32 << 20
+
 // ErrNoPeers ends a run that could not connect to any peer for Config.NoPeersTimeout.
 var ErrNoPeers = errors.New("no peers")
 
@@ -42,7 +45,7 @@ type Config struct {
 	Seed           bool          // keep seeding after the download completes, until the context ends
 	SeedRatio      float64       // after completion, seed until uploaded/size reaches this (0: not a limit)
 	SeedTime       time.Duration // after completion, seed this long (0: not a limit)
-	CacheBytes     int64         // read cache for uploads (default 32 MiB)
+	CacheBytes     int64         // read cache for uploads (default 32 MiB); a Session's Defaults' is for all its torrents together
 	Recheck        bool          // hash what a storage given by WithStorage holds before starting (the default files are rechecked whenever their resume record cannot be trusted)
 	RecordInterval time.Duration // how often the resume record is saved while pieces complete (default 10s)
 	PeerID         [20]byte      // default: "-BS0001-" and 12 random bytes
@@ -124,6 +127,7 @@ type Pipeline struct {
 	web       webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
 	readers   *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
 	sel       selection                                // file priorities (selection.go)
+	shared    *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
@@ -280,7 +284,7 @@ func newPipeline(opts []Option) *Pipeline {
 		c.RecordInterval = 10 * time.Second
 	}
 	if c.CacheBytes <= 0 {
-		c.CacheBytes = 32 << 20
+		c.CacheBytes = defaultCacheBytes
 	}
 	if c.ListenAddr == "" {
 		c.ListenAddr = fmt.Sprintf(":%d", c.Port)
@@ -503,11 +507,15 @@ func (p *Pipeline) attach(r *run) {
 // ends), a fatal error, or the run's end, and returns the run's outcome.
 func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, pex *stages.PEX) error {
 	env := &stages.Env{Swarm: r.sw, Info: &p.meta.Info, Sched: p.sched, RawInfo: p.meta.RawInfo}
+	sh := p.shared
+	if sh == nil {
+		sh = newShared(p.cfg.CacheBytes)
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		p.watch(r.ctx, env, r.cancel)
+		p.watch(r.ctx, env, r.cancel, sh.clock)
 	}()
 	go func() {
 		defer wg.Done()
@@ -515,7 +523,7 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 	}()
 	p.log.Info("download starting", "name", p.meta.Info.Name, "size", p.meta.Info.Length, "pieces", p.meta.Info.NumPieces())
 	p.readers.attachStore(store)
-	p.graph(r.ctx, env, store, conns, pex)
+	p.graph(r.ctx, env, store, conns, pex, sh)
 	r.cancel(nil)
 	wg.Wait()
 	if !p.sched.IsComplete() || p.seeding() {
@@ -544,10 +552,9 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 
 // watch ends the run when the download completes (or, when seeding, once the seed ratio
 // or time is reached) and when no peer has been connected for NoPeersTimeout while pieces
-// are missing.
-func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.CancelCauseFunc) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+// are missing. It looks each tick of clock (a second; a Session's torrents share it).
+func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.CancelCauseFunc, clock *clock) {
+	defer clock.start()()
 	lastPeer := time.Now()
 	complete := p.sched.Complete()
 	var completedAt time.Time
@@ -565,7 +572,8 @@ func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.Ca
 				return
 			}
 			p.log.Info("seeding", "ratio", p.cfg.SeedRatio, "time", p.cfg.SeedTime)
-		case now := <-tick.C:
+		case <-clock.C():
+			now := time.Now()
 			if complete == nil && !p.sched.IsComplete() { // more wanted since (SetFilePriority)
 				complete, completedAt = p.sched.Complete(), time.Time{}
 			}

@@ -22,14 +22,17 @@ import (
 // A Session runs many torrents in one process: one listen port, where an incoming
 // connection goes to the torrent its handshake asks for (BEP 3: the info hash is in the
 // first 48 bytes), one peer id, one DHT node, and per-torrent pipelines that can be added,
-// paused, resumed and removed while the others run.
+// paused, resumed and removed while the others run. Its torrents share one free list of
+// block buffers, one upload cache budget (Defaults.CacheBytes for all of them) and one
+// clock for their once-a-second checks (shared.go).
 type Session struct {
-	cfg  SessionConfig
-	ln   net.Listener
-	port uint16
-	ctx  context.Context
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	cfg    SessionConfig
+	ln     net.Listener
+	port   uint16
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	shared *shared
 
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
@@ -63,7 +66,12 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session: listen: %w", err)
 	}
-	s := &Session{cfg: cfg, ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port), torrents: make(map[[20]byte]*Torrent)}
+	cacheBytes := cfg.Defaults.CacheBytes
+	if cacheBytes <= 0 {
+		cacheBytes = defaultCacheBytes
+	}
+	s := &Session{cfg: cfg, ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port), torrents: make(map[[20]byte]*Torrent),
+		shared: newShared(cacheBytes)}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go func() {
@@ -453,7 +461,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	}
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
-	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity())
+	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared))
 	var p *Pipeline
 	var err error
 	if m != nil {
