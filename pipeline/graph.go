@@ -75,6 +75,9 @@ func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener,
 		incoming := stages.Listen(ctx, sw, ln, p.cfg.Dial.MaxPeers, p.cfg.Dial.HandshakeTimeout).Via(flow.NewPassThrough())
 		conns = flow.Merge(conns, incoming)
 	}
+	if lim, ok, _ := p.limits(); ok { // checked by New and NewMagnet
+		conns = conns.Via(stages.Limit(lim))
+	}
 	return conns
 }
 

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/reugn/go-streams"
+	"golang.org/x/time/rate"
 
 	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
@@ -54,6 +55,8 @@ type Config struct {
 	MaxInFlight    int64         // bytes of pieces in progress, the memory bound (default 64 MiB)
 	Verifiers      int           // SHA-1 workers (default GOMAXPROCS)
 	NoPeersTimeout time.Duration // fail when no peer is connected for this long while pieces are missing, unless Seed (default 2m)
+	DownloadLimit  int64         // bytes per second peers may send this torrent (0: no limit)
+	UploadLimit    int64         // bytes per second we send its peers (0: no limit)
 	NoPex          bool          // no peer exchange (BEP 11); private torrents never have it
 	PexInterval    time.Duration // how often peers are told of our peers (default and BEP 11 minimum 1m; tests shorten it)
 	Dial           stages.DialConfig
@@ -117,17 +120,18 @@ type Pipeline struct {
 	sched   *stages.Scheduler
 	port    uint16 // announced: the listener's real port, or Config.Port
 
-	events    func(stages.Event)                       // WithEvents
-	ln        net.Listener                             // withListener: a Session's
-	onMeta    func(*metainfo.MetaInfo)                 // withOnMeta
-	metaMu    sync.Mutex                               // guards meta and sched, set by Run for a magnet link
-	mag       *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
-	pickerFor func(numPieces int) stages.Picker        // WithPickerFor
-	storeFor  func(info *metainfo.Info) stages.Storage // WithStorageFor
-	web       webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
-	readers   *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
-	sel       selection                                // file priorities (selection.go)
-	shared    *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
+	events                 func(stages.Event)                       // WithEvents
+	sessionDown, sessionUp *rate.Limiter                            // a Session's rate limits (limits.go)
+	ln                     net.Listener                             // withListener: a Session's
+	onMeta                 func(*metainfo.MetaInfo)                 // withOnMeta
+	metaMu                 sync.Mutex                               // guards meta and sched, set by Run for a magnet link
+	mag                    *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
+	pickerFor              func(numPieces int) stages.Picker        // WithPickerFor
+	storeFor               func(info *metainfo.Info) stages.Storage // WithStorageFor
+	web                    webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
+	readers                *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
+	sel                    selection                                // file priorities (selection.go)
+	shared                 *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
@@ -145,6 +149,9 @@ func WithStorageFor(f func(info *metainfo.Info) stages.Storage) Option {
 // New builds a pipeline for m. It opens no file and no connection until Run.
 func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	p := newPipeline(opts)
+	if _, _, err := p.limits(); err != nil {
+		return nil, err
+	}
 	p.meta = m
 	dht := p.dht != nil && !m.Info.Private // BEP 27: a private torrent's peers come from its trackers only
 	if len(p.sources) == 0 {
@@ -171,6 +178,9 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 // WithStorageFor).
 func NewMagnet(mag *magnet.Magnet, opts ...Option) (*Pipeline, error) {
 	p := newPipeline(opts)
+	if _, _, err := p.limits(); err != nil {
+		return nil, err
+	}
 	m, err := loadMetadata(p.cfg.OutDir, mag)
 	switch {
 	case err == nil:

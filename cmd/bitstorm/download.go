@@ -37,6 +37,7 @@ func downloadCommand() *cli.Command {
 			&cli.StringFlag{Name: "picker", Value: "rarest", Usage: "piece picker: rarest, sequential (streaming) or random"},
 			&cli.Float64Flag{Name: "seed-ratio", Usage: "after completing, seed until uploaded/size reaches `R`"},
 			&cli.DurationFlag{Name: "seed-time", Usage: "after completing, seed for `D` (e.g. 30m)"},
+			rateFlags()[0], rateFlags()[1],
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors, no progress"},
 			&cli.BoolFlag{Name: "no-dht", Usage: "do not use the DHT (BEP 5) to find peers; private torrents never do"},
@@ -107,6 +108,9 @@ func setup(c *cli.Context, cfg pipeline.Config) (*settings, error) {
 	}
 	cfg.Encryption = enc
 	if err := checkFileFlags(c); err != nil { // select.go
+		return nil, err
+	}
+	if cfg.DownloadLimit, cfg.UploadLimit, err = rateLimits(c); err != nil { // limits.go
 		return nil, err
 	}
 	s := &settings{name: name, cfg: cfg}

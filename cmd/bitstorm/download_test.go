@@ -78,6 +78,8 @@ func TestDownloadCommand(t *testing.T) {
 		{"bad picker", []string{"download", "--picker", "best", torrent}, `--picker "best"`},
 		{"bad listen", []string{"download", "--listen", "localhost:1", torrent}, `--listen "localhost:1"`},
 		{"no upload slots", []string{"seed", "--upload-slots", "0", torrent}, "--upload-slots 0: must be at least 1"},
+		{"zero download limit", []string{"download", "--download-limit", "0", torrent}, `--download-limit "0"`},
+		{"garbage upload limit", []string{"seed", "--upload-limit", "fast", torrent}, `--upload-limit "fast"`},
 		{"no peers", []string{"download", "--out", t.TempDir(), "--port", "0", "--no-peers-timeout", "1s", "--peer", "127.0.0.1:1", torrent}, "no peers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
