@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/resume"
@@ -36,6 +38,8 @@ type Session struct {
 
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
+
+	down, up *rate.Limiter // the session's rate limits (limits.go); nil: none
 }
 
 // SessionConfig holds a session's settings; the zero value of each means its default.
@@ -46,6 +50,9 @@ type SessionConfig struct {
 	Log        *slog.Logger                 // default: discard
 	Defaults   Config                       // each torrent's Config, before its own options (OutDir, limits...)
 	Events     func(*Torrent, stages.Event) // every torrent's events; must not block
+	// DownloadLimit and UploadLimit cap the session's torrents together, in bytes per
+	// second (0: no limit); each torrent's Config may cap it alone too.
+	DownloadLimit, UploadLimit int64
 }
 
 // ErrDuplicate is Add's error for a torrent the session holds already.
@@ -62,6 +69,14 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	down, err := stages.NewLimiter(cfg.DownloadLimit)
+	if err != nil {
+		return nil, fmt.Errorf("session: download limit: %w", err)
+	}
+	up, err := stages.NewLimiter(cfg.UploadLimit)
+	if err != nil {
+		return nil, fmt.Errorf("session: upload limit: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("session: listen: %w", err)
@@ -72,6 +87,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	s := &Session{cfg: cfg, ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port), torrents: make(map[[20]byte]*Torrent),
 		shared: newShared(cacheBytes)}
+	s.down, s.up = down, up
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go func() {
@@ -461,7 +477,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	}
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
-	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared))
+	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared), withSessionLimits(t.s.down, t.s.up))
 	var p *Pipeline
 	var err error
 	if m != nil {

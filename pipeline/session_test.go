@@ -269,3 +269,50 @@ func TestSessionIdentity(t *testing.T) {
 		t.Errorf("announced port %d, want the session's %d", got, s.Port())
 	}
 }
+
+// TestSessionDownloadLimit: a session's download limit holds for its torrents together:
+// two torrents of 1.5 MiB downloading at once under 512 KiB/s take at least the limit's
+// time for the 3 MiB (less the burst, within 5 %). Only that lower bound on time is
+// asserted, so a slow machine passes too. A negative limit is refused.
+func TestSessionDownloadLimit(t *testing.T) {
+	checkGoroutines(t)
+	if _, err := pipeline.NewSession(pipeline.SessionConfig{ListenAddr: "127.0.0.1:0", UploadLimit: -1}); err == nil {
+		t.Fatal("NewSession with a negative upload limit = nil error")
+	}
+	tors := []*stagetest.Torrent{
+		stagetest.NewTorrent(t, 89, "lim-a", 32<<10, 3<<19),
+		stagetest.NewTorrent(t, 90, "lim-b", 32<<10, 3<<19),
+	}
+	seeder := newSession(t, pipeline.Config{Seed: true, Recheck: true})
+	for _, tor := range tors {
+		if _, err := seeder.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithStorage(filled(t, tor))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const limit = 512 << 10
+	leecher, err := pipeline.NewSession(pipeline.SessionConfig{ListenAddr: "127.0.0.1:0", DownloadLimit: limit, Defaults: pipeline.Config{NoPex: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leecher.Close()
+	start := time.Now()
+	var trs []*pipeline.Torrent
+	for _, tor := range tors {
+		tr, err := leecher.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)),
+			pipeline.WithPeerSource(stages.StaticPeers{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), seeder.Port())}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs = append(trs, tr)
+	}
+	for _, tr := range trs {
+		waiter{60 * time.Second}.finished(t, tr)
+	}
+	took := time.Since(start)
+	total := int64(2 * 3 << 19)
+	minTook := time.Duration(float64(total-64<<10) / (limit * 1.05) * float64(time.Second))
+	t.Logf("3 MiB in two torrents under a 512 KiB/s session limit: %v (at least %v)", took.Round(time.Millisecond), minTook.Round(time.Millisecond))
+	if took < minTook {
+		t.Errorf("took %v, faster than the session's limit allows (%v)", took, minTook)
+	}
+}
