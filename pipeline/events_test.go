@@ -67,6 +67,7 @@ func TestEvents(t *testing.T) {
 	}
 	verified := make(map[int]int)
 	failed, banned, completed := 0, 0, 0
+	connected, droppedForFault := map[netip.AddrPort]int{}, map[netip.AddrPort]bool{}
 	for _, e := range log.all() {
 		switch e := e.(type) {
 		case stages.PieceVerified:
@@ -80,7 +81,19 @@ func TestEvents(t *testing.T) {
 			}
 		case stages.Completed:
 			completed++
+		case stages.PeerConnected:
+			connected[e.Addr]++
+		case stages.PeerDropped:
+			if e.Fault {
+				droppedForFault[e.Addr] = true
+			}
 		}
+	}
+	if connected[bad.Addr()] != 1 || connected[honest.Addr()] != 1 {
+		t.Errorf("PeerConnected events: %v, want the corrupt and the honest peer once each", connected)
+	}
+	if !droppedForFault[bad.Addr()] || droppedForFault[honest.Addr()] {
+		t.Errorf("dropped for a fault: %v, want the corrupt peer only", droppedForFault)
 	}
 	for i := range n {
 		if verified[i] != 1 {
