@@ -1,7 +1,9 @@
 package transmission
 
 import (
+	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -38,20 +40,18 @@ var torrentFields = map[string]func(t *Torrent) any{
 		}
 		return float64(t.HaveValid) / float64(t.TotalSize)
 	},
-	"downloadedEver":     func(t *Torrent) any { return t.DownloadedEver },
-	"uploadedEver":       func(t *Torrent) any { return t.UploadedEver },
-	"corruptEver":        func(t *Torrent) any { return t.CorruptEver },
-	"uploadRatio":        uploadRatio,
-	"rateDownload":       func(t *Torrent) any { return t.RateDownload },
-	"rateUpload":         func(t *Torrent) any { return t.RateUpload },
-	"eta":                func(t *Torrent) any { return t.ETA },
-	"etaIdle":            func(t *Torrent) any { return -1 },
-	"peersConnected":     func(t *Torrent) any { return t.PeersConnected },
-	"peersSendingToUs":   func(t *Torrent) any { return t.PeersSendingToUs },
-	"peersGettingFromUs": func(t *Torrent) any { return t.PeersGettingFromUs },
-	"peersFrom": func(t *Torrent) any {
-		return map[string]int{"fromCache": 0, "fromDht": 0, "fromIncoming": 0, "fromLpd": 0, "fromLtep": 0, "fromPex": 0, "fromTracker": 0}
-	},
+	"downloadedEver":      func(t *Torrent) any { return t.DownloadedEver },
+	"uploadedEver":        func(t *Torrent) any { return t.UploadedEver },
+	"corruptEver":         func(t *Torrent) any { return t.CorruptEver },
+	"uploadRatio":         uploadRatio,
+	"rateDownload":        func(t *Torrent) any { return t.RateDownload },
+	"rateUpload":          func(t *Torrent) any { return t.RateUpload },
+	"eta":                 func(t *Torrent) any { return t.ETA },
+	"etaIdle":             func(t *Torrent) any { return -1 },
+	"peersConnected":      func(t *Torrent) any { return t.PeersConnected },
+	"peersSendingToUs":    func(t *Torrent) any { return t.PeersSendingToUs },
+	"peersGettingFromUs":  func(t *Torrent) any { return t.PeersGettingFromUs },
+	"peersFrom":           func(t *Torrent) any { return peersFromNone },
 	"webseedsSendingToUs": func(t *Torrent) any { return 0 },
 	"downloadDir":         func(t *Torrent) any { return t.DownloadDir },
 	"addedDate":           func(t *Torrent) any { return t.AddedDate },
@@ -112,6 +112,9 @@ var torrentFields = map[string]func(t *Torrent) any{
 	"bandwidthPriority":   func(t *Torrent) any { return t.Settings.BandwidthPriority },
 	"honorsSessionLimits": func(t *Torrent) any { return t.Settings.HonorsSessionLimits },
 }
+
+// peersFromNone is peersFrom's value: where peers came from is not tracked (encoded once).
+var peersFromNone = json.RawMessage(`{"fromCache":0,"fromDht":0,"fromIncoming":0,"fromLpd":0,"fromLtep":0,"fromPex":0,"fromTracker":0}`)
 
 // percentDone is the share of the wanted bytes verified (tr_stat.percentDone).
 func percentDone(t *Torrent) any {
@@ -204,13 +207,31 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// torrentObject is t with the requested fields, for torrent-get's "objects" format.
-func torrentObject(t *Torrent, fields []string) map[string]any {
-	obj := make(map[string]any, len(fields))
+// fieldList is the fields of a torrent-get that the table knows, each once, in the order
+// asked, with their functions: looked up once for every torrent of the reply.
+type fieldList struct {
+	keys []string
+	gets []func(*Torrent) any
+}
+
+func knownFields(fields []string) fieldList {
+	var fl fieldList
 	for _, f := range fields {
-		if get, ok := torrentFields[f]; ok {
-			obj[f] = get(t)
+		if get, ok := torrentFields[f]; ok && !slices.Contains(fl.keys, f) {
+			fl.keys, fl.gets = append(fl.keys, f), append(fl.gets, get)
 		}
 	}
-	return obj
+	return fl
 }
+
+// object is t with the fields of fl, for torrent-get's "objects" format.
+func (fl fieldList) object(t *Torrent) object {
+	vals := make([]any, len(fl.gets))
+	for i, get := range fl.gets {
+		vals[i] = get(t)
+	}
+	return object{keys: fl.keys, vals: vals}
+}
+
+// torrentObject is t with the requested fields, for torrent-get's "objects" format.
+func torrentObject(t *Torrent, fields []string) object { return knownFields(fields).object(t) }

@@ -239,9 +239,10 @@ func torrentGet(s *Server, args json.RawMessage) (any, error) {
 	out := map[string]any{}
 	switch a.Format {
 	case "", "objects":
-		objs := make([]map[string]any, len(ts))
+		fl := knownFields(a.Fields)
+		objs := make([]object, len(ts))
 		for i, t := range ts {
-			objs[i] = torrentObject(t, a.Fields)
+			objs[i] = fl.object(t)
 		}
 		out["torrents"] = objs
 	case "table":

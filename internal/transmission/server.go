@@ -203,12 +203,27 @@ func (s *Server) Call(body []byte) []byte {
 	return marshal(resp)
 }
 
-func marshal(v any) []byte {
-	b, err := json.Marshal(v)
+// marshal encodes r with appendJSON (encode.go).
+func marshal(r response) []byte {
+	b, err := r.appendJSON(nil)
 	if err != nil { // a NaN or an infinity in a field: say so rather than send nothing
-		b, _ = json.Marshal(response{Arguments: struct{}{}, Result: "encoding the reply: " + err.Error()})
+		b, _ = response{Arguments: struct{}{}, Result: "encoding the reply: " + err.Error()}.appendJSON(nil)
 	}
 	return b
+}
+
+// appendJSON appends r as encoding/json would encode it.
+func (r response) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"arguments":`...)
+	b, err := appendJSON(b, r.Arguments)
+	if err != nil {
+		return nil, err
+	}
+	b = appendString(append(b, `,"result":`...), r.Result)
+	if len(r.Tag) > 0 {
+		b = append(append(b, `,"tag":`...), r.Tag...)
+	}
+	return append(b, '}'), nil
 }
 
 // recentlyActive is how long a torrent counts as recently active or removed (transmission's
