@@ -5,6 +5,7 @@
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm [-size 1024] [-clients bitstorm,aria2c,libtorrent]
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -magnet-only [-magnet-size 64]
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -serve-only [-serve-size 64] [-serve-rate 4]
+//	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -rpc-only [-rpc-torrents 1000] [-rpc-calls 200]
 //
 // First it prints this machine's ceilings (SHA-1 per core, one loopback TCP
 // stream), then leeches with each client in turn into a fresh directory,
@@ -138,6 +139,9 @@ func run(ctx context.Context, cfg config) error {
 	if serveFlags.only {
 		return serveOnly(ctx, cfg) // serve.go
 	}
+	if rpcFlags.only {
+		return rpcOnly(ctx, cfg) // rpc.go
+	}
 
 	var bin string
 	magnet := (cfg.magnet || cfg.magnetOnly) && !cfg.latencyOnly
@@ -194,6 +198,12 @@ func run(ctx context.Context, cfg config) error {
 			return err
 		}
 		failed = append(failed, f...)
+	}
+	if rpcFlags.on && !cfg.magnetOnly && !cfg.latencyOnly && ctx.Err() == nil {
+		if err := rpcTable(ctx, cfg, dir); err != nil { // rpc.go
+			fmt.Printf("  rpc table: %v\n", err)
+			failed = append(failed, "rpc")
+		}
 	}
 	fmt.Printf("\nload average now: %s (figures from a busy machine are not comparable)\n", loadAvg())
 	if !cfg.magnetOnly {
