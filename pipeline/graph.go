@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"sync/atomic"
 
 	"github.com/reugn/go-streams"
 	"github.com/reugn/go-streams/flow"
@@ -66,14 +67,17 @@ func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener,
 	if len(sources) == 0 { // web seeds alone: no peer to dial, but incoming ones are welcome
 		sources = append(sources, stages.StaticPeers(nil))
 	}
-	var addrs []streams.Flow
-	for _, s := range sources {
-		addrs = append(addrs, s.Open(ctx, sw).Via(flow.NewPassThrough()))
+	addrs := make([]streams.Outlet, len(sources))
+	for i, s := range sources {
+		addrs[i] = s.Open(ctx, sw)
 	}
-	var conns streams.Flow = merge(addrs).Via(stages.Dial(ctx, sw, p.cfg.Dial))
+	dial := stages.Dial(ctx, sw, p.cfg.Dial)
+	feed(dial, addrs...)
+	var conns streams.Flow = dial
 	if ln != nil {
-		incoming := stages.Listen(ctx, sw, ln, p.cfg.Dial.MaxPeers, p.cfg.Dial.HandshakeTimeout).Via(flow.NewPassThrough())
-		conns = flow.Merge(conns, incoming)
+		incoming := stages.Listen(ctx, sw, ln, p.cfg.Dial.MaxPeers, p.cfg.Dial.HandshakeTimeout)
+		conns = flow.NewPassThrough()
+		feed(conns, dial, incoming)
 	}
 	if lim, ok, _ := p.limits(); ok { // checked by New and NewMagnet
 		conns = conns.Via(stages.Limit(lim))
@@ -81,10 +85,21 @@ func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener,
 	return conns
 }
 
-// merge fans flows in; one flow needs no Merge.
-func merge(fs []streams.Flow) streams.Flow {
-	if len(fs) == 1 {
-		return fs[0]
+// feed fans outlets into to's inlet and closes it once every outlet has closed: what
+// flow.Merge does, less the PassThrough each Source needs to be given to it, and the
+// Merge's own; a goroutine per outlet, where Via and Merge run three. A Session holds a
+// graph per torrent, and each goroutine costs a few KiB for as long as the torrent runs.
+func feed(to streams.Inlet, from ...streams.Outlet) {
+	var left atomic.Int32
+	left.Store(int32(len(from)))
+	for _, o := range from {
+		go func() {
+			for e := range o.Out() {
+				to.In() <- e
+			}
+			if left.Add(-1) == 0 {
+				close(to.In())
+			}
+		}()
 	}
-	return flow.Merge(fs...)
 }
