@@ -219,7 +219,14 @@ func (x *exchange) run() ([]byte, error) {
 	if !wire.SupportsExtensions(x.c.Reserved) {
 		return nil, fmt.Errorf("%w: it does not speak the extension protocol (BEP 10)", errMetadataWait)
 	}
-	hs := wire.AppendExtHandshake(nil, wire.ExtHandshake{M: map[string]uint8{wire.ExtMetadata: wire.LocalMetadataID},
+	var hs []byte
+	if wire.SupportsFast(x.c.Reserved) {
+		// BEP 6: with the Fast extension on both sides, the first message is have all,
+		// have none or a bitfield; we have nothing yet. (Adopted by the piece graph, the
+		// connection then announces pieces as haves.)
+		hs = wire.AppendState(hs, wire.HaveNone)
+	}
+	hs = wire.AppendExtHandshake(hs, wire.ExtHandshake{M: map[string]uint8{wire.ExtMetadata: wire.LocalMetadataID},
 		Port: x.sw.Port, Client: ClientName, YourIP: x.c.Addr.Addr()})
 	if _, err := x.c.Write(hs); err != nil {
 		return nil, err
