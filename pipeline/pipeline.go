@@ -51,7 +51,7 @@ type Config struct {
 	RecordInterval time.Duration // how often the resume record is saved while pieces complete (default 10s)
 	PeerID         [20]byte      // default: "-BS0001-" and 12 random bytes
 	MaxPeers       int           // concurrent connections (default 50)
-	Queue          int           // outstanding requests per peer (default 64)
+	Queue          int           // most outstanding requests per peer, a hard cap (default: none but the peer's reqq, or 500, and the memory budget)
 	MaxInFlight    int64         // bytes of pieces in progress, the memory bound (default 64 MiB)
 	Verifiers      int           // SHA-1 workers (default GOMAXPROCS)
 	NoPeersTimeout time.Duration // fail when no peer is connected for this long while pieces are missing, unless Seed (default 2m)
