@@ -237,8 +237,8 @@ func TestWebPage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dl, "web album")); !os.IsNotExist(err) {
 		t.Errorf("after the page's remove with data, %s: %v, want gone", filepath.Join(dl, "web album"), err)
 	}
+	b.checkConsole(t) // before the daemon stops: the page's next poll would fail
 	p.stop(t, ctx)
-	b.checkConsole(t)
 }
 
 // TestWebPageSignIn: with --rpc-auth the browser is challenged for the page, and the

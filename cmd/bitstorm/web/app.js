@@ -173,7 +173,7 @@ function updateRow(r, t) {
 function renderList(torrents, askedAt) {
   const body = $('torrent-rows');
   const seen = new Set();
-  for (const t of torrents) {
+  torrents.forEach((t, i) => {
     seen.add(t.id);
     let r = rows.get(t.id);
     if (!r) {
@@ -181,8 +181,10 @@ function renderList(torrents, askedAt) {
       rows.set(t.id, r);
     }
     updateRow(r, t);
-    body.append(r.tr); // in id order, as torrent-get lists them
-  }
+    // In id order, as torrent-get lists them. A row in its place stays: moved, it would
+    // lose a click or a focus under way.
+    if (body.children[i] !== r.tr) body.insertBefore(r.tr, body.children[i] || null);
+  });
   for (const [id, r] of rows) {
     if (!seen.has(id)) {
       r.tr.remove();
