@@ -5,6 +5,7 @@
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm [-size 1024] [-clients bitstorm,aria2c,libtorrent]
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -magnet-only [-magnet-size 64]
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -serve-only [-serve-size 64] [-serve-rate 4]
+//	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -scale-only [-scale-torrents 1000] [-scale-downloads 20]
 //	go run ./internal/swarmtest/cmd/bench -bitstorm bin/bitstorm -rpc-only [-rpc-torrents 1000] [-rpc-calls 200]
 //
 // First it prints this machine's ceilings (SHA-1 per core, one loopback TCP
@@ -139,6 +140,9 @@ func run(ctx context.Context, cfg config) error {
 	if serveFlags.only {
 		return serveOnly(ctx, cfg) // serve.go
 	}
+	if scaleFlags.only {
+		return scaleOnly(ctx, cfg) // scale.go
+	}
 	if rpcFlags.only {
 		return rpcOnly(ctx, cfg) // rpc.go
 	}
@@ -148,7 +152,8 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.magnetOnly || cfg.latencyOnly {
 		cfg.upload = false
 	}
-	if slices.Contains(cfg.clients, "bitstorm") || cfg.upload || magnet {
+	scale := scaleFlags.on && !cfg.magnetOnly && !cfg.latencyOnly
+	if slices.Contains(cfg.clients, "bitstorm") || cfg.upload || magnet || scale {
 		var err error
 		if bin, err = filepath.Abs(cfg.bitstorm); err != nil {
 			return err
@@ -194,6 +199,13 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if (cfg.latency && !cfg.magnetOnly || cfg.latencyOnly) && ctx.Err() == nil {
 		f, err := latencyTable(ctx, cfg, bin, dir)
+		if err != nil {
+			return err
+		}
+		failed = append(failed, f...)
+	}
+	if scale && ctx.Err() == nil {
+		f, err := scaleTable(ctx, cfg, bin, dir) // scale.go
 		if err != nil {
 			return err
 		}
