@@ -28,7 +28,7 @@ type gatedStorage struct {
 
 func newGatedStorage(t *testing.T, size int64) *gatedStorage {
 	g := &gatedStorage{MemStorage: stagetest.NewMemStorage(size), gate: make(chan struct{}), arrived: make(chan struct{})}
-	t.Cleanup(g.release) // before the run's end is awaited: its writes must not hang
+	t.Cleanup(g.release) // startSeeding releases it too, before it awaits the run's end
 	return g
 }
 
@@ -74,6 +74,11 @@ func startSeeding(t *testing.T, tor *stagetest.Torrent, store stages.Storage, op
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
+		// Cleanups run last-registered first: a gated storage's own release would come
+		// after this wait, and its blocked writes would hold the run forever.
+		if g, ok := store.(*gatedStorage); ok {
+			g.release()
+		}
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("Run() = %v", err)
 		}
