@@ -172,6 +172,7 @@ func (d *dialer) attempt(c Candidate) {
 	d.free()
 	if err != nil {
 		d.log.Debug("dial failed", "peer", c.Addr, "worked", c.Worked, "err", err)
+		d.sw.Emit(DialFailed{Addr: c.Addr, Err: err})
 		if !errors.Is(err, errFull) && !errors.Is(err, errDuplicate) {
 			d.pl.Failed(c.Addr, !errors.Is(err, errNoRetry))
 		}

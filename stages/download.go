@@ -129,6 +129,7 @@ func (s *session) check(now time.Time) error {
 		left := s.releasePending()
 		s.env.Sched.Release(s.p, left)
 		s.log.Info("peer snubbed: no block for a while, its requests go to others", "requests", len(left))
+		s.env.Emit(PeerSnubbed{Addr: s.c.Addr})
 	}
 	if now.Sub(s.lastRecv) > s.cfg.IdleTimeout {
 		return errIdle

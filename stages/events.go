@@ -22,6 +22,28 @@ type PeerDropped struct {
 	Fault  bool
 }
 
+// PeerSnubbed: a peer held requests for RequestConfig.SnubTimeout without sending a
+// block; its requests go to others, and it keeps a window of one until it delivers again.
+type PeerSnubbed struct{ Addr netip.AddrPort }
+
+// DialFailed: a peer we dialed was not connected: the TCP connect, the encryption or the
+// BitTorrent handshake failed (another info hash, a timeout, ourselves, a banned peer), or
+// no connection slot was left for it. It comes before any session, so no PeerConnected or
+// PeerDropped names that attempt.
+type DialFailed struct {
+	Addr netip.AddrPort
+	Err  error
+}
+
+// HandshakeFailed: a peer that connected to our listener (Listen) did not complete its
+// handshake (another info hash, a timeout, refused encryption); Addr is its ephemeral
+// address. A Session's listener closes a connection that names none of its torrents
+// before any torrent sees it: no torrent reports that one.
+type HandshakeFailed struct {
+	Addr netip.AddrPort
+	Err  error
+}
+
 // PeerBanned: a peer is banned (corrupt data, wrong metadata); it is never dialed again.
 type PeerBanned struct {
 	Addr   netip.AddrPort
@@ -65,6 +87,9 @@ type WebSeedDropped struct {
 
 func (PeerConnected) event()    {}
 func (PeerDropped) event()      {}
+func (PeerSnubbed) event()      {}
+func (DialFailed) event()       {}
+func (HandshakeFailed) event()  {}
 func (PeerBanned) event()       {}
 func (PieceVerified) event()    {}
 func (PieceFailed) event()      {}

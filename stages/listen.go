@@ -59,6 +59,7 @@ func Listen(ctx context.Context, sw *Swarm, ln net.Listener, maxConns int, timeo
 				waiting.remove(nc)
 				if err != nil {
 					log.Debug("incoming handshake failed", "peer", a, "err", err)
+					sw.Emit(HandshakeFailed{Addr: a, Err: err})
 					nc.Close()
 					return
 				}

@@ -126,6 +126,12 @@ func eventJSON(e stages.Event) (string, []kv) {
 		return "peer_connected", []kv{{"peer", e.Addr}, {"incoming", e.Incoming}}
 	case stages.PeerDropped:
 		return "peer_dropped", []kv{{"peer", e.Addr}, {"reason", errText(e.Reason)}, {"fault", e.Fault}}
+	case stages.PeerSnubbed:
+		return "peer_snubbed", []kv{{"peer", e.Addr}}
+	case stages.DialFailed:
+		return "dial_failed", []kv{{"peer", e.Addr}, {"error", errText(e.Err)}}
+	case stages.HandshakeFailed:
+		return "handshake_failed", []kv{{"peer", e.Addr}, {"error", errText(e.Err)}}
 	case stages.PeerBanned:
 		return "peer_banned", []kv{{"peer", e.Addr}, {"reason", e.Reason}}
 	case stages.PieceVerified:
