@@ -169,6 +169,7 @@ func runDaemon(c *cli.Context) error {
 		return err
 	}
 	defer unlock()
+	removeStaleTemps(f.stateDir)
 	st, err := loadState(f.stateDir)
 	if err != nil {
 		return err

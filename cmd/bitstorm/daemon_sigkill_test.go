@@ -115,7 +115,7 @@ func TestDaemonSIGKILL(t *testing.T) {
 	}
 
 	rng := rand.New(rand.NewPCG(20240615, 13))
-	landed, early := 0, 0
+	landed, early, midSave := 0, 0, 0
 	for kill := 1; kill <= sigkillKills; kill++ {
 		if kill > 1 {
 			run++
@@ -142,6 +142,14 @@ func TestDaemonSIGKILL(t *testing.T) {
 			early++
 		}
 		checkAfterKill(t, dl, state, tors)
+		// A kill in the middle of a save leaves its temporary file, which the next start
+		// removes: they never pile up.
+		switch tmp, _ := filepath.Glob(filepath.Join(state, ".daemon.json.tmp-*")); {
+		case len(tmp) > 1:
+			t.Errorf("after kill %d, temporary state files pile up: %q", kill, tmp)
+		case len(tmp) == 1:
+			midSave++
+		}
 		t.Logf("kill %d: run %d after %d new pieces (wanted %d), %v; %d pieces on disk",
 			kill, run, totalGood(tors)-base, gain, res.Wall.Round(time.Millisecond), totalGood(tors))
 	}
@@ -149,6 +157,7 @@ func TestDaemonSIGKILL(t *testing.T) {
 		t.Fatalf("%d kills landed, want %d", landed, sigkillKills)
 	}
 
+	t.Logf("%d kills came in the middle of a save of the state file", midSave)
 	run++
 	p, rpc = startKillDaemon(t, ctx, bin, dl, state, logs, run)
 	finishKillTorrents(t, ctx, p, rpc, tors)
@@ -170,7 +179,7 @@ func TestDaemonSIGKILL(t *testing.T) {
 		t.Errorf("the last run after SIGTERM: %v, want exit 0", err)
 	}
 	if tmp, _ := filepath.Glob(filepath.Join(state, ".daemon.json.tmp-*")); len(tmp) > 0 {
-		t.Logf("temporary state files left by kills mid-write: %q", tmp)
+		t.Errorf("temporary state files left after the last start: %q", tmp)
 	}
 	t.Logf("%d kills landed (%d as soon as the RPC listened), then every torrent finished; %v in all",
 		landed, early, time.Since(start).Round(time.Second))
@@ -562,7 +571,8 @@ func finishKillTorrents(t *testing.T, ctx context.Context, p *swarmtest.Process,
 // torrents must not have the state file saved with only the torrents restored so far: a
 // kill at that moment would lose the others. The state holds a complete torrent whose
 // completion was never saved (a kill came first) and many stopped ones; the daemon is
-// killed at its first write of the state file, which must list them all.
+// killed at its first write of the state file, which must list them all. Temporary files
+// that earlier kills left in the state dir are gone once it has started.
 func TestDaemonSIGKILLDuringRestore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -593,6 +603,13 @@ func TestDaemonSIGKILLDuringRestore(t *testing.T) {
 	if err := os.WriteFile(statePath(state), before, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// What kills in the middle of writes left: a start removes it.
+	stale := []string{filepath.Join(state, ".daemon.json.tmp-123"), filepath.Join(state, "torrents", ".abc.torrent.tmp-456")}
+	for _, f := range stale {
+		if err := os.WriteFile(f, []byte("{"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	p, _ := startKillDaemon(t, ctx, bin, root, state, logs, 0)
 	var seen []byte
@@ -610,6 +627,11 @@ func TestDaemonSIGKILLDuringRestore(t *testing.T) {
 		}
 	}
 	p.Stop() // SIGKILL at the first write
+	for _, f := range stale {
+		if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after a start: %v, want removed", f, err)
+		}
+	}
 	var got daemonState
 	if err := json.Unmarshal(seen, &got); err != nil || len(got.Torrents) != n {
 		t.Errorf("the first write of the state file during the restore holds %d torrents (%v), want %d", len(got.Torrents), err, n)

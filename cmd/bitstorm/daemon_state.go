@@ -129,6 +129,18 @@ func lockStateDir(dir string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// removeStaleTemps deletes the temporary files a kill in the middle of writeAtomic left in
+// the state dir (of the state file, of kept .torrent files); a crash loop would pile them
+// up. Called with the state dir locked: no other daemon is writing them.
+func removeStaleTemps(dir string) {
+	for _, pattern := range []string{"." + filepath.Base(statePath(dir)) + ".tmp-*", filepath.Join("torrents", ".*.torrent.tmp-*")} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, tmp := range tmps {
+			os.Remove(tmp)
+		}
+	}
+}
+
 // save writes the state file; errors are logged (the daemon goes on: the next change
 // tries again). While restore runs it writes nothing: restore saves once it is done.
 func (d *daemon) save() {
