@@ -3,7 +3,9 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,31 @@ func (l *eventLog) all() []stages.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]stages.Event(nil), l.es...)
+}
+
+// eventsOf returns l's events of type E that match.
+func eventsOf[E stages.Event](l *eventLog, match func(E) bool) []E {
+	var out []E
+	for _, e := range l.all() {
+		if e, ok := e.(E); ok && match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// peerEvents formats l's events about peers (all but pieces verified), for failure
+// messages.
+func peerEvents(l *eventLog) string {
+	var b strings.Builder
+	for _, e := range l.all() {
+		switch e.(type) {
+		case stages.PieceVerified, stages.PieceFailed:
+			continue
+		}
+		fmt.Fprintf(&b, "\n\t%T%+v", e, e)
+	}
+	return b.String()
 }
 
 // TestEvents: a download from an honest peer and a peer whose every block is corrupt

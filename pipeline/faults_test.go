@@ -169,7 +169,7 @@ func TestTrackerFaults(t *testing.T) {
 			src := &stages.Tracker{Tiers: [][]string{{tr.URL()}}, Client: &http.Client{Timeout: cmp.Or(tc.timeout, 10*time.Second)},
 				MaxFailures: max(tc.failures+1, 3), Backoff: 10 * time.Millisecond, StopTimeout: 200 * time.Millisecond}
 			store := stagetest.NewMemStorage(tor.Meta.Info.Length)
-			err, logs := run(t, tor, 30*time.Second, pipeline.WithPeerSource(src), pipeline.WithStorage(store))
+			err, rec := run(t, tor, 30*time.Second, pipeline.WithPeerSource(src), pipeline.WithStorage(store))
 			events := tr.Events()
 			t.Logf("Run() = %v after %d announces %q, %v apart (backoff from %v, doubling)", err, len(events), events, tr.Gaps(), src.Backoff)
 			if tc.failures < 0 {
@@ -193,8 +193,12 @@ func TestTrackerFaults(t *testing.T) {
 					t.Errorf("announce %d had event %q, want started (events %q)", i, events[i], events)
 				}
 			}
-			if tc.failures > 0 && len(logs.find("announce failed, retrying")) < tc.failures {
-				t.Errorf("want %d logged retries, got %q", tc.failures, logs.find("announce failed"))
+			// No event tells a failed announce yet: the log's retries stand in for one.
+			if tc.failures > 0 && len(rec.logs.find("announce failed, retrying")) < tc.failures {
+				t.Errorf("want %d logged retries, got %q", tc.failures, rec.logs.find("announce failed"))
+			}
+			if replies := eventsOf(&rec.eventLog, func(stages.TrackerReply) bool { return true }); len(replies) == 0 || replies[0].Peers != 1 {
+				t.Errorf("tracker replies %+v, want the first with the one honest peer", replies)
 			}
 			if tc.redirect {
 				if got := target.Events(); len(got) == 0 || got[0] != "started" {
@@ -213,9 +217,18 @@ func TestTrackerFaults(t *testing.T) {
 func TestTrackerHundredThousandPeers(t *testing.T) {
 	checkGoroutines(t)
 	tor := stagetest.NewTorrent(t, 51, "crowded", 32<<10, 500_000)
-	rec := &logRecorder{}
-	announced := watchLogs(rec, [][]string{{"announced", "peers=20000"}})
-	honest := stagetest.NewHostilePeer(t, tor, stagetest.RightHandshake, stagetest.After(announced.done, stagetest.Seed))
+	// The honest peer serves once the tracker's reply, cut to tracker.MaxPeers, has gone
+	// to the dialer: the announce stage reports it after the last address.
+	rec := &runLog{}
+	announced := make(chan struct{})
+	var once sync.Once
+	events := func(e stages.Event) {
+		rec.add(e)
+		if r, ok := e.(stages.TrackerReply); ok && r.Peers == 20_000 {
+			once.Do(func() { close(announced) })
+		}
+	}
+	honest := stagetest.NewHostilePeer(t, tor, stagetest.RightHandshake, stagetest.After(announced, stagetest.Seed))
 	// Holding 127.0.0.1:port keeps anyone else from listening on it for all of 127/8
 	// (0.0.0.0:port would clash), so dials to 127.x.y.z:port are refused at once.
 	hold, err := net.Listen("tcp", "127.0.0.1:0")
@@ -241,21 +254,20 @@ func TestTrackerHundredThousandPeers(t *testing.T) {
 	peaks := sampleMemory(t)
 	err, _ = run(t, tor, 30*time.Second, pipeline.WithPeerSource(src), pipeline.WithStorage(store),
 		withConfig(pipeline.Config{Dial: stages.DialConfig{MaxQueue: maxQueue, MaxHalfOpen: 8}}),
-		pipeline.WithLogger(slog.New(announced)))
+		pipeline.WithEvents(events), pipeline.WithLogger(slog.New(&rec.logs)))
 	heap, _ := peaks()
 	if err != nil {
-		t.Fatalf("Run() = %v, want nil; announces %q, honest peer's errors %v, records naming it %q",
-			err, rec.find("announce"), honest.Errs(), rec.find(honest.Addr().String()))
+		t.Fatalf("Run() = %v, want nil; tracker replies %+v, honest peer's errors %v",
+			err, eventsOf(&rec.eventLog, func(stages.TrackerReply) bool { return true }), honest.Errs())
 	}
 	if !bytes.Equal(store.Bytes(), tor.Data) {
 		t.Fatal("downloaded bytes differ from the payload")
 	}
-	dropped := len(rec.find("dial queue full, dropping address"))
-	dialed := make(map[string]bool)
-	for _, r := range rec.find("dial failed") {
-		if _, rest, ok := strings.Cut(r, " peer="); ok {
-			dialed[strings.Fields(rest)[0]] = true
-		}
+	// No event tells an address dropped at the full dial queue yet: the log stands in.
+	dropped := len(rec.logs.find("dial queue full, dropping address"))
+	dialed := make(map[netip.AddrPort]bool)
+	for _, e := range eventsOf(&rec.eventLog, func(stages.DialFailed) bool { return true }) {
+		dialed[e.Addr] = true
 	}
 	t.Logf("reply of %d KiB with %d peers: %d addresses dropped at the full dial queue, %d dialed; peak heap %.1f MiB",
 		len(body)>>10, n, dropped, len(dialed), float64(heap)/(1<<20))
@@ -569,11 +581,12 @@ func missingBytes(info *metainfo.Info, have wire.Bitfield) int64 {
 	return n
 }
 
-// runInDir runs a download of tor into dir from peers and returns Run's error and the pipeline.
-func runInDir(t *testing.T, tor *stagetest.Torrent, dir string, peers ...*stagetest.FakePeer) (error, *pipeline.Pipeline, *logRecorder) {
+// runInDir runs a download of tor into dir from peers and returns Run's error, the pipeline
+// and what the run reported.
+func runInDir(t *testing.T, tor *stagetest.Torrent, dir string, peers ...*stagetest.FakePeer) (error, *pipeline.Pipeline, *runLog) {
 	t.Helper()
-	rec := &logRecorder{}
-	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(peers...)), pipeline.WithLogger(slog.New(rec)),
+	rec := &runLog{}
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(peers...)), pipeline.WithLogger(slog.New(&rec.logs)), pipeline.WithEvents(rec.add),
 		pipeline.WithConfig(pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0", RecordInterval: 20 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
@@ -692,8 +705,7 @@ func TestFileDeletedDuringDownload(t *testing.T) {
 			dir := t.TempDir()
 			slow := stagetest.NewFakePeer(t, tor, stagetest.Honest)
 			slow.Delay = 2 * time.Millisecond
-			rec := &logRecorder{}
-			p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow)), pipeline.WithLogger(slog.New(rec)),
+			p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow)),
 				pipeline.WithPicker(stages.NewSequential(tor.Meta.Info.NumPieces())),
 				pipeline.WithConfig(pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0", RecordInterval: 10 * time.Millisecond}))
 			if err != nil {

@@ -52,7 +52,7 @@ func TestInteropEncryptionLibtorrent(t *testing.T) {
 			t.Fatalf("libtorrent's files differ from the payload:\n%v", err)
 		}
 		if d := droppedPeers(seeder.LogPath); len(d) > 0 {
-			t.Errorf("the bitstorm seeder dropped peers:\n%q", d)
+			t.Errorf("the bitstorm seeder dropped peers:\n%+v", d)
 		}
 		t.Logf("libtorrent (forced) from the bitstorm seeder: %.1f MiB in %.2fs (wall includes start-up and announces); leecher cpu %.2fs",
 			float64(swarmtest.TotalSize(seedFiles))/(1<<20), res.Wall.Seconds(), res.CPU().Seconds())
@@ -86,7 +86,7 @@ func TestInteropEncryptionAria2(t *testing.T) {
 				t.Fatalf("aria2c's files differ from the payload:\n%v", err)
 			}
 			if d := droppedPeers(seeder.LogPath); len(d) > 0 {
-				t.Errorf("the bitstorm seeder dropped peers:\n%q", d)
+				t.Errorf("the bitstorm seeder dropped peers:\n%+v", d)
 			}
 			t.Logf("aria2c (%v) from the bitstorm seeder (%s): %.1f MiB in %.2fs; leecher cpu %.2fs", tc.aria2, tc.policy,
 				float64(swarmtest.TotalSize(seedFiles))/(1<<20), res.Wall.Seconds(), res.CPU().Seconds())
@@ -128,7 +128,7 @@ func startEncryptedSeeder(t *testing.T, ctx context.Context, bin string, sw *tra
 	logPath := filepath.Join(t.TempDir(), "bitstorm-seed-"+policy+".log")
 	p, _ := startBitstorm(t, ctx, bin, logPath, "seed", "--verbose", "--encryption", policy, "--data", sw.dir,
 		"--listen", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), sw.torrent)
-	if err := waitLogLine(ctx, p, "msg=announced ", time.Minute); err != nil {
+	if err := waitEvent(ctx, p, "tracker_reply", time.Minute); err != nil {
 		t.Fatalf("bitstorm seeder: %v", err)
 	}
 	return p
@@ -157,7 +157,7 @@ func leechEncrypted(t *testing.T, ctx context.Context, bin string, sw *trackedPa
 		t.Fatalf("bitstorm's files from %s differ from the payload:\n%v", name, err)
 	}
 	if dropped := droppedPeers(leech.LogPath); len(dropped) > 0 {
-		t.Errorf("bitstorm dropped %s: %q", name, dropped)
+		t.Errorf("bitstorm dropped %s: %+v", name, dropped)
 	}
 }
 

@@ -2,7 +2,9 @@ package pipeline_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -128,31 +130,101 @@ func leechFromOnly(t *testing.T, ctx context.Context, bin string, sw *trackedPay
 		t.Fatalf("bitstorm's files from %s differ from the payload:\n%v", name, err)
 	}
 	if dropped := droppedPeers(leech.LogPath); len(dropped) > 0 {
-		t.Errorf("bitstorm dropped %s: %q", name, dropped)
+		t.Errorf("bitstorm dropped %s: %+v", name, dropped)
 	}
 }
 
-// startBitstormSeeder runs `bitstorm seed --data dataDir --listen 127.0.0.1 --port port torrent`,
-// behind the command prefix wrap when given (say, ip netns exec NAME), with its
-// log at logPath. It returns once the seeder has rechecked its data and its
-// first announce was answered; the seeder is stopped when the test ends.
+// startBitstormSeeder runs `bitstorm seed --json --data dataDir --listen 127.0.0.1 --port port
+// torrent`, behind the command prefix wrap when given (say, ip netns exec NAME), with its
+// log at logPath and its events at eventsPath(logPath). It returns once the seeder has
+// rechecked its data and its first announce was answered; the seeder is stopped when the
+// test ends.
 func startBitstormSeeder(t *testing.T, ctx context.Context, bin, torrent, dataDir string, port int, logPath string, wrap ...string) *swarmtest.Process {
 	t.Helper()
 	ip := "127.0.0.1"
 	if len(wrap) > 0 {
 		ip = nsAddr // in the transmission test's namespace
 	}
-	args := slices.Concat(wrap, []string{bin, "seed", "--no-dht", "--data", dataDir, "--listen", ip, "--port", strconv.Itoa(port), torrent})
-	p, err := swarmtest.Start(ctx, exec.Command(args[0], args[1:]...), logPath)
+	args := slices.Concat(wrap, []string{bin, "seed", "--no-dht", "--json", "--data", dataDir, "--listen", ip, "--port", strconv.Itoa(port), torrent})
+	cmd := exec.Command(args[0], args[1:]...)
+	eventsTo(t, cmd, logPath)
+	p, err := swarmtest.Start(ctx, cmd, logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
-	// The announce stage logs this at Info once a tracker has answered.
-	if err := waitLogLine(ctx, p, "msg=announced ", time.Minute); err != nil {
+	if err := waitEvent(ctx, p, "tracker_reply", time.Minute); err != nil {
 		t.Fatalf("bitstorm seeder: %v", err)
 	}
 	return p
+}
+
+// binEvent is one of the bitstorm binary's --json objects; README.md's table lists the
+// events and their fields.
+type binEvent struct {
+	Event    string `json:"event"`
+	Peer     string `json:"peer"`
+	Incoming bool   `json:"incoming"`
+	Reason   string `json:"reason"`
+	Fault    bool   `json:"fault"`
+	Peers    int    `json:"peers"`
+	Piece    int    `json:"piece"`
+	Error    string `json:"error"`
+}
+
+// eventsPath is where a bitstorm run of these tests that logs to logPath writes its --json
+// events (its stdout).
+func eventsPath(logPath string) string {
+	return strings.TrimSuffix(logPath, ".log") + ".events.jsonl"
+}
+
+// eventsTo sends cmd's stdout, a bitstorm run with --json logging to logPath, to
+// eventsPath(logPath).
+func eventsTo(t *testing.T, cmd *exec.Cmd, logPath string) {
+	t.Helper()
+	f, err := os.Create(eventsPath(logPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cmd.Stdout = f
+}
+
+// binEvents returns the --json events so far of the bitstorm run logging to logPath
+// (started with eventsTo); a line cut short by a kill is left out.
+func binEvents(logPath string) []binEvent {
+	var out []binEvent
+	sc := bufio.NewScanner(bytes.NewReader(readLog(eventsPath(logPath))))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e binEvent
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// waitEvent polls the --json events of p, a bitstorm run started with eventsTo, until one
+// named event comes, p exits, ctx ends or timeout passes.
+func waitEvent(ctx context.Context, p *swarmtest.Process, event string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if slices.ContainsFunc(binEvents(p.LogPath), func(e binEvent) bool { return e.Event == event }) {
+			return nil
+		}
+		select {
+		case <-p.Done():
+			_, err := p.Wait()
+			return fmt.Errorf("exited before a %s event: %v\n%s", event, err, p.Tail(20))
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a %s event: %w\n%s", event, ctx.Err(), p.Tail(20))
+		case <-time.After(25 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no %s event after %v\n%s", event, timeout, p.Tail(20))
+		}
+	}
 }
 
 // waitLogLine polls p's log until a line contains substr, p exits, ctx ends
@@ -193,24 +265,23 @@ func logHas(path, substr string) bool {
 	return false
 }
 
-// droppedPeers returns the lines of a bitstorm log that drop a peer for a fault (logged as
-// warnings; a peer that hangs up, or a seed let go once both sides are seeds, is not).
-func droppedPeers(path string) []string {
-	var out []string
-	f, err := os.Open(path)
-	if err != nil {
-		return []string{err.Error()}
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.Contains(l, `msg="dropping peer"`) {
-			out = append(out, l)
+// droppedPeers returns the peer_dropped events of a bitstorm run logging to logPath that
+// drop a peer for a fault of its own (a peer that hangs up, or a seed let go once both
+// sides are seeds, is not dropped for one).
+func droppedPeers(logPath string) []binEvent {
+	return slices.DeleteFunc(binEvents(logPath), func(e binEvent) bool { return e.Event != "peer_dropped" || !e.Fault })
+}
+
+// connectedPeers returns the peer addresses of the peer_connected events of a bitstorm
+// run logging to logPath.
+func connectedPeers(logPath string) map[string]bool {
+	peers := make(map[string]bool)
+	for _, e := range binEvents(logPath) {
+		if e.Event == "peer_connected" {
+			peers[e.Peer] = true
 		}
 	}
-	return out
+	return peers
 }
 
 // mibPerSec is the rate of moving files' bytes in d.

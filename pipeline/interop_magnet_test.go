@@ -252,7 +252,7 @@ func TestInteropLibtorrentMagnetFromBitStorm(t *testing.T) {
 		})
 	}
 	if d := droppedPeers(seeder.LogPath); len(d) > 0 {
-		t.Errorf("the bitstorm seeder dropped peers: %q", d)
+		t.Errorf("the bitstorm seeder dropped peers: %+v", d)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -120,13 +119,15 @@ func (n *peerNet) seeder(t *testing.T, name, ip string, args ...string) *swarmte
 	return p
 }
 
-// download starts `bitstorm download --verbose --no-dht` of the torrent in the namespace,
-// listening on ip, into out, with args (its peers), logging to name; it is stopped when
-// the test ends.
+// download starts `bitstorm download --verbose --no-dht --json` of the torrent in the
+// namespace, listening on ip, into out, with args (its peers), logging to name and its
+// events beside (eventsPath); it is stopped when the test ends.
 func (n *peerNet) download(t *testing.T, name, ip, out string, args ...string) *swarmtest.Process {
 	t.Helper()
-	all := append([]string{"download", "--verbose", "--no-dht", "--out", out, "--listen", ip, "--port", peerPort}, args...)
-	p, err := swarmtest.Start(n.ctx, nsCommand(n.in, n.bin, append(all, n.torrent)...), filepath.Join(n.dir, name))
+	all := append([]string{"download", "--verbose", "--no-dht", "--json", "--out", out, "--listen", ip, "--port", peerPort}, args...)
+	cmd := nsCommand(n.in, n.bin, append(all, n.torrent)...)
+	eventsTo(t, cmd, filepath.Join(n.dir, name))
+	p, err := swarmtest.Start(n.ctx, cmd, filepath.Join(n.dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,12 +135,17 @@ func (n *peerNet) download(t *testing.T, name, ip, out string, args ...string) *
 	return p
 }
 
-// connections counts the "peer connected" lines of a --verbose bitstorm log for addr: the
-// sessions it had with the peer there. A peer that dialed us shows its ephemeral port, so
-// a count for a listening address counts the connections we made.
-func connections(path, addr string) int {
-	re := regexp.MustCompile(`msg="peer connected".* peer=` + regexp.QuoteMeta(addr) + `(\s|$)`)
-	return len(re.FindAllIndex(readLog(path), -1))
+// connections counts the peer_connected events for addr of the bitstorm run logging to
+// logPath: the sessions it had with the peer there. A peer that dialed us shows its
+// ephemeral port, so a count for a listening address counts the connections we made.
+func connections(logPath, addr string) int {
+	n := 0
+	for _, e := range binEvents(logPath) {
+		if e.Event == "peer_connected" && e.Peer == addr {
+			n++
+		}
+	}
+	return n
 }
 
 // The PEX test's addresses.
@@ -189,7 +195,7 @@ func TestInteropPexSeederOnlyThroughPex(t *testing.T) {
 	s := pexSeeder + ":" + peerPort
 	if c := connections(leech.LogPath, s); c == 0 {
 		t.Fatalf("bitstorm completed without connecting to the seeder at %s; it connected to %v",
-			s, peersConnected(leech.LogPath))
+			s, connectedPeers(leech.LogPath))
 	}
 	if exited(x) {
 		t.Errorf("X exited during the test: it was to stay a leecher\n%s", x.Tail(10))

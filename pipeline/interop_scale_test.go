@@ -47,7 +47,7 @@ func TestInteropFiftyLibtorrentSeeders(t *testing.T) {
 	if err := swarmtest.ComparePayload(sw.dir, out, interopFiles); err != nil {
 		t.Fatalf("downloaded files differ from the payload:\n%v", err)
 	}
-	connected := peersConnected(leech.LogPath)
+	connected := connectedPeers(leech.LogPath)
 	var reached []int
 	for _, p := range ports {
 		if connected[fmt.Sprintf("127.0.0.1:%d", p)] {
@@ -59,7 +59,7 @@ func TestInteropFiftyLibtorrentSeeders(t *testing.T) {
 			len(reached), fiftySeeders, connected)
 	}
 	if dropped := droppedPeers(leech.LogPath); len(dropped) > 0 {
-		t.Errorf("bitstorm dropped %d seeders on its own account, first: %s", len(dropped), dropped[0])
+		t.Errorf("bitstorm dropped %d seeders on its own account, first: %+v", len(dropped), dropped[0])
 	}
 	// Each session logs its upload total in the second after it changes: wait for the
 	// round after the download to see which seeders served.

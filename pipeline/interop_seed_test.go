@@ -84,7 +84,7 @@ func TestInteropRealLeechersFromBitstormSeeder(t *testing.T) {
 				t.Fatalf("%s's files differ from the payload:\n%v", l.name, err)
 			}
 			if d := droppedPeers(seeder.LogPath); len(d) > 0 {
-				t.Errorf("the bitstorm seeder dropped peers:\n%s", strings.Join(d, "\n"))
+				t.Errorf("the bitstorm seeder dropped peers:\n%+v", d)
 			}
 			t.Logf("%s from the bitstorm seeder: %.1f MiB in %.2fs = %.1f MiB/s (wall includes start-up and announces); leecher cpu %.2fs",
 				l.name, float64(swarmtest.TotalSize(seedFiles))/(1<<20), res.Wall.Seconds(),
@@ -178,7 +178,7 @@ func TestInteropTransmissionLeecher(t *testing.T) {
 		// still gets there, reconnected every 20 s, but in minutes.
 		if d := droppedPeers(seeder.LogPath); len(d) > 0 {
 			t.Logf("transmission log (last lines):\n%s", tr.proc.Tail(30))
-			t.Fatalf("the bitstorm seeder dropped transmission:\n%s", strings.Join(d, "\n"))
+			t.Fatalf("the bitstorm seeder dropped transmission:\n%+v", d)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,7 +1,6 @@
 package pipeline_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
@@ -67,7 +66,7 @@ func TestInteropMixedSeeders(t *testing.T) {
 		t.Fatalf("downloaded files differ from the payload:\n%v", err)
 	}
 	// The leecher dials the addresses opentracker gave it: each seeder's listening port.
-	connected := peersConnected(leech.LogPath)
+	connected := connectedPeers(leech.LogPath)
 	for name, port := range map[string]int{"libtorrent": ltPort, "bitstorm": bsPort} {
 		if addr := fmt.Sprintf("127.0.0.1:%d", port); !connected[addr] {
 			t.Errorf("the leecher never connected to the %s seeder at %s; it connected to %v", name, addr, connected)
@@ -305,13 +304,16 @@ func waitPieces(t *testing.T, ctx context.Context, p *swarmtest.Process, info *m
 
 // startBitstorm runs the bitstorm binary with args, its output going to logPath. The
 // command is returned for signals other than Stop's SIGKILL. A download or seed runs
-// with --no-dht: the DHT's default bootstrap routers are public hosts.
+// with --no-dht, the DHT's default bootstrap routers being public hosts, and with --json,
+// its events going to eventsPath(logPath) (binEvents reads them).
 func startBitstorm(t *testing.T, ctx context.Context, bin, logPath string, args ...string) (*swarmtest.Process, *exec.Cmd) {
 	t.Helper()
+	cmd := exec.Command(bin)
 	if len(args) > 0 && (args[0] == "download" || args[0] == "seed") {
-		args = slices.Concat(args[:1], []string{"--no-dht"}, args[1:])
+		args = slices.Concat(args[:1], []string{"--no-dht", "--json"}, args[1:])
+		eventsTo(t, cmd, logPath)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd.Args = append(cmd.Args, args...)
 	p, err := swarmtest.Start(ctx, cmd, logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -367,22 +369,9 @@ func readLog(path string) []byte {
 	return b
 }
 
-// peersConnected returns the peer addresses of the "peer connected" lines of a
-// --verbose log.
-func peersConnected(path string) map[string]bool {
-	peers := make(map[string]bool)
-	re := regexp.MustCompile(`msg="peer connected".* peer=(\S+)`)
-	sc := bufio.NewScanner(bytes.NewReader(readLog(path)))
-	for sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			peers[m[1]] = true
-		}
-	}
-	return peers
-}
-
 // keptPieces returns how many pieces a run started with and how it knew, from its
-// "resuming from record" or "rechecked data" line: 0 and "" when it found no data.
+// "resuming from record" or "rechecked data" line: 0 and "" when it found no data. No
+// event tells it (yet): the log line stands in.
 func keptPieces(path string) (int, string) {
 	m := regexp.MustCompile(`msg="(resuming from record|rechecked data)" pieces=(\d+)`).FindSubmatch(readLog(path))
 	if m == nil {

@@ -3,12 +3,12 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/bitstorm/bitstorm/pipeline"
+	"github.com/bitstorm/bitstorm/stages"
 	"github.com/bitstorm/bitstorm/stages/stagetest"
 )
 
@@ -86,8 +86,8 @@ func TestScale200Peers(t *testing.T) {
 		peers[i].Gate = gate
 	}
 	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
-	rec := &logRecorder{}
-	p, err := pipeline.New(tor.Meta, pipeline.WithLogger(slog.New(rec)), pipeline.WithStorage(store),
+	ev := &eventLog{}
+	p, err := pipeline.New(tor.Meta, pipeline.WithEvents(ev.add), pipeline.WithStorage(store),
 		pipeline.WithPeerSource(addrs(peers...)), scaleConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -141,8 +141,13 @@ func TestScale200Peers(t *testing.T) {
 	if len(idle) > scalePeers/2 {
 		t.Errorf("%d of %d peers served no block: %v", len(idle), scalePeers, idle)
 	}
-	if warns := rec.find("WARN"); len(warns) > 0 {
-		t.Errorf("%d warnings, first: %s", len(warns), warns[0])
+	// Honest seeders give no cause to drop or ban one, nor a piece that fails its hash.
+	faults := eventsOf(ev, func(e stages.PeerDropped) bool { return e.Fault })
+	bans := eventsOf(ev, func(stages.PeerBanned) bool { return true })
+	failed := eventsOf(ev, func(stages.PieceFailed) bool { return true })
+	if len(faults)+len(bans)+len(failed) > 0 {
+		t.Errorf("%d peers dropped for a fault, %d banned, %d pieces failed: %+v %+v %+v",
+			len(faults), len(bans), len(failed), faults, bans, failed)
 	}
 }
 
