@@ -11,6 +11,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/bitstorm/bitstorm/internal/atomicfile"
 	"github.com/bitstorm/bitstorm/internal/transmission"
 	"github.com/bitstorm/bitstorm/stages"
 )
@@ -78,42 +79,8 @@ func loadState(dir string) (*daemonState, error) {
 	return &st, nil
 }
 
-// writeAtomic replaces path with data: a temporary file beside it, fsync, rename, fsync
-// of the directory. A crash leaves the old file or the new one.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// writeAtomic replaces path with data: a crash leaves the old file or the new one.
+func writeAtomic(path string, data []byte) error { return atomicfile.Write(path, data) }
 
 // lockStateDir takes <dir>/daemon.lock, so that two daemons never share a state; the
 // returned function releases it.
@@ -133,7 +100,7 @@ func lockStateDir(dir string) (func(), error) {
 // the state dir (of the state file, of kept .torrent files); a crash loop would pile them
 // up. Called with the state dir locked: no other daemon is writing them.
 func removeStaleTemps(dir string) {
-	for _, pattern := range []string{"." + filepath.Base(statePath(dir)) + ".tmp-*", filepath.Join("torrents", ".*.torrent.tmp-*")} {
+	for _, pattern := range []string{atomicfile.TempPrefix(statePath(dir)) + "*", filepath.Join("torrents", ".*.torrent.tmp-*")} {
 		tmps, _ := filepath.Glob(filepath.Join(dir, pattern))
 		for _, tmp := range tmps {
 			os.Remove(tmp)

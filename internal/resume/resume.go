@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bitstorm/bitstorm/internal/atomicfile"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/wire"
 )
@@ -104,19 +105,7 @@ func Save(path string, rec *Record) error {
 
 // saveFile writes data to path atomically and durably, creating path's directory if
 // needed.
-func saveFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := writeAtomic(path, data); err != nil {
-		return err
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func saveFile(path string, data []byte) error { return atomicfile.Write(path, data) }
 
 func marshal(rec *Record) ([]byte, error) {
 	r := recordJSON{
@@ -149,42 +138,6 @@ func marshal(rec *Record) ([]byte, error) {
 		return nil, err
 	}
 	return append(data, '\n'), nil
-}
-
-// writeAtomic writes data to a temporary file beside path, syncs it and renames it over
-// path, so that path holds either its old contents or data, whatever happens.
-func writeAtomic(path string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// syncDir makes a rename in dir durable: until the directory is synced, a power loss
-// may bring back the old entry.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Load reads the record at path and checks it against info and infoHash. The error wraps

@@ -170,17 +170,11 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 
-	fmt.Printf("machine: %d cores (GOMAXPROCS %d), %s/%s, load average %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, loadAvg())
-	dir, err := os.MkdirTemp(cfg.dir, "bitstorm-bench-")
+	dir, done, err := benchDir(cfg)
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		defer fmt.Printf("kept %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 
 	var failed []string
 	if !cfg.magnetOnly && !cfg.latencyOnly {
@@ -582,4 +576,19 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// benchDir prints the machine line every table starts with and makes the run's directory;
+// done removes it, or says where it is kept (-keep).
+func benchDir(cfg config) (dir string, done func(), err error) {
+	fmt.Printf("machine: %d cores (GOMAXPROCS %d), %s/%s, load average %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, loadAvg())
+	dir, err = os.MkdirTemp(cfg.dir, "bitstorm-bench-")
+	if err != nil {
+		return "", nil, err
+	}
+	if cfg.keep {
+		return dir, func() { fmt.Printf("kept %s\n", dir) }, nil
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -68,17 +67,11 @@ var allFields = []string{"activityDate", "addedDate", "bandwidthPriority", "comm
 
 // rpcOnly is run for -rpc-only: the RPC table alone.
 func rpcOnly(ctx context.Context, cfg config) error {
-	fmt.Printf("machine: %d cores (GOMAXPROCS %d), %s/%s, load average %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, loadAvg())
-	dir, err := os.MkdirTemp(cfg.dir, "bitstorm-bench-")
+	dir, done, err := benchDir(cfg)
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		defer fmt.Printf("kept %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	return rpcTable(ctx, cfg, dir)
 }
 

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,17 +75,11 @@ func scaleOnly(ctx context.Context, cfg config) error {
 	if err := swarmtest.Ensure(swarmtest.Libtorrent); err != nil {
 		return err
 	}
-	fmt.Printf("machine: %d cores (GOMAXPROCS %d), %s/%s, load average %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, loadAvg())
-	dir, err := os.MkdirTemp(cfg.dir, "bitstorm-bench-")
+	dir, done, err := benchDir(cfg)
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		defer fmt.Printf("kept %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	failed, err := scaleTable(ctx, cfg, bin, dir)
 	if err != nil {
 		return err

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,17 +56,11 @@ func serveOnly(ctx context.Context, cfg config) error {
 	if err := swarmtest.Ensure(swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent); err != nil {
 		return err
 	}
-	fmt.Printf("machine: %d cores (GOMAXPROCS %d), %s/%s, load average %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, loadAvg())
-	dir, err := os.MkdirTemp(cfg.dir, "bitstorm-bench-")
+	dir, done, err := benchDir(cfg)
 	if err != nil {
 		return err
 	}
-	if cfg.keep {
-		defer fmt.Printf("kept %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
+	defer done()
 	return serveTable(ctx, cfg, bin, dir)
 }
 
