@@ -102,20 +102,35 @@ func (s *Session) Port() uint16 { return s.port }
 
 // Close stops every torrent (their resume records are saved) and the listener, and waits.
 func (s *Session) Close() error {
-	s.stop()
-	err := s.ln.Close()
 	s.mu.Lock()
 	ts := make([]*Torrent, 0, len(s.torrents))
 	for _, t := range s.torrents {
 		ts = append(ts, t)
 	}
 	s.mu.Unlock()
+	// Each torrent is marked paused before the session's context ends its run: a run
+	// that ended first would be taken for finished (a complete, seeding torrent's Run
+	// returns nil) rather than stopped.
+	for _, t := range ts {
+		t.stopping()
+	}
+	s.stop()
+	err := s.ln.Close()
 	for _, t := range ts {
 		t.Pause()
 		t.readers.end(errSessionClosed)
 	}
 	s.wg.Wait()
 	return err
+}
+
+// stopping marks a running torrent paused, ahead of the end of its run.
+func (t *Torrent) stopping() {
+	t.mu.Lock()
+	if t.state == Running {
+		t.state = Paused
+	}
+	t.mu.Unlock()
 }
 
 // Source is what a torrent is added from: FromFile, FromBytes, FromMetaInfo or FromMagnet.
