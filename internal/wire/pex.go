@@ -162,6 +162,13 @@ func ParsePex(payload []byte) (Pex, error) {
 			}
 		}
 	}
+	// Lists whose every address was unusable are none at all, as when absent.
+	if len(p.Added) == 0 {
+		p.Added = nil
+	}
+	if len(p.Dropped) == 0 {
+		p.Dropped = nil
+	}
 	return p, nil
 }
 
