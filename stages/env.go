@@ -85,6 +85,12 @@ func (sw *Swarm) Complete() <-chan struct{} { return sw.complete }
 
 // IsComplete reports whether every piece is verified.
 func (sw *Swarm) IsComplete() bool {
+	// The Scheduler's own state, when there is one: the swarm's channel closes a moment
+	// after it (in its piece-done callback), and a run ended by the completion may ask
+	// in between (the tracker's farewell, deciding whether to send completed).
+	if s := sw.sched.Load(); s != nil {
+		return s.IsComplete()
+	}
 	select {
 	case <-sw.complete:
 		return true
