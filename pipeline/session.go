@@ -346,6 +346,9 @@ type Torrent struct {
 	err      error         // the last run's outcome
 	state    State
 	starting bool // Resume is building a run
+
+	idle             *stages.Stats // progress without a run: Verify's, or the resume record's
+	resumeAfterCheck bool          // Verify resumes the torrent when its check ends
 }
 
 // State is where a torrent is in its life.
@@ -358,10 +361,11 @@ const (
 	Finished              // its run ended with every piece verified (and seeding over)
 	Failed                // its run ended with an error (Err)
 	Removed
+	Checking // Verify is rechecking its files
 )
 
 func (st State) String() string {
-	return [...]string{"paused", "running", "finished", "failed", "removed"}[st]
+	return [...]string{"paused", "running", "finished", "failed", "removed", "checking"}[st]
 }
 
 // InfoHash is the torrent's info hash.
@@ -393,16 +397,27 @@ func (t *Torrent) Files() []metainfo.File {
 	return nil
 }
 
-// Stats is the torrent's progress: zeros before its metadata and while it is paused
-// before its first run.
+// Stats is the torrent's progress: its run's, or without one what its resume record
+// says (Verify's progress while it checks); zeros before its metadata is known.
 func (t *Torrent) Stats() stages.Stats {
 	t.mu.Lock()
-	p := t.p
+	p, idle, m := t.p, t.idle, t.meta
 	t.mu.Unlock()
-	if p == nil {
+	switch {
+	case p != nil:
+		return p.Stats()
+	case idle != nil:
+		return *idle
+	case m == nil:
 		return stages.Stats{}
 	}
-	return p.Stats()
+	st := recordStats(t.options().cfg.OutDir, m)
+	t.mu.Lock()
+	if t.p == nil && t.idle == nil {
+		t.idle = &st
+	}
+	t.mu.Unlock()
+	return st
 }
 
 // State is where the torrent is; Err is the error of a Failed one.
@@ -434,6 +449,11 @@ func (t *Torrent) Done() <-chan struct{} {
 // Resume starts the torrent, from its resume record: a paused torrent, or one that failed.
 func (t *Torrent) Resume() error {
 	t.mu.Lock()
+	if t.state == Checking {
+		t.resumeAfterCheck = true
+		t.mu.Unlock()
+		return nil
+	}
 	if t.state == Running || t.state == Removed || t.starting {
 		st := t.state
 		t.mu.Unlock()
@@ -452,11 +472,17 @@ func (t *Torrent) Resume() error {
 	if err != nil {
 		return err
 	}
-	if t.state == Removed {
+	switch {
+	case t.state == Removed:
 		return errors.New("session: torrent removed")
+	case t.state == Checking: // Verify began meanwhile: it resumes the torrent after its check
+		t.resumeAfterCheck = true
+		return nil
+	case t.s.ctx.Err() != nil:
+		return errors.New("session: closed")
 	}
 	ctx, cancel := context.WithCancel(t.s.ctx)
-	t.p, t.ln, t.cancel, t.done, t.err, t.state = p, ln, cancel, make(chan struct{}), nil, Running
+	t.p, t.ln, t.cancel, t.done, t.err, t.state, t.idle = p, ln, cancel, make(chan struct{}), nil, Running, nil
 	done := t.done
 	t.s.wg.Add(1)
 	go func() {
@@ -517,13 +543,14 @@ func (t *Torrent) config() Config {
 	return c
 }
 
-// Pause stops the torrent's run and waits for it; its resume record is saved, and Resume
-// goes on from there.
+// Pause stops the torrent's run, or its Verify, and waits for it; its resume record is
+// saved, and Resume goes on from there.
 func (t *Torrent) Pause() {
 	t.mu.Lock()
-	if t.state == Running {
+	if t.state == Running || t.state == Checking {
 		t.state = Paused
 	}
+	t.resumeAfterCheck = false
 	cancel, done := t.cancel, t.done
 	t.mu.Unlock()
 	if cancel != nil {
@@ -545,7 +572,7 @@ func (t *Torrent) Remove(deleteData bool) error {
 	if !deleteData {
 		return nil
 	}
-	out := newPipeline(append([]Option{WithConfig(t.config())}, t.opts...)).cfg.OutDir // the torrent's own, if its options set one
+	out := t.options().cfg.OutDir // the torrent's own, if its options set one
 	var errs []error
 	remove := func(path string) {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
-	"github.com/bitstorm/bitstorm/internal/resume"
 	"github.com/bitstorm/bitstorm/internal/transmission"
-	"github.com/bitstorm/bitstorm/internal/wire"
 	"github.com/bitstorm/bitstorm/pipeline"
 )
 
@@ -171,16 +168,16 @@ func (d *daemon) Stop(id int) error {
 	return nil
 }
 
-// Verify rechecks a torrent's data. A running torrent is paused, its resume record
-// dropped and resumed, which rechecks every piece; a stopped one is rechecked here to
-// show its progress, and its record dropped so that its next run rechecks too.
+// Verify rechecks a torrent's data (pipeline.Torrent.Verify): a running torrent stops for
+// the check and goes on from what it found; a stopped one stays stopped, its progress
+// now what its files hold.
 func (d *daemon) Verify(id int) error {
 	e, err := d.byID(id)
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
-	t, paused, checking := e.t, e.paused, e.checking
+	t, checking := e.t, e.checking
 	e.mu.Unlock()
 	m := t.Meta()
 	if m == nil {
@@ -189,33 +186,22 @@ func (d *daemon) Verify(id int) error {
 	if checking {
 		return nil
 	}
-	wasRunning := t.State() == pipeline.Running
-	t.Pause()
-	if err := os.Remove(resume.Path(e.dir, e.hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("dropping the resume record: %w", err)
-	}
-	d.log.Info("torrent verifying", "torrent", id, "name", e.label())
-	if wasRunning || !paused {
-		e.mu.Lock()
-		e.have = wire.NewBitfield(m.Info.NumPieces())
-		e.mu.Unlock()
-		return e.resume()
-	}
 	e.mu.Lock()
 	e.checking = true
 	e.mu.Unlock()
+	d.log.Info("torrent verifying", "torrent", id, "name", e.label())
 	d.goWait(func() {
-		have := wire.NewBitfield(m.Info.NumPieces())
-		if r, err := resume.OpenReader(e.dir, &m.Info); err == nil {
-			if h, err := resume.Recheck(d.ctx, &m.Info, r, runtime.GOMAXPROCS(0), nil); err == nil {
-				have = h
-			}
-			r.Close()
-		}
+		err := t.Verify(d.ctx)
+		have := loadHave(e.dir, m)
+		n := have.Count()
 		e.mu.Lock()
 		e.have, e.checking = have, false
 		e.mu.Unlock()
-		d.log.Info("torrent verified", "torrent", id, "name", e.label(), "pieces", have.Count(), "of", m.Info.NumPieces())
+		if err != nil {
+			d.log.Warn("torrent not verified", "torrent", id, "name", e.label(), "err", err)
+			return
+		}
+		d.log.Info("torrent verified", "torrent", id, "name", e.label(), "pieces", n, "of", m.Info.NumPieces())
 	})
 	return nil
 }

@@ -58,7 +58,7 @@ func (e *entry) view() *transmission.Torrent {
 	case pipeline.Failed:
 		v.Error, v.ErrorString = transmission.ErrLocal, errString(t.Err())
 	}
-	if e.checking {
+	if e.checking || state == pipeline.Checking {
 		v.Status = transmission.StatusCheck
 	}
 	if v.Status == transmission.StatusDownload && v.RateDownload > 0 {

@@ -1,0 +1,200 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/pipeline"
+	"github.com/bitstorm/bitstorm/stages"
+	"github.com/bitstorm/bitstorm/stages/stagetest"
+)
+
+// writePayload puts tor's files, holding its payload, under dir.
+func writePayload(t *testing.T, dir string, tor *stagetest.Torrent) {
+	t.Helper()
+	for _, f := range tor.Meta.Info.Files {
+		path := filepath.Join(append([]string{dir}, f.Path...)...)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, tor.Data[f.Offset:f.Offset+f.Length], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// corruptPiece flips a byte in the middle of piece i on disk, and returns the count of
+// pieces left intact.
+func corruptPiece(t *testing.T, dir string, tor *stagetest.Torrent, i int) int {
+	t.Helper()
+	info := &tor.Meta.Info
+	off := info.PieceOffset(i) + info.PieceSize(i)/2
+	for _, f := range info.Files {
+		if off >= f.Offset && off < f.Offset+f.Length {
+			path := filepath.Join(append([]string{dir}, f.Path...)...)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[off-f.Offset] ^= 0xff
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return info.NumPieces() - 1
+		}
+	}
+	t.Fatalf("piece %d lies in no file", i)
+	return 0
+}
+
+func wantPieces(t *testing.T, what string, st stages.Stats, pieces int) {
+	t.Helper()
+	if st.Pieces != pieces || st.NumPieces == 0 || st.Total == 0 {
+		t.Fatalf("%s: Stats = %+v, want %d pieces verified", what, st, pieces)
+	}
+}
+
+// TestTorrentVerifyPaused: a paused torrent's Stats come from its resume record, before
+// any run; Verify reads its files, counts a piece changed on disk as missing, and saves
+// what it found, which a new session trusts without a run; resumed, the torrent fetches
+// only that piece and the files end up holding the payload.
+func TestTorrentVerifyPaused(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 91, "verify", 16<<10, 100_000, 60_001)
+	n := tor.Meta.Info.NumPieces()
+	dir := t.TempDir()
+	writePayload(t, dir, tor)
+	seeder := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	s := newSession(t, pipeline.Config{OutDir: dir})
+	tr, err := s.Add(pipeline.FromMetaInfo(tor.Meta), true, pipeline.WithPeerSource(addrs(seeder)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPieces(t, "paused, no record", tr.Stats(), 0)
+	if err := tr.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.State(); st != pipeline.Paused {
+		t.Fatalf("after Verify: %v, want paused", st)
+	}
+	wantPieces(t, "after Verify", tr.Stats(), n)
+	if st := tr.Stats(); st.WantedDone != tor.Meta.Info.Length || st.Left() != 0 {
+		t.Fatalf("after Verify: %+v, want every byte verified", st)
+	}
+
+	intact := corruptPiece(t, dir, tor, 3)
+	if err := tr.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantPieces(t, "after Verify of a changed piece", tr.Stats(), intact)
+	if err := tr.Remove(false); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new session trusts the record Verify saved.
+	s2 := newSession(t, pipeline.Config{OutDir: dir})
+	tr2, err := s2.Add(pipeline.FromMetaInfo(tor.Meta), true, pipeline.WithPeerSource(addrs(seeder)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPieces(t, "record in a new session", tr2.Stats(), intact)
+	if err := tr2.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waiter{60 * time.Second}.finished(t, tr2)
+	checkPayloadFiles(t, dir, tor)
+	if got := tr2.Stats().Downloaded; got != tor.Meta.Info.PieceSize(3) {
+		t.Errorf("downloaded %d bytes, want only piece 3's %d", got, tor.Meta.Info.PieceSize(3))
+	}
+}
+
+// TestTorrentVerifyRunning: Verify on a seeding torrent stops its run for the check and
+// resumes it; a piece that went bad on disk is fetched again from a peer, and the run
+// seeds on (Running) with every piece verified.
+func TestTorrentVerifyRunning(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 92, "verify-run", 16<<10, 200_000)
+	dir := t.TempDir()
+	writePayload(t, dir, tor)
+	seeder := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	completed := make(chan struct{}, 4)
+	s := newSession(t, pipeline.Config{OutDir: dir, Seed: true})
+	tr, err := s.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithPeerSource(addrs(seeder)),
+		pipeline.WithEvents(func(e stages.Event) {
+			if _, ok := e.(stages.Completed); ok {
+				completed <- struct{}{}
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-completed:
+		case <-ctx.Done():
+			t.Fatalf("%s: no Completed event; %v, %+v", what, tr.State(), tr.Stats())
+		}
+	}
+	wait("the first run (data on disk)")
+	corruptPiece(t, dir, tor, 5)
+	if err := tr.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := tr.State(); st != pipeline.Running {
+		t.Fatalf("after Verify of a running torrent: %v, want running", st)
+	}
+	wait("the run after Verify")
+	checkPayloadFiles(t, dir, tor)
+	wantPieces(t, "seeding after Verify", tr.Stats(), tor.Meta.Info.NumPieces())
+	if got := tr.Stats().Downloaded; got != tor.Meta.Info.PieceSize(5) {
+		t.Errorf("downloaded %d bytes, want only piece 5's %d", got, tor.Meta.Info.PieceSize(5))
+	}
+}
+
+// TestTorrentVerifyBadInput: Verify refuses a torrent whose storage is the caller's, and
+// one whose metadata is unknown; Pause during a check ends it.
+func TestTorrentVerifyBadInput(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 93, "verify-bad", 16<<10, 50_000)
+	s := newSession(t, pipeline.Config{OutDir: t.TempDir()})
+	tr, err := s.Add(pipeline.FromMetaInfo(tor.Meta), true, pipeline.WithStorage(filled(t, tor)), pipeline.WithPeerSource(stages.StaticPeers{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Verify(context.Background()); !errors.Is(err, pipeline.ErrVerifyStorage) {
+		t.Errorf("Verify with a caller's storage = %v, want ErrVerifyStorage", err)
+	}
+	mt, err := s.Add(pipeline.FromMagnet("magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567&x.pe=127.0.0.1:1"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mt.Verify(context.Background()); !errors.Is(err, pipeline.ErrNoInfo) {
+		t.Errorf("Verify before the metadata = %v, want ErrNoInfo", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := t.TempDir()
+	writePayload(t, dir, tor)
+	s2 := newSession(t, pipeline.Config{OutDir: dir})
+	tr2, err := s2.Add(pipeline.FromMetaInfo(tor.Meta), true, pipeline.WithPeerSource(stages.StaticPeers{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr2.Verify(ctx); err == nil || !errors.Is(err, context.Canceled) {
+		t.Errorf("Verify with an ended context = %v, want it interrupted", err)
+	}
+	if st := tr2.State(); st != pipeline.Paused {
+		t.Errorf("after an interrupted Verify: %v, want paused", st)
+	}
+}
