@@ -31,7 +31,7 @@ var _ DHTNode = (*dhtnode.Node)(nil)
 //
 // The DHT never ends a run (it never calls Swarm.Fail) and a DHT that reaches no one
 // costs nothing but a Debug line per traversal, and one Info line the first time.
-// Out: *PeerAddr, each address once; the outlet closes when ctx ends.
+// Out: *PeerAddr, each address once per traversal; the outlet closes when ctx ends.
 type DHT struct {
 	Node     DHTNode
 	Interval time.Duration // between traversals (default 15m)
@@ -57,7 +57,6 @@ func (d *DHT) run(ctx context.Context, sw *Swarm, out chan<- any) {
 	}()
 	log := sw.Log.With("stage", "dht")
 	interval, retry, timeout := cmp0(d.Interval, 15*time.Minute), cmp0(d.Retry, 15*time.Second), cmp0(d.Timeout, 2*time.Minute)
-	seen := make(map[netip.AddrPort]bool)
 	failures, saidFailed := 0, false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -67,14 +66,16 @@ func (d *DHT) run(ctx context.Context, sw *Swarm, out chan<- any) {
 			return
 		case <-timer.C:
 		}
-		fresh := 0
+		// Each traversal offers every peer it finds, once: the peer list (PeerList.Add)
+		// keeps one entry per address, and takes back a peer it forgot (dead, or gone for
+		// a while) when the DHT finds it again.
+		seen := make(map[netip.AddrPort]bool)
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		res, err := d.Node.Announce(tctx, sw.InfoHash, sw.Port, func(a netip.AddrPort) {
 			if seen[a] {
 				return
 			}
 			seen[a] = true
-			fresh++
 			select {
 			case out <- &PeerAddr{Addr: a}:
 			case <-ctx.Done():
@@ -91,7 +92,7 @@ func (d *DHT) run(ctx context.Context, sw *Swarm, out chan<- any) {
 		} else {
 			failures = 0
 		}
-		attrs := []any{"nodes", res.Responded, "contacted", res.Contacted, "peers", res.Peers, "new", fresh, "next", wait}
+		attrs := []any{"nodes", res.Responded, "contacted", res.Contacted, "peers", res.Peers, "offered", len(seen), "next", wait}
 		switch {
 		case err == nil && res.Responded > 0:
 			log.Info("dht announced", attrs...)
