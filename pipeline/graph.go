@@ -32,6 +32,7 @@ func (p *Pipeline) graph(ctx context.Context, env *stages.Env, store stages.Stor
 	req.Cache = stages.NewSharedPieceCache(env.Info, store, sh.cache)
 	defer req.Cache.Close() // its pieces' bytes go back to the other torrents
 	req.Pex = pex
+	req.View = &p.peers
 	var in streams.Flow = conns.Via(stages.Request(ctx, env, req))
 	if web := p.webSeedSource(ctx, env, blocks); web != nil {
 		in = flow.Merge(in, web.Via(flow.NewPassThrough()))

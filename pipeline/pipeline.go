@@ -132,6 +132,7 @@ type Pipeline struct {
 	readers                *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
 	sel                    selection                                // file priorities (selection.go)
 	shared                 *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
+	peers                  stages.PeerView                          // the Request stage's sessions, for Peers (peers.go)
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet

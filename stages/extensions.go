@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/bitstorm/bitstorm/internal/peerid"
 	"github.com/bitstorm/bitstorm/internal/wire"
 )
 
@@ -92,6 +93,9 @@ func (s *session) extended(payload []byte) error {
 	}
 	if h.Port != 0 {
 		s.peerPort = h.Port
+	}
+	if h.Client != "" {
+		s.meter.client = peerid.Clean(h.Client)
 	}
 	s.limit = min(s.limit, s.maxQueue())
 	s.window = min(s.window, s.limit)

@@ -34,6 +34,7 @@ type RequestConfig struct {
 	ChokeRound     time.Duration // how often the choker re-decides (default 10s)
 	MaxUploadQueue int           // requests a peer may have queued at us; past that it is not read from until some are served (default 512)
 	Pex            *PEX          // peer exchange (BEP 11); nil: none (private torrents)
+	View           *PeerView     // shows the peer sessions while the stage runs (peerinfo.go); nil: nowhere
 }
 
 func (c *RequestConfig) defaults() {
@@ -69,6 +70,7 @@ func Request(ctx context.Context, env *Env, cfg RequestConfig) streams.Flow {
 	cfg.defaults()
 	return newNode(256, func(in <-chan any, out chan<- any) {
 		reg := newRegistry(env, cfg.Choker, cfg.ChokeRound)
+		defer cfg.View.show(reg)()
 		env.Sched.OnPieceDone(func(int) { reg.pokeHave() })
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -153,6 +155,8 @@ type session struct {
 	writerDone     chan struct{} // closed when the writer has returned
 	recvBytes      atomic.Int64
 	sentBytes      atomic.Int64
+
+	meter peerMeter // for snapshots (peerinfo.go)
 }
 
 func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any, reg *registry) *session {
@@ -178,6 +182,7 @@ func newSession(env *Env, cfg RequestConfig, c *Conn, out chan<- any, reg *regis
 		pending: make(reqSet), released: make(reqSet),
 		lastBlock: now, lastRecv: now,
 		served: make(chan struct{}, 1), writerDone: make(chan struct{}),
+		meter: newPeerMeter(now),
 	}
 	s.limit = s.windowCap()
 	return s

@@ -1,0 +1,91 @@
+package pipeline_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/pipeline"
+	"github.com/bitstorm/bitstorm/stages"
+	"github.com/bitstorm/bitstorm/stages/stagetest"
+)
+
+// TestPeers: Pipeline.Peers shows the connected peer as its session sees it: its
+// address, the client its peer id names (BEP 20), a dialed and plain connection, its
+// share of the pieces, the choke and interest both ways, and once its pieces are here
+// exactly their bytes downloaded, at a rate; and nothing once the run has ended.
+func TestPeers(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 131, "peers", 16<<10, 20*16<<10)
+	n := tor.Meta.Info.NumPieces()
+	gate := make(chan struct{})
+	seeder := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	seeder.Split = 2 // it has the even pieces only: the download cannot end, and the session stays
+	seeder.Gate = gate
+	verified := make(chan int, n)
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(seeder)),
+		pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)),
+		pipeline.WithEvents(func(e stages.Event) {
+			if v, ok := e.(stages.PieceVerified); ok {
+				verified <- v.Piece
+			}
+		}),
+		withConfig(pipeline.Config{NoListen: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Peers(); got != nil {
+		t.Fatalf("Peers() before Run = %v, want none", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+
+	// Choked by the gate, and interested: it has pieces we lack.
+	waitPeers := func(what string, ok func(stages.PeerSnapshot) bool) stages.PeerSnapshot {
+		t.Helper()
+		for {
+			ps := p.Peers()
+			if len(ps) == 1 && ok(ps[0]) {
+				return ps[0]
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: Peers() still %+v", what, ps)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	ps := waitPeers("interested and choked", func(ps stages.PeerSnapshot) bool { return ps.Interested && ps.Choked })
+	half := (n + 1) / 2
+	if ps.Addr != seeder.Addr() || ps.Client != "FK 0.0.0.1" || ps.Incoming || ps.Encrypted ||
+		ps.Have != half || ps.Progress != float64(half)/float64(n) || !ps.PeerChoked || ps.PeerInterested ||
+		ps.Downloaded != 0 || ps.Uploaded != 0 || ps.DownRate != 0 || ps.Since.IsZero() {
+		t.Errorf("the gated seeder: %+v, want %v, client FK 0.0.0.1 (-FK0001-), dialed, plain, %d of %d pieces, choked by us, nothing moved",
+			ps, seeder.Addr(), half, n)
+	}
+
+	close(gate)
+	for range half {
+		select {
+		case <-verified:
+		case <-ctx.Done():
+			t.Fatalf("the seeder's %d pieces did not all arrive", half)
+		}
+	}
+	var want int64
+	for i := 0; i < n; i += 2 {
+		want += tor.Meta.Info.PieceSize(i)
+	}
+	ps = waitPeers("its pieces downloaded", func(ps stages.PeerSnapshot) bool { return !ps.Choked })
+	if ps.Downloaded != want || ps.DownRate <= 0 || ps.Uploaded != 0 || ps.UpRate != 0 {
+		t.Errorf("after its %d pieces: downloaded %d at %g B/s, uploaded %d at %g B/s; want %d bytes at a rate, none up",
+			half, ps.Downloaded, ps.DownRate, ps.Uploaded, ps.UpRate, want)
+	}
+	cancel()
+	<-done
+	if got := p.Peers(); got != nil {
+		t.Errorf("Peers() after Run = %+v, want none", got)
+	}
+}
