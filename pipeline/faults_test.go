@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -179,6 +178,9 @@ func TestTrackerFaults(t *testing.T) {
 				if len(events) < src.MaxFailures {
 					t.Errorf("tracker heard %d announces, want at least %d (one per attempt)", len(events), src.MaxFailures)
 				}
+				if failed := trackerFailures(rec, tr.URL()); failed != src.MaxFailures {
+					t.Errorf("%d TrackerFailed events, want %d (one per attempt)", failed, src.MaxFailures)
+				}
 				return
 			}
 			if err != nil {
@@ -193,9 +195,8 @@ func TestTrackerFaults(t *testing.T) {
 					t.Errorf("announce %d had event %q, want started (events %q)", i, events[i], events)
 				}
 			}
-			// No event tells a failed announce yet: the log's retries stand in for one.
-			if tc.failures > 0 && len(rec.logs.find("announce failed, retrying")) < tc.failures {
-				t.Errorf("want %d logged retries, got %q", tc.failures, rec.logs.find("announce failed"))
+			if failed := trackerFailures(rec, tr.URL()); failed != tc.failures {
+				t.Errorf("%d TrackerFailed events, want %d (one per failed announce)", failed, tc.failures)
 			}
 			if replies := eventsOf(&rec.eventLog, func(stages.TrackerReply) bool { return true }); len(replies) == 0 || replies[0].Peers != 1 {
 				t.Errorf("tracker replies %+v, want the first with the one honest peer", replies)
@@ -207,6 +208,11 @@ func TestTrackerFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// trackerFailures counts rec's TrackerFailed events of url, tier 0, with an error.
+func trackerFailures(rec *runLog, url string) int {
+	return len(eventsOf(&rec.eventLog, func(e stages.TrackerFailed) bool { return e.URL == url && e.Tier == 0 && e.Err != nil }))
 }
 
 // TestTrackerHundredThousandPeers: a tracker answers with 100,000 compact peers, all on
@@ -254,7 +260,7 @@ func TestTrackerHundredThousandPeers(t *testing.T) {
 	peaks := sampleMemory(t)
 	err, _ = run(t, tor, 30*time.Second, pipeline.WithPeerSource(src), pipeline.WithStorage(store),
 		withConfig(pipeline.Config{Dial: stages.DialConfig{MaxQueue: maxQueue, MaxHalfOpen: 8}}),
-		pipeline.WithEvents(events), pipeline.WithLogger(slog.New(&rec.logs)))
+		pipeline.WithEvents(events))
 	heap, _ := peaks()
 	if err != nil {
 		t.Fatalf("Run() = %v, want nil; tracker replies %+v, honest peer's errors %v",
@@ -263,8 +269,10 @@ func TestTrackerHundredThousandPeers(t *testing.T) {
 	if !bytes.Equal(store.Bytes(), tor.Data) {
 		t.Fatal("downloaded bytes differ from the payload")
 	}
-	// No event tells an address dropped at the full dial queue yet: the log stands in.
-	dropped := len(rec.logs.find("dial queue full, dropping address"))
+	dropped := 0
+	for _, e := range eventsOf(&rec.eventLog, func(stages.PeerListFull) bool { return true }) {
+		dropped += e.Discarded
+	}
 	dialed := make(map[netip.AddrPort]bool)
 	for _, e := range eventsOf(&rec.eventLog, func(stages.DialFailed) bool { return true }) {
 		dialed[e.Addr] = true
@@ -586,7 +594,7 @@ func missingBytes(info *metainfo.Info, have wire.Bitfield) int64 {
 func runInDir(t *testing.T, tor *stagetest.Torrent, dir string, peers ...*stagetest.FakePeer) (error, *pipeline.Pipeline, *runLog) {
 	t.Helper()
 	rec := &runLog{}
-	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(peers...)), pipeline.WithLogger(slog.New(&rec.logs)), pipeline.WithEvents(rec.add),
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(peers...)), pipeline.WithEvents(rec.add),
 		pipeline.WithConfig(pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0", RecordInterval: 20 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)

@@ -170,6 +170,9 @@ type binEvent struct {
 	Peers    int    `json:"peers"`
 	Piece    int    `json:"piece"`
 	Error    string `json:"error"`
+	// resumed
+	Pieces     int  `json:"pieces"`
+	FromRecord bool `json:"from_record"`
 }
 
 // eventsPath is where a bitstorm run of these tests that logs to logPath writes its --json

@@ -252,7 +252,7 @@ func TestInteropResumeAfterSIGKILL(t *testing.T) {
 		case source == "" && onDisk < 0:
 			source = "no data yet"
 		case source == "":
-			source = "none logged: killed before it had checked its data"
+			source = "no resumed event: killed before it had checked its data"
 		case kept != onDisk:
 			t.Errorf("run %d kept %d pieces (%s), but %d were on disk when run %d ended", run, kept, source, onDisk, run-1)
 		}
@@ -370,15 +370,16 @@ func readLog(path string) []byte {
 }
 
 // keptPieces returns how many pieces a run started with and how it knew, from its
-// "resuming from record" or "rechecked data" line: 0 and "" when it found no data. No
-// event tells it (yet): the log line stands in.
-func keptPieces(path string) (int, string) {
-	m := regexp.MustCompile(`msg="(resuming from record|rechecked data)" pieces=(\d+)`).FindSubmatch(readLog(path))
-	if m == nil {
-		return 0, ""
+// resumed event: 0 and "" when it found no data (or was killed before it had checked).
+func keptPieces(logPath string) (int, string) {
+	for _, e := range binEvents(logPath) {
+		if e.Event == "resumed" && e.FromRecord {
+			return e.Pieces, "from the resume record"
+		} else if e.Event == "resumed" {
+			return e.Pieces, "rechecked"
+		}
 	}
-	kept, _ := strconv.Atoi(string(m[2]))
-	return kept, string(m[1])
+	return 0, ""
 }
 
 // hashPieces sets good[i] for each piece i with check(i) whose bytes under dir match

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,60 +16,6 @@ import (
 	"github.com/bitstorm/bitstorm/stages"
 	"github.com/bitstorm/bitstorm/stages/stagetest"
 )
-
-// logRecorder keeps every log record, to assert on what the pipeline reported.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []string
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
-	return &attrHandler{l: l, attrs: as}
-}
-func (l *logRecorder) WithGroup(string) slog.Handler { return l }
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	return l.record(nil, r)
-}
-func (l *logRecorder) record(attrs []slog.Attr, r slog.Record) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", r.Level, r.Message)
-	for _, a := range attrs {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-	}
-	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%v", a.Key, a.Value); return true })
-	l.mu.Lock()
-	l.recs = append(l.recs, b.String())
-	l.mu.Unlock()
-	return nil
-}
-
-// find returns the records that contain every one of parts.
-func (l *logRecorder) find(parts ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, r := range l.recs {
-		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(r, p) }) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-type attrHandler struct {
-	l     *logRecorder
-	attrs []slog.Attr
-}
-
-func (h *attrHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *attrHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &attrHandler{l: h.l, attrs: append(slices.Clip(h.attrs), as...)}
-}
-func (h *attrHandler) WithGroup(string) slog.Handler { return h }
-func (h *attrHandler) Handle(_ context.Context, r slog.Record) error {
-	return h.l.record(h.attrs, r)
-}
 
 // checkGoroutines fails the test when goroutines started during it are still running.
 func checkGoroutines(t *testing.T) {
@@ -89,19 +32,17 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
-// runLog is what a run reported: its typed events, which tests assert on, and its log
-// records, for what no event tells and for failure messages.
+// runLog is what a run reported: its typed events, which tests assert on.
 type runLog struct {
 	eventLog
-	logs logRecorder
 }
 
-// run downloads tor with opts within timeout, recording its events and log (unless opts
-// give their own WithEvents or WithLogger).
+// run downloads tor with opts within timeout, recording its events (unless opts give
+// their own WithEvents).
 func run(t *testing.T, tor *stagetest.Torrent, timeout time.Duration, opts ...pipeline.Option) (error, *runLog) {
 	t.Helper()
 	rec := &runLog{}
-	opts = append([]pipeline.Option{pipeline.WithLogger(slog.New(&rec.logs)), pipeline.WithEvents(rec.add),
+	opts = append([]pipeline.Option{pipeline.WithEvents(rec.add),
 		withConfig(pipeline.Config{})}, opts...)
 	p, err := pipeline.New(tor.Meta, opts...)
 	if err != nil {

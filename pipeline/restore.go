@@ -43,11 +43,12 @@ func (p *Pipeline) restore(ctx context.Context, store stages.Storage, stamps []r
 	info := &p.meta.Info
 	p.markPadPieces()
 	var have wire.Bitfield
+	fromRecord := false
 	if p.store == nil { // our own files: the record, or a recheck when they hold anything
 		rec, err := resume.Load(resume.Path(p.cfg.OutDir, p.meta.InfoHash), info, p.meta.InfoHash)
 		switch {
 		case err == nil && rec.Matches(stamps) && rec.PartMatches(p.partStamp()):
-			have = rec.Pieces
+			have, fromRecord = rec.Pieces, true
 			p.log.Info("resuming from record", "pieces", have.Count(), "of", info.NumPieces())
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			p.log.Warn("resume record unusable, rechecking", "err", err)
@@ -75,6 +76,9 @@ func (p *Pipeline) restore(ctx context.Context, store stages.Storage, stamps []r
 		if have.Has(i) {
 			p.sched.MarkDone(i)
 		}
+	}
+	if p.events != nil {
+		p.events(stages.Resumed{Pieces: have.Count(), FromRecord: fromRecord})
 	}
 	return nil
 }

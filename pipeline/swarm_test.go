@@ -233,9 +233,12 @@ func TestResumeAfterInterrupt(t *testing.T) {
 		t.Fatalf("record lists %d pieces, the run verified %d", rec.Pieces.Count(), first)
 	}
 
-	err, p2, _ := runInDir(t, tor, dir, stagetest.NewFakePeer(t, tor, stagetest.Honest))
+	err, p2, rec2 := runInDir(t, tor, dir, stagetest.NewFakePeer(t, tor, stagetest.Honest))
 	if err != nil {
 		t.Fatalf("second Run() = %v", err)
+	}
+	if got, want := eventsOf(&rec2.eventLog, func(stages.Resumed) bool { return true }), (stages.Resumed{Pieces: first, FromRecord: true}); len(got) != 1 || got[0] != want {
+		t.Errorf("second run's Resumed events %+v, want one %+v", got, want)
 	}
 	if got, max := p2.Stats().Downloaded, missingBytes(&tor.Meta.Info, rec.Pieces); got > max {
 		t.Errorf("second run downloaded %d bytes, want at most the %d missing", got, max)
@@ -258,8 +261,9 @@ func TestRecheckAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	var events eventLog
 	p, err := pipeline.New(tor.Meta, pipeline.WithConfig(pipeline.Config{OutDir: dir, ListenAddr: "127.0.0.1:0"}),
-		pipeline.WithPeerSource(addrs(honest)))
+		pipeline.WithPeerSource(addrs(honest)), pipeline.WithEvents(events.add))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +271,9 @@ func TestRecheckAfterCrash(t *testing.T) {
 	defer cancel()
 	if err := p.Run(ctx); err != nil {
 		t.Fatalf("Run() = %v", err)
+	}
+	if got, want := eventsOf(&events, func(stages.Resumed) bool { return true }), (stages.Resumed{Pieces: tor.Meta.Info.NumPieces() - 1}); len(got) != 1 || got[0] != want {
+		t.Errorf("Resumed events %+v, want one %+v: a recheck", got, want)
 	}
 	if got := p.Stats().Downloaded; got != tor.Meta.Info.PieceSize(1) {
 		t.Errorf("downloaded %d bytes, want only the corrupted piece's %d", got, tor.Meta.Info.PieceSize(1))

@@ -92,7 +92,7 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 			// rather than cut it and send completed twice.
 			actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), cmp0(t.StopTimeout, time.Second))
 		}
-		resp, err := t.announceTiers(actx, client, tiers, t.request(env, event))
+		resp, err := t.announceTiers(actx, env, client, tiers, t.request(env, event))
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -136,10 +136,10 @@ func (t *Tracker) farewell(ctx context.Context, env *Swarm, client *tracker.Clie
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp0(t.StopTimeout, time.Second))
 	defer cancel()
 	if completed {
-		_, err := t.announceTiers(sctx, client, tiers, t.request(env, tracker.EventCompleted))
+		_, err := t.announceTiers(sctx, env, client, tiers, t.request(env, tracker.EventCompleted))
 		log.Debug("announced completed", "err", err)
 	}
-	_, err := t.announceTiers(sctx, client, tiers, t.request(env, tracker.EventStopped))
+	_, err := t.announceTiers(sctx, env, client, tiers, t.request(env, tracker.EventStopped))
 	log.Debug("announced stopped", "err", err)
 }
 
@@ -184,9 +184,10 @@ func shuffleTiers(tiers [][]string) [][]string {
 // most Timeout; a tracker that answers moves to the front of its tier. BEP 12: "all URLs
 // in each tier must be checked before the client goes on to the next tier", and "if a
 // connection with a tracker is successful, it will be moved to the front of the tier."
-func (t *Tracker) announceTiers(ctx context.Context, c *tracker.Client, tiers [][]string, req tracker.Request) (*tracker.Response, error) {
+// Each tracker that fails is reported (TrackerFailed).
+func (t *Tracker) announceTiers(ctx context.Context, env *Swarm, c *tracker.Client, tiers [][]string, req tracker.Request) (*tracker.Response, error) {
 	var errs []error
-	for _, tier := range tiers {
+	for ti, tier := range tiers {
 		for i, u := range tier {
 			actx, cancel := context.WithTimeout(ctx, cmp0(t.Timeout, 15*time.Second))
 			resp, err := c.Announce(actx, u, req)
@@ -196,10 +197,11 @@ func (t *Tracker) announceTiers(ctx context.Context, c *tracker.Client, tiers []
 				tier[0] = u
 				return resp, nil
 			}
-			errs = append(errs, err)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			errs = append(errs, err)
+			env.Emit(TrackerFailed{URL: u, Tier: ti, Err: err})
 		}
 	}
 	return nil, errors.Join(errs...)

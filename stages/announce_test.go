@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -134,14 +135,39 @@ func TestAnnounceTiersMixedTier(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
+	var failed []TrackerFailed // announceTiers reports from the calling goroutine
+	sw := &Swarm{Events: func(e Event) {
+		if f, ok := e.(TrackerFailed); ok {
+			failed = append(failed, f)
+		}
+	}}
+	failedURLs := func() []string { // "TIER URL" of each
+		var urls []string
+		for _, f := range failed {
+			if f.Err == nil {
+				t.Errorf("%+v, want an error", f)
+			}
+			urls = append(urls, fmt.Sprint(f.Tier, " ", f.URL))
+		}
+		failed = nil
+		return urls
+	}
+
 	tiers := [][]string{{deadU, deadH, liveUDP}}
 	for round := range 2 {
-		resp, err := src.announceTiers(ctx, c, tiers, req)
+		resp, err := src.announceTiers(ctx, sw, c, tiers, req)
 		if err != nil || !slices.Equal(resp.Peers, []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:7001")}) {
 			t.Fatalf("round %d: announceTiers = %+v, %v, want the seeder", round, resp, err)
 		}
 		if want := []string{liveUDP, deadU, deadH}; !slices.Equal(tiers[0], want) {
 			t.Errorf("round %d: tier = %q, want %q", round, tiers[0], want)
+		}
+		want := []string{"0 " + deadU, "0 " + deadH} // the first round; the second goes to the live one first
+		if round == 1 {
+			want = nil
+		}
+		if got := failedURLs(); !slices.Equal(got, want) {
+			t.Errorf("round %d: TrackerFailed for %q, want %q", round, got, want)
 		}
 	}
 	if hits.Load() != 1 {
@@ -149,14 +175,20 @@ func TestAnnounceTiersMixedTier(t *testing.T) {
 	}
 
 	tiers = [][]string{{deadU, liveHTTP}}
-	resp, err := src.announceTiers(ctx, c, tiers, req)
+	resp, err := src.announceTiers(ctx, sw, c, tiers, req)
 	if err != nil || len(resp.Peers) != 1 || tiers[0][0] != liveHTTP {
 		t.Errorf("announceTiers over http after a dead udp = %+v, %v, tier %q", resp, err, tiers[0])
 	}
+	if got := failedURLs(); !slices.Equal(got, []string{"0 " + deadU}) {
+		t.Errorf("TrackerFailed for %q, want the dead udp tracker only", got)
+	}
 
-	tiers = [][]string{{deadU, deadH}}
-	if _, err := src.announceTiers(ctx, c, tiers, req); err == nil {
+	tiers = [][]string{{deadU}, {deadH}}
+	if _, err := src.announceTiers(ctx, sw, c, tiers, req); err == nil {
 		t.Error("announceTiers with only dead trackers succeeded")
+	}
+	if got, want := failedURLs(), []string{"0 " + deadU, "1 " + deadH}; !slices.Equal(got, want) {
+		t.Errorf("TrackerFailed for %q, want %q", got, want)
 	}
 }
 

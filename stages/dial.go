@@ -117,8 +117,15 @@ func (d *dialer) run(in <-chan any) {
 
 // take adds e to the peer list, and what else in holds right now, up to a bound: a
 // tracker's reply comes in a burst, and the best peers are chosen once it is all in. It
-// returns false once in is closed.
+// returns false once in is closed. The addresses the full list dropped are reported
+// (PeerListFull).
 func (d *dialer) take(e any, in <-chan any) (open bool) {
+	before := d.pl.Discarded()
+	defer func() {
+		if n := d.pl.Discarded() - before; n > 0 {
+			d.sw.Emit(PeerListFull{Discarded: n})
+		}
+	}()
 	d.pl.Add(e.(*PeerAddr).Addr, FromSource)
 	for range 1024 {
 		select {

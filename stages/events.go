@@ -61,6 +61,31 @@ type TrackerReply struct {
 	Peers int // addresses in the reply
 }
 
+// TrackerFailed: an announce to one tracker failed (no answer within Tracker.Timeout, an
+// HTTP error, a failure reason, a malformed reply); the next tracker of the tiers is tried
+// (BEP 12), or the round is retried later. An announce cut short by the run's end is not
+// one. Tier is the index of the tracker's tier among the torrent's usable tiers, 0 first.
+type TrackerFailed struct {
+	URL  string
+	Tier int
+	Err  error
+}
+
+// PeerListFull: addresses a source gave (a tracker's reply, PEX, the DHT) were not kept
+// because the swarm's PeerList was full of better peers (PeerListConfig.MaxEntries, as
+// DialConfig.MaxQueue); they are never dialed. One event per batch the dialer takes in,
+// Discarded > 0.
+type PeerListFull struct{ Discarded int }
+
+// Resumed: the run starts with Pieces already verified on disk, known from the resume
+// record (FromRecord) or from a recheck of the data (a missing, unusable or outdated
+// record; Config.Recheck), before the download of pieces starts. After a recheck Pieces may be 0:
+// the files held data, none of it verified. A run that finds no data has no Resumed event.
+type Resumed struct {
+	Pieces     int
+	FromRecord bool
+}
+
 // MetadataReceived: a magnet link's info dictionary arrived and hashed right (BEP 9).
 type MetadataReceived struct {
 	Peer netip.AddrPort
@@ -94,6 +119,9 @@ func (PeerBanned) event()       {}
 func (PieceVerified) event()    {}
 func (PieceFailed) event()      {}
 func (TrackerReply) event()     {}
+func (TrackerFailed) event()    {}
+func (PeerListFull) event()     {}
+func (Resumed) event()          {}
 func (MetadataReceived) event() {}
 func (Completed) event()        {}
 func (WebSeedFailed) event()    {}

@@ -75,6 +75,7 @@ type PeerList struct {
 	maxConns int                  // 0: no limit yet
 	seq      uint64
 	noVictim bool // a scan found no entry to evict since the last failure
+	dropped  int  // addresses Add dropped for want of room (Discarded)
 }
 
 type entryState uint8
@@ -182,6 +183,8 @@ func (pl *PeerList) Add(a netip.AddrPort, from PeerOrigin) bool {
 	ok := pl.makeRoom()
 	if ok {
 		pl.insert(a, from, true)
+	} else {
+		pl.dropped++
 	}
 	pl.mu.Unlock()
 	if !ok {
@@ -191,6 +194,14 @@ func (pl *PeerList) Add(a netip.AddrPort, from PeerOrigin) bool {
 	}
 	pl.signal()
 	return true
+}
+
+// Discarded returns how many addresses Add has dropped because the list was full of
+// better peers.
+func (pl *PeerList) Discarded() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.dropped
 }
 
 func (pl *PeerList) insert(a netip.AddrPort, from PeerOrigin, connectable bool) *peerEntry {

@@ -219,6 +219,10 @@ func TestPeerListBound(t *testing.T) {
 	if pl.Add(e, FromSource) {
 		t.Fatal("Add(e) = true: nothing left is worse than it")
 	}
+	pl.Add(c, FromSource) // known already: not dropped
+	if n := pl.Discarded(); n != 2 {
+		t.Errorf("Discarded() = %d, want 2 (d at first, then e)", n)
+	}
 	if info, ok := pl.Peer(a); !ok || !info.Connected {
 		t.Errorf("connected a: %+v, %v", info, ok)
 	}

@@ -140,6 +140,12 @@ func eventJSON(e stages.Event) (string, []kv) {
 		return "piece_failed", []kv{{"piece", e.Piece}}
 	case stages.TrackerReply:
 		return "tracker_reply", []kv{{"peers", e.Peers}}
+	case stages.TrackerFailed:
+		return "tracker_failed", []kv{{"url", e.URL}, {"tier", e.Tier}, {"error", errText(e.Err)}}
+	case stages.PeerListFull:
+		return "peer_list_full", []kv{{"discarded", e.Discarded}}
+	case stages.Resumed:
+		return "resumed", []kv{{"pieces", e.Pieces}, {"from_record", e.FromRecord}}
 	case stages.MetadataReceived:
 		return "metadata_received", []kv{{"peer", e.Peer}, {"size", e.Size}}
 	case stages.Completed:

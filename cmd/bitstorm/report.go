@@ -121,6 +121,8 @@ type tracked struct {
 	piecesVerified atomic.Int64 // PieceVerified events
 	piecesFailed   atomic.Int64 // PieceFailed events
 	peersBanned    atomic.Int64 // PeerBanned events
+	trackerFails   atomic.Int64 // TrackerFailed events
+	peersDiscarded atomic.Int64 // addresses of PeerListFull events
 	state          atomic.Int32
 }
 
@@ -133,13 +135,17 @@ func (t *tracked) attach(v torrentView, start time.Time) {
 
 // event counts e and prints it with --json; from the stages' goroutines.
 func (t *tracked) event(e stages.Event) {
-	switch e.(type) {
+	switch e := e.(type) {
 	case stages.PieceVerified:
 		t.piecesVerified.Add(1)
 	case stages.PieceFailed:
 		t.piecesFailed.Add(1)
 	case stages.PeerBanned:
 		t.peersBanned.Add(1)
+	case stages.TrackerFailed:
+		t.trackerFails.Add(1)
+	case stages.PeerListFull:
+		t.peersDiscarded.Add(int64(e.Discarded))
 	}
 	if t.r.json != nil {
 		name, fields := eventJSON(e)

@@ -414,6 +414,7 @@ func TestDownloadManyMetrics(t *testing.T) {
 			"bitstorm_torrent_size_bytes":             want,
 			"bitstorm_torrent_pieces_verified_total":  n,
 			"bitstorm_torrent_pieces_failed_total":    0,
+			"bitstorm_torrent_tracker_failures_total": 0, // no tracker: --peer
 		} {
 			if got, ok := m[name+label]; !ok || got != w {
 				t.Errorf("%s%s = %v (present %v), want %v", name, label, got, ok, w)
