@@ -13,14 +13,19 @@ import (
 // verified: skipped pieces are neither requested nor waited for, and a tracker is told
 // the wanted bytes left. Everything here runs under the Scheduler's lock.
 
-// Priority is how much a piece is wanted. The zero value is PriorityNormal.
+// Priority is how much a piece is wanted. The zero value is PriorityNormal; the values
+// are ordered, so that max of two is the more wanted.
 type Priority int8
 
 const (
 	// PrioritySkip is a piece not wanted: never requested, and the download completes
 	// without it. A piece in progress when skipped keeps the blocks it has (and takes
 	// those already requested) but is asked for no more.
-	PrioritySkip Priority = -1
+	PrioritySkip Priority = -2
+	// PriorityLow is a piece wanted last: a peer starts one only when it has no normal or
+	// higher piece to start (lowest index first). It counts for completion as any wanted
+	// piece; a piece in progress goes on whatever its priority.
+	PriorityLow Priority = -1
 	// PriorityNormal is the default: pieces are started in the picker's order.
 	PriorityNormal Priority = 0
 	// PriorityHigh pieces are started before any normal piece, whatever its rarity,
@@ -36,6 +41,8 @@ func (p Priority) String() string {
 	switch p {
 	case PrioritySkip:
 		return "skip"
+	case PriorityLow:
+		return "low"
 	case PriorityNormal:
 		return "normal"
 	case PriorityHigh:
@@ -63,10 +70,12 @@ type priorities struct {
 	doneB   int64         // their bytes
 	closed  bool          // the Scheduler's current complete channel is closed
 
-	// The high and now pieces that may still need starting (now: or blocks), sorted by
-	// index when sorted; pieces that no longer qualify are dropped as scans pass them.
-	now, high []int32
-	sorted    bool
+	// The high, now and low pieces that may still need starting (now: or blocks), sorted
+	// by index when sorted; pieces that no longer qualify are dropped as scans pass them.
+	// Every low piece neither done nor started is in low: the picker is never offered
+	// one (its want rejects them, and a picker forgets what its want rejected).
+	now, high, low []int32
+	sorted         bool
 	// Pieces in progress when skipped: out of the Scheduler's live list (never requested,
 	// not counted against the cap) but still active, so that blocks already requested
 	// are taken and a piece wanted again goes on where it stopped.
@@ -158,6 +167,8 @@ func (s *Scheduler) setPriority(i int, p Priority) {
 		case !s.started.Has(i):
 			s.requeue(i)
 		}
+	case old == PriorityLow && !done && !s.started.Has(i):
+		s.requeue(i) // the picker may have dropped it while low
 	}
 	if !done {
 		switch p {
@@ -165,6 +176,8 @@ func (s *Scheduler) setPriority(i int, p Priority) {
 			pr.now, pr.sorted = append(pr.now, int32(i)), false
 		case PriorityHigh:
 			pr.high, pr.sorted = append(pr.high, int32(i)), false
+		case PriorityLow:
+			pr.low, pr.sorted = append(pr.low, int32(i)), false
 		}
 	}
 }
@@ -205,6 +218,16 @@ func (s *Scheduler) countDone(piece int) {
 // wantPiece is the picker's want: a piece not skipped, not done, not in progress.
 func (s *Scheduler) wantPiece(i int) bool {
 	return !s.done.Has(i) && !s.started.Has(i) && !s.prio.skip.Has(i)
+}
+
+// wantNormal is the picker's want while some piece is low: a wanted piece that is not low.
+func (s *Scheduler) wantNormal(i int) bool {
+	return s.wantPiece(i) && s.prio.get(i) != PriorityLow
+}
+
+// wantLow accepts a low piece to start.
+func (s *Scheduler) wantLow(i int) bool {
+	return s.prio.get(i) == PriorityLow && s.wantPiece(i)
 }
 
 // unstarted is the number of wanted pieces neither done nor in progress: every live piece
@@ -258,7 +281,8 @@ func (s *Scheduler) requeue(i int) {
 }
 
 // pick chooses a new piece for a peer holding has: a high piece first, lowest index
-// first; then the picker's choice; then a requeued piece the picker cannot take back.
+// first; then the picker's choice; then a requeued piece the picker cannot take back;
+// then a low piece, lowest index first.
 func (s *Scheduler) pick(has wire.Bitfield) (int, bool) {
 	if len(s.prio.high) > 0 {
 		s.sortLists()
@@ -268,11 +292,21 @@ func (s *Scheduler) pick(has wire.Bitfield) (int, bool) {
 			return i, true
 		}
 	}
-	if i, ok := s.picker.Pick(has, s.want); ok {
+	want := s.want
+	if len(s.prio.low) > 0 {
+		want = s.wantNormalF
+	}
+	if i, ok := s.picker.Pick(has, want); ok {
 		return i, true
 	}
 	if len(s.prio.requeued) > 0 {
-		return scanList(&s.prio.requeued, has, s.wantPiece)
+		if i, ok := scanList(&s.prio.requeued, has, want); ok {
+			return i, true
+		}
+	}
+	if len(s.prio.low) > 0 {
+		s.sortLists()
+		return scanList(&s.prio.low, has, s.wantLowF)
 	}
 	return 0, false
 }
@@ -297,7 +331,7 @@ func (s *Scheduler) takeNow(p *Peer, has wire.Bitfield, n int, pending func(Bloc
 		}
 		a := s.active[int(i)]
 		if a == nil {
-			a = s.start(int(i))
+			a = s.startNow(int(i))
 		}
 		if !excluded(a, p) && a.unrequested > 0 {
 			dst = s.take(a, p, n-(len(dst)-start), pending, dst)
@@ -316,6 +350,8 @@ func (s *Scheduler) sortLists() {
 	s.prio.now = slices.Compact(s.prio.now)
 	slices.Sort(s.prio.high)
 	s.prio.high = slices.Compact(s.prio.high)
+	slices.Sort(s.prio.low)
+	s.prio.low = slices.Compact(s.prio.low)
 	s.prio.sorted = true
 }
 

@@ -19,7 +19,8 @@ type BlockReq struct {
 // progress and which of their blocks are requested or received. Sessions ask it what to
 // request (Next) and report what arrived (Received) or was abandoned (Release); the Write
 // sink reports verified (PieceDone) and corrupt (PieceFailed) pieces. The number of pieces
-// in progress is capped, which bounds the memory of piece buffers. Safe for concurrent use.
+// in progress is capped, and their bytes come from an InFlightBudget when it has one
+// (SetBudget), which bounds the memory of piece buffers. Safe for concurrent use.
 type Scheduler struct {
 	clock     func() time.Time // time.Now, or the simulator's virtual clock (SetClock)
 	info      *metainfo.Info
@@ -39,6 +40,10 @@ type Scheduler struct {
 	banned  *Bans
 	want    func(int) bool
 	prio    priorities // which pieces are wanted, and which first (priority.go)
+
+	wantNormalF, wantLowF func(int) bool  // wantNormal and wantLow as func values made once (priority.go)
+	budget                *InFlightBudget // SetBudget; nil: none (budget.go)
+	gave                  bool            // bytes went back to budget under mu: unlock wakes its waiters
 
 	peers      atomic.Int32
 	downloaded atomic.Int64 // bytes of accepted blocks
@@ -64,6 +69,7 @@ type activePiece struct {
 	owner       *Peer   // the peer the piece is assigned to; nil when any peer may take it
 	exclude     []*Peer // peers whose data failed the last attempt: they take it only when nothing else is left
 	peers       []*Peer // contributors of the current attempt
+	charge      int64   // bytes taken from the Scheduler's budget for it
 }
 
 // NewScheduler returns a scheduler for info that keeps at most maxActive pieces in progress
@@ -80,7 +86,7 @@ func NewScheduler(info *metainfo.Info, picker Picker, maxActive int) *Scheduler 
 		starved:   make(map[*Peer]struct{}),
 		banned:    NewBans(),
 	}
-	s.want = s.wantPiece
+	s.want, s.wantNormalF, s.wantLowF = s.wantPiece, s.wantNormal, s.wantLow
 	s.prio.init(info.NumPieces(), info.Length)
 	complete := make(chan struct{})
 	s.complete.Store(&complete)
@@ -223,7 +229,7 @@ func (s *Scheduler) release(p *Peer, reqs []BlockReq) {
 // finds nothing, p is woken (Peer.Kick) as soon as work may be available again.
 func (s *Scheduler) Next(p *Peer, has wire.Bitfield, n int, pending func(BlockReq) bool, dst []BlockReq) []BlockReq {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	start := len(dst)
 	dst = s.takeNow(p, has, n, pending, dst)
 	for _, a := range s.live {
@@ -236,12 +242,13 @@ func (s *Scheduler) Next(p *Peer, has wire.Bitfield, n int, pending func(BlockRe
 	}
 	// Only while some wanted piece is neither done nor started: past that, Pick would scan
 	// every piece to find nothing, for every request round of every peer.
-	for len(dst)-start < n && len(s.live) < s.maxActive && s.unstarted() > 0 {
+	for len(dst)-start < n && len(s.live) < s.maxActive && s.unstarted() > 0 && s.reserve() {
 		i, ok := s.pick(has)
 		if !ok {
+			s.unreserve()
 			break
 		}
-		dst = s.take(s.start(i), p, n-(len(dst)-start), pending, dst)
+		dst = s.take(s.charged(s.start(i)), p, n-(len(dst)-start), pending, dst)
 	}
 	for _, a := range s.live {
 		if len(dst)-start >= n {
@@ -422,8 +429,9 @@ func containsPeer(ps []*Peer, p *Peer) bool {
 // PieceDone records that piece is verified and written.
 func (s *Scheduler) PieceDone(piece int) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if a := s.active[piece]; a != nil {
+		s.uncharge(a)
 		delete(s.active, piece)
 		s.started.Clear(piece)
 		for i, b := range s.live {

@@ -45,3 +45,21 @@ func BenchmarkSchedulerDownload(b *testing.B) {
 		benchDownload(b, s, 64)
 	}
 }
+
+// BenchmarkSchedulerDownloadBudget is BenchmarkSchedulerDownload with the pieces' bytes
+// taken from a 64 MiB InFlightBudget (what the cap allows): the budget's cost per piece.
+func BenchmarkSchedulerDownloadBudget(b *testing.B) {
+	const pieces, plen = 4096, 256 << 10
+	info := &metainfo.Info{Name: "b", PieceLength: plen, Length: pieces * plen, Pieces: make([]byte, pieces*20)}
+	b.SetBytes(info.Length)
+	budget := NewInFlightBudget(64 << 20)
+	for b.Loop() {
+		s := NewScheduler(info, NewSequential(pieces), 64<<20/plen)
+		s.SetBudget(budget)
+		benchDownload(b, s, 64)
+		s.EndRun()
+	}
+	if budget.Used() != 0 {
+		b.Fatalf("budget used %d after the runs, want 0", budget.Used())
+	}
+}
