@@ -230,8 +230,50 @@ func waitEvent(ctx context.Context, p *swarmtest.Process, event string, timeout 
 	}
 }
 
-// waitLogLine polls p's log until a line contains substr, p exits, ctx ends
-// or timeout passes.
+// startTracker starts cmd, a `bitstorm tracker`, logging to logPath, and returns it and the
+// http announce URL of its first line on stdout ("tracker listening on URL", the command's
+// defined output), once it accepts requests.
+func startTracker(t *testing.T, ctx context.Context, cmd *exec.Cmd, logPath string) (*swarmtest.Process, string) {
+	t.Helper()
+	outPath := strings.TrimSuffix(logPath, ".log") + ".stdout"
+	f, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	cmd.Stdout = f
+	p, err := swarmtest.Start(ctx, cmd, logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	const prefix = "tracker listening on "
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if first, _, ok := strings.Cut(string(readLog(outPath)), "\n"); ok {
+			u, found := strings.CutPrefix(first, prefix)
+			if !found || !strings.HasPrefix(u, "http://") {
+				t.Fatalf("bitstorm tracker's first line %q, want %q and its http URL", first, prefix)
+			}
+			return p, u
+		}
+		select {
+		case <-p.Done():
+			_, err := p.Wait()
+			t.Fatalf("bitstorm tracker exited before printing its URL: %v\n%s", err, p.Tail(20))
+		case <-ctx.Done():
+			t.Fatalf("bitstorm tracker: no URL: %v\n%s", ctx.Err(), p.Tail(20))
+		case <-time.After(25 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bitstorm tracker printed no URL within 30s\n%s", p.Tail(20))
+		}
+	}
+}
+
+// waitLogLine polls p's log until a line contains substr, p exits, ctx ends or timeout
+// passes. For other programs' logs (libtorrent, the DHT nodes): BitStorm's own say
+// nothing a test relies on (its events do).
 func waitLogLine(ctx context.Context, p *swarmtest.Process, substr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {

@@ -131,15 +131,9 @@ func TestInteropTransmissionLeecher(t *testing.T) {
 	if err := swarmtest.WritePayload(dir, 20241122, seedFiles); err != nil {
 		t.Fatal(err)
 	}
-	tracker, err := swarmtest.Start(ctx, nsCommand(in, bin, "tracker", "--listen", nsAddr+":6969"),
-		filepath.Join(dir, "tracker.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tracker.Stop)
-	announce := "http://" + nsAddr + ":6969/announce"
-	if err := waitLogLine(ctx, tracker, "tracker listening on "+announce, 30*time.Second); err != nil {
-		t.Fatalf("bitstorm tracker: %v", err)
+	_, announce := startTracker(t, ctx, nsCommand(in, bin, "tracker", "--listen", nsAddr+":6969"), filepath.Join(dir, "tracker.log"))
+	if want := "http://" + nsAddr + ":6969/announce"; announce != want {
+		t.Fatalf("bitstorm tracker announces %s, want %s", announce, want)
 	}
 	torrent := filepath.Join(dir, "seeded.torrent")
 	if err := swarmtest.MakeTorrent(ctx, filepath.Join(dir, "seeded"), torrent, announce, 18); err != nil {

@@ -31,9 +31,10 @@ func trackerCommand() *cli.Command {
 		Name:  "tracker",
 		Usage: "run an HTTP and UDP tracker (announce and scrape, in memory) for local swarms, until Ctrl-C",
 		Description: "Serves HTTP (BEP 3) and UDP (BEP 15) on the same port number, from the same swarms.\n" +
-			"Prints \"tracker listening on http://ADDR/announce\", then \"tracker listening on\n" +
-			"udp://ADDR/announce\", on stdout once it accepts requests, with the port it got when\n" +
-			"--listen asks for port 0.",
+			"Once it accepts requests it prints two lines on stdout, and nothing else ever: \"tracker\n" +
+			"listening on http://ADDR/announce\", then \"tracker listening on udp://ADDR/announce\", with\n" +
+			"the port it got when --listen asks for port 0. Scripts read the URL there; the log goes\n" +
+			"to stderr.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:6969", Usage: "address to serve HTTP (TCP) and UDP on; port 0 picks a free one"},
 			&cli.DurationFlag{Name: "interval", Value: 30 * time.Minute, Usage: "re-announce interval sent to clients"},
@@ -88,11 +89,12 @@ func runTracker(c *cli.Context) error {
 	if allowed != nil {
 		attrs = append(attrs, "allowed", len(allowed))
 	}
-	// Scripts wait for the first line, and take the http URL from it.
+	// Scripts wait for the first line of stdout, and take the http URL from it: the lines
+	// are the command's output, not log records.
 	for _, scheme := range []string{"http", "udp"} {
-		line := "tracker listening on " + (&url.URL{Scheme: scheme, Host: ln.Addr().String(), Path: "/announce"}).String()
-		log.Info(line, attrs...)
-		fmt.Fprintln(c.App.Writer, line)
+		u := (&url.URL{Scheme: scheme, Host: ln.Addr().String(), Path: "/announce"}).String()
+		log.Info("listening", append([]any{"url", u}, attrs...)...)
+		fmt.Fprintln(c.App.Writer, "tracker listening on "+u)
 	}
 
 	sweep := time.NewTicker(trackerSweepEvery)

@@ -32,6 +32,7 @@ func TestTrackerCommandUDP(t *testing.T) {
 		pw.Close()
 	}()
 	lines := make(chan []string, 1)
+	rest := make(chan []string, 1) // what stdout has after the two lines, until it closes
 	go func() {
 		var got []string
 		sc := bufio.NewScanner(pr)
@@ -39,6 +40,11 @@ func TestTrackerCommandUDP(t *testing.T) {
 			got = append(got, sc.Text())
 		}
 		lines <- got
+		var more []string
+		for sc.Scan() {
+			more = append(more, sc.Text())
+		}
+		rest <- more
 		io.Copy(io.Discard, pr)
 	}()
 	var got []string
@@ -86,6 +92,9 @@ func TestTrackerCommandUDP(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("tracker still running 5s after Ctrl-C")
+	}
+	if more := <-rest; len(more) > 0 { // the pipe closed as the tracker returned
+		t.Errorf("stdout has %q after the two URL lines, want nothing: scripts read it", more)
 	}
 	pc, err := net.ListenPacket("udp", uu.Host)
 	if err != nil {
