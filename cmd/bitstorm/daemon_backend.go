@@ -89,6 +89,7 @@ type entry struct {
 	down0, up0         int64 // ever, when the daemon started
 	rateDown, rateUp   float64
 	secsDown, secsSeed int64
+	peers              []transmission.Peer // its run's at the last tick (daemon_peers.go)
 }
 
 func newDaemon(f *daemonFlags, log *slog.Logger, st *daemonState) *daemon {

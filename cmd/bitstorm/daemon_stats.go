@@ -68,6 +68,7 @@ func (d *daemon) sample(now time.Time, dt time.Duration) {
 		t := e.t
 		e.mu.Unlock()
 		st, state := t.Stats(), t.State()
+		e.samplePeers(t)
 		e.mu.Lock()
 		down, up := e.ever(st)
 		dd, du := max(down-e.lastDown, 0), max(up-e.lastUp, 0)

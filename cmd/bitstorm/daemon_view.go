@@ -27,20 +27,17 @@ func (e *entry) view() *transmission.Torrent {
 		ID: e.id, HashString: hex.EncodeToString(e.hash[:]), Name: e.name, DownloadDir: e.dir,
 		AddedDate: e.added.Unix(), DoneDate: unixOr0(e.done), StartDate: unixOr0(e.startAt), ActivityDate: unixOr0(e.active),
 		SecondsDownloading: e.secsDown, SecondsSeeding: e.secsSeed, Settings: e.settings, ETA: -1,
-		RateDownload: int64(e.rateDown), RateUpload: int64(e.rateUp), PeersConnected: st.Peers,
+		RateDownload: int64(e.rateDown), RateUpload: int64(e.rateUp),
 	}
 	if v.Name == "" {
 		v.Name = v.HashString
 	}
 	v.Settings.Labels = slices.Clone(v.Settings.Labels)
 	v.DownloadedEver, v.UploadedEver = e.ever(st)
-	// transmission-remote -l says Downloading, Seeding, Up & Down or Idle from these.
-	if v.RateDownload > 0 {
-		v.PeersSendingToUs = st.Peers
-	}
-	if v.RateUpload > 0 {
-		v.PeersGettingFromUs = st.Peers
-	}
+	// The peers at the last tick (daemon_peers.go); transmission-remote -l says
+	// Downloading, Seeding, Up & Down or Idle from their counts.
+	v.Peers = e.peers
+	v.PeersConnected, v.PeersSendingToUs, v.PeersGettingFromUs = peerCounts(e.peers)
 	if e.link != "" {
 		v.MagnetLink = e.link
 	}

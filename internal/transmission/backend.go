@@ -95,8 +95,9 @@ type Torrent struct {
 	ETA              int64 // seconds; -1 unknown
 
 	PeersConnected     int
-	PeersSendingToUs   int
-	PeersGettingFromUs int
+	PeersSendingToUs   int // peers that may send us pieces now (Peer.IsDownloadingFrom)
+	PeersGettingFromUs int // peers we may send pieces now (Peer.IsUploadingTo)
+	Peers              []Peer
 
 	DownloadDir        string
 	AddedDate          int64

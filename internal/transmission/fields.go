@@ -51,7 +51,7 @@ var torrentFields = map[string]func(t *Torrent) any{
 	"peersConnected":      func(t *Torrent) any { return t.PeersConnected },
 	"peersSendingToUs":    func(t *Torrent) any { return t.PeersSendingToUs },
 	"peersGettingFromUs":  func(t *Torrent) any { return t.PeersGettingFromUs },
-	"peersFrom":           func(t *Torrent) any { return peersFromNone },
+	"peersFrom":           peersFrom,
 	"webseedsSendingToUs": func(t *Torrent) any { return 0 },
 	"downloadDir":         func(t *Torrent) any { return t.DownloadDir },
 	"addedDate":           func(t *Torrent) any { return t.AddedDate },
@@ -97,7 +97,7 @@ var torrentFields = map[string]func(t *Torrent) any{
 	"trackers":            trackers,
 	"trackerStats":        trackerStats,
 	"webseeds":            func(t *Torrent) any { return nonNil(t.Webseeds) },
-	"peers":               func(t *Torrent) any { return []any{} },
+	"peers":               peers,
 	"labels":              func(t *Torrent) any { return nonNil(t.Settings.Labels) },
 	"downloadLimit":       func(t *Torrent) any { return t.Settings.DownloadLimit },
 	"downloadLimited":     func(t *Torrent) any { return t.Settings.DownloadLimited },
@@ -113,7 +113,7 @@ var torrentFields = map[string]func(t *Torrent) any{
 	"honorsSessionLimits": func(t *Torrent) any { return t.Settings.HonorsSessionLimits },
 }
 
-// peersFromNone is peersFrom's value: where peers came from is not tracked (encoded once).
+// peersFromNone is peersFrom's value without an incoming peer (encoded once).
 var peersFromNone = json.RawMessage(`{"fromCache":0,"fromDht":0,"fromIncoming":0,"fromLpd":0,"fromLtep":0,"fromPex":0,"fromTracker":0}`)
 
 // percentDone is the share of the wanted bytes verified (tr_stat.percentDone).
