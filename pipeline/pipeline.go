@@ -132,6 +132,7 @@ type Pipeline struct {
 	readers                *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
 	sel                    selection                                // file priorities (selection.go)
 	shared                 *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
+	connBudget             *stages.ConnBudget                       // withConnBudget: a Session's (connlimit.go); nil: none
 	peers                  stages.PeerView                          // the Request stage's sessions, for Peers (peers.go)
 }
 
@@ -350,6 +351,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	r := p.startRun(ctx, p.meta.InfoHash)
 	defer r.cancel(nil)
+	defer p.leaveBudget(r.sw)
 	p.attach(r) // before the sources open: the trackers' first announce says what is left
 	pex := p.newPex(&p.meta.Info)
 	return p.download(r, store, p.conns(r.ctx, r.sw, ln, pexSource(pex)...), pex)
@@ -364,6 +366,7 @@ func (p *Pipeline) runMagnet(ctx context.Context) error {
 	}
 	r := p.startRun(ctx, p.mag.InfoHash)
 	defer r.cancel(nil)
+	defer p.leaveBudget(r.sw)
 	pex := p.newPex(nil) // the torrent may turn out private: then it is given to no session
 	gate, wait := p.metadataGraph(r.ctx, r.sw, ln, pexSource(pex)...)
 	m, err := p.awaitMetadata(r, gate)
@@ -487,6 +490,7 @@ func (p *Pipeline) startRun(ctx context.Context, infoHash [20]byte) *run {
 	r.sw = stages.NewSwarm(infoHash, p.cfg.PeerID, p.port, p.log, r.fail)
 	r.sw.Events = p.events
 	r.sw.Encryption = p.cfg.Encryption
+	r.sw.Peers.UseBudget(p.connBudget)
 	if c, ok := p.dht.(stages.DHTContact); ok && (p.meta == nil || !p.meta.Info.Private) {
 		r.sw.DHT = c
 	}

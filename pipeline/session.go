@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ type Session struct {
 	torrents map[[20]byte]*Torrent
 
 	down, up *rate.Limiter // the session's rate limits (limits.go); nil: none
+
+	conns *stages.ConnBudget // MaxConns (connlimit.go)
 }
 
 // SessionConfig holds a session's settings; the zero value of each means its default.
@@ -53,6 +56,10 @@ type SessionConfig struct {
 	// DownloadLimit and UploadLimit cap the session's torrents together, in bytes per
 	// second (0: no limit); each torrent's Config may cap it alone too.
 	DownloadLimit, UploadLimit int64
+	// MaxConns caps the peer connections of the session's torrents together (default
+	// 200, Transmission's peer-limit-global; -1: no cap); each torrent's Config.MaxPeers
+	// caps its own too (connlimit.go).
+	MaxConns int
 }
 
 // ErrDuplicate is Add's error for a torrent the session holds already.
@@ -89,6 +96,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		shared: newShared(cacheBytes)}
 	s.down, s.up = down, up
 	s.ctx, s.stop = context.WithCancel(context.Background())
+	s.conns = stages.NewConnBudget(cmp.Or(cfg.MaxConns, defaultMaxConns))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -519,6 +527,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
 	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared), withSessionLimits(t.s.down, t.s.up))
+	opts = append(opts, withConnBudget(t.s.conns))
 	var p *Pipeline
 	var err error
 	if m != nil {

@@ -73,6 +73,7 @@ type PeerList struct {
 	entries  map[netip.AddrPort]*peerEntry
 	live     map[*Conn]*peerEntry // every connection registered, incoming and outgoing
 	maxConns int                  // 0: no limit yet
+	budget   *ConnBudget          // shared with other lists (UseBudget); nil: none
 	seq      uint64
 	noVictim bool // a scan found no entry to evict since the last failure
 	dropped  int  // addresses Add dropped for want of room (Discarded)
@@ -156,7 +157,7 @@ func (pl *PeerList) Conns() int {
 func (pl *PeerList) Full() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	return pl.maxConns > 0 && len(pl.live) >= pl.maxConns
+	return pl.maxConns > 0 && len(pl.live) >= pl.maxConns || pl.budget.Spent()
 }
 
 // Len returns the number of addresses known.
@@ -338,7 +339,8 @@ func (pl *PeerList) backoff(d time.Duration, n int) time.Duration {
 // Connected registers c, whose handshake is done: outgoing when Dial took its address from
 // the list, else a peer that connected to us (its entry is keyed by where it came from and
 // never dialled, until ListenPort tells its listening address). On success c's Close later
-// reports the disconnect. It returns errFull when the connection limit is reached, and
+// reports the disconnect. It returns errFull when the connection limit is reached
+// (ErrSessionFull when the list's is not, but its shared budget's is: see UseBudget), and
 // errDuplicate when c is a second connection to a peer: then the caller closes c.
 //
 // Two connections are one peer's when they reach the same listening address, or, off
@@ -379,7 +381,7 @@ func (pl *PeerList) Connected(c *Conn, outgoing bool) error {
 			f.state = idle
 		}
 		e = pl.merge(e, f)
-	} else if pl.maxConns > 0 && len(pl.live) >= pl.maxConns {
+	} else if full := pl.slot(); full != nil {
 		if !e.connectable {
 			delete(pl.entries, e.addr)
 		} else if e.state == dialing {
@@ -388,7 +390,7 @@ func (pl *PeerList) Connected(c *Conn, outgoing bool) error {
 			e.next = now.Add(pl.cfg.ReconnectDelay)
 		}
 		pl.mu.Unlock()
-		return errFull
+		return full
 	}
 	e.state, e.conn, e.outgoing, e.since = connected, c, outgoing, now
 	e.worked, e.dead, e.fails, e.faulted = true, false, 0, false
@@ -480,11 +482,13 @@ func (pl *PeerList) ListenPort(c *Conn, port uint16) (duplicate bool) {
 	if old := f.conn; old != nil {
 		if pl.prefer(old, f.outgoing, c, false) == old {
 			delete(pl.live, c)
+			pl.budget.give(1)
 			delete(pl.entries, e.addr)
 			pl.mu.Unlock()
 			return true
 		}
 		delete(pl.live, old)
+		pl.budget.give(1)
 		f.conn, drop = nil, old
 	}
 	f.state = idle // a dial in flight finds the connection when it completes
@@ -509,8 +513,11 @@ func (pl *PeerList) Fault(c *Conn) {
 // closed is c's release: the peer disconnected.
 func (pl *PeerList) closed(c *Conn) {
 	pl.mu.Lock()
-	e := pl.live[c]
+	e, had := pl.live[c]
 	delete(pl.live, c)
+	if had {
+		pl.budget.give(1)
+	}
 	if e != nil && e.conn == c {
 		e.conn, e.state = nil, idle
 		pl.noVictim = false

@@ -300,6 +300,8 @@ func TestPeerListDuplicates(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			pl, clk := newTestList(t, PeerListConfig{}, tc.self)
+			budget := NewConnBudget(0) // counts: each connection kept holds one slot
+			pl.UseBudget(budget)
 			pl.Add(ap(tc.outAddr), FromSource)
 			out, outFar := connect(t, pl, tc.outAddr, "-MM-peer")
 			in, inFar := pipeConn(t, tc.inAddr, tc.inID)
@@ -323,11 +325,14 @@ func TestPeerListDuplicates(t *testing.T) {
 			if inClosed := closedFar(inFar); inClosed == tc.wantIn {
 				t.Errorf("incoming connection closed = %v, want %v", inClosed, !tc.wantIn)
 			}
-			if want := btoi(tc.wantIn) + btoi(tc.wantOut); pl.Conns() != want {
-				t.Errorf("Conns() = %d, want %d", pl.Conns(), want)
+			if want := btoi(tc.wantIn) + btoi(tc.wantOut); pl.Conns() != want || budget.InUse() != want {
+				t.Errorf("Conns(), budget's InUse() = %d, %d, want %d", pl.Conns(), budget.InUse(), want)
 			}
 			out.Close()
 			in.Close()
+			if n := budget.InUse(); n != 0 {
+				t.Errorf("budget's InUse() = %d once both closed, want 0", n)
+			}
 			clk.advance(time.Minute)
 			got, _ := pl.Take(10)
 			if want := []netip.AddrPort{ap(tc.wantDial)}; !slices.Contains(addrsOf(got), want[0]) {
