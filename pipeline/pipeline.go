@@ -52,7 +52,7 @@ type Config struct {
 	PeerID         [20]byte      // default: "-BS0001-" and 12 random bytes
 	MaxPeers       int           // concurrent connections (default 50)
 	Queue          int           // most outstanding requests per peer, a hard cap (default: none but the peer's reqq, or 500, and the memory budget)
-	MaxInFlight    int64         // bytes of pieces in progress, the memory bound (default 64 MiB)
+	MaxInFlight    int64         // bytes of pieces in progress, the memory bound (default 64 MiB); a Session's torrents share SessionConfig.MaxInFlight too
 	Verifiers      int           // SHA-1 workers (default GOMAXPROCS)
 	NoPeersTimeout time.Duration // fail when no peer is connected for this long while pieces are missing, unless Seed (default 2m)
 	DownloadLimit  int64         // bytes per second peers may send this torrent (0: no limit)
@@ -524,8 +524,10 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 	env := &stages.Env{Swarm: r.sw, Info: &p.meta.Info, Sched: p.sched, RawInfo: p.meta.RawInfo}
 	sh := p.shared
 	if sh == nil {
-		sh = newShared(p.cfg.CacheBytes)
+		// A run of its own: its in-flight budget is its cap (setMeta: at least 4 pieces).
+		sh = newShared(p.cfg.CacheBytes, max(p.cfg.MaxInFlight, 4*p.meta.Info.PieceLength))
 	}
+	p.sched.SetBudget(sh.inFlight)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -539,6 +541,7 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 	p.log.Info("download starting", "name", p.meta.Info.Name, "size", p.meta.Info.Length, "pieces", p.meta.Info.NumPieces())
 	p.readers.attachStore(store)
 	p.graph(r.ctx, env, store, conns, pex, sh)
+	p.sched.EndRun() // every stage has returned: its pieces in progress give their bytes back
 	r.cancel(nil)
 	wg.Wait()
 	if !p.sched.IsComplete() || p.seeding() {

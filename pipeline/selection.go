@@ -24,7 +24,8 @@ import (
 // that chooses otherwise applies its own choice; changes made while running
 // (SetFilePriority) last until a run chooses otherwise.
 
-// FilePriority is how much a file is wanted.
+// FilePriority is how much a file is wanted. The values are those kept in the selection
+// file; FileLow came last, so they are not in order (rank orders them).
 type FilePriority int8
 
 const (
@@ -35,12 +36,33 @@ const (
 	FileNormal FilePriority = 0
 	// FileHigh is a file whose pieces go before the others (stages.PriorityHigh).
 	FileHigh FilePriority = 1
+	// FileLow is a file whose pieces go after the others (stages.PriorityLow):
+	// Transmission's low priority.
+	FileLow FilePriority = -2
 )
+
+// rank orders the priorities: skip, low, normal, high.
+func (fp FilePriority) rank() int {
+	switch fp {
+	case FileSkip:
+		return 0
+	case FileLow:
+		return 1
+	case FileHigh:
+		return 3
+	}
+	return 2
+}
+
+// valid reports whether fp is one of the priorities.
+func (fp FilePriority) valid() bool { return fp >= FileLow && fp <= FileHigh }
 
 func (fp FilePriority) String() string {
 	switch fp {
 	case FileSkip:
 		return "skip"
+	case FileLow:
+		return "low"
 	case FileNormal:
 		return "normal"
 	case FileHigh:
@@ -132,8 +154,10 @@ func (p *Pipeline) resolve(m *metainfo.MetaInfo) {
 	case sel.chosen != nil:
 		copy(sel.prios, sel.chosen)
 	}
-	for i := range sel.prios {
-		sel.prios[i] = min(max(sel.prios[i], FileSkip), FileHigh)
+	for i, fp := range sel.prios {
+		if !fp.valid() {
+			sel.prios[i] = min(max(fp, FileSkip), FileHigh)
+		}
 	}
 }
 
@@ -244,7 +268,7 @@ func (p *Pipeline) SetFilePriority(i int, fp FilePriority) error {
 	if i < 0 || i >= len(m.Info.Files) {
 		return fmt.Errorf("pipeline: file %d: out of range (%d files)", i, len(m.Info.Files))
 	}
-	if fp < FileSkip || fp > FileHigh {
+	if !fp.valid() {
 		return fmt.Errorf("pipeline: file %d: priority %d", i, fp)
 	}
 	sel := &p.sel
@@ -291,7 +315,10 @@ func piecePriority(info *metainfo.Info, prios []FilePriority, piece int) stages.
 	k := sort.Search(len(info.Files), func(k int) bool { return info.Files[k].Offset+info.Files[k].Length > off })
 	for ; k < len(info.Files) && info.Files[k].Offset < end; k++ {
 		if f := &info.Files[k]; f.OnDisk() && f.Length > 0 {
-			best, any = max(best, prios[k]), true
+			if prios[k].rank() > best.rank() {
+				best = prios[k]
+			}
+			any = true
 		}
 	}
 	switch {
@@ -299,6 +326,8 @@ func piecePriority(info *metainfo.Info, prios []FilePriority, piece int) stages.
 		return stages.PriorityNormal
 	case best == FileSkip:
 		return stages.PrioritySkip
+	case best == FileLow:
+		return stages.PriorityLow
 	}
 	return stages.PriorityHigh
 }

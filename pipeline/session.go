@@ -53,6 +53,11 @@ type SessionConfig struct {
 	Log        *slog.Logger                 // default: discard
 	Defaults   Config                       // each torrent's Config, before its own options (OutDir, limits...)
 	Events     func(*Torrent, stages.Event) // every torrent's events; must not block
+	// MaxInFlight is the bytes of pieces in progress of the session's torrents together,
+	// the memory bound of their downloads (default 128 MiB); each torrent's
+	// Defaults.MaxInFlight caps it alone too, and each may always have stages.MinActive
+	// pieces in progress (see stages.InFlightBudget).
+	MaxInFlight int64
 	// DownloadLimit and UploadLimit cap the session's torrents together, in bytes per
 	// second (0: no limit); each torrent's Config may cap it alone too.
 	DownloadLimit, UploadLimit int64
@@ -92,8 +97,12 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if cacheBytes <= 0 {
 		cacheBytes = defaultCacheBytes
 	}
+	inFlight := cfg.MaxInFlight
+	if inFlight <= 0 {
+		inFlight = defaultSessionInFlight
+	}
 	s := &Session{cfg: cfg, ln: ln, port: uint16(ln.Addr().(*net.TCPAddr).Port), torrents: make(map[[20]byte]*Torrent),
-		shared: newShared(cacheBytes)}
+		shared: newShared(cacheBytes, inFlight)}
 	s.down, s.up = down, up
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.conns = stages.NewConnBudget(cmp.Or(cfg.MaxConns, defaultMaxConns))

@@ -12,25 +12,32 @@ import (
 
 // shared is what the torrents of a Session share instead of holding one each (issue 12: a
 // thousand torrents in one process): the free list of block buffers, the byte budget of
-// the upload caches, and the clock of their watch loops. A pipeline of its own has one of
-// its own.
+// the upload caches, the byte budget of the pieces in progress, and the clock of their
+// watch loops. A pipeline of its own has one of its own.
 type shared struct {
-	blocks *bufpool.Pool
-	cache  *stages.CacheBudget
-	clock  *clock
+	blocks   *bufpool.Pool
+	cache    *stages.CacheBudget
+	inFlight *stages.InFlightBudget
+	clock    *clock
 }
 
 // keptBlocks is how many idle block buffers a shared free list keeps: 8 MiB.
 const keptBlocks = 512
 
-// newShared returns the shared state with cacheBytes of upload cache.
-func newShared(cacheBytes int64) *shared {
+// newShared returns the shared state with cacheBytes of upload cache and inFlight bytes
+// of pieces in progress.
+func newShared(cacheBytes, inFlight int64) *shared {
 	return &shared{
-		blocks: bufpool.New(wire.BlockSize, keptBlocks),
-		cache:  stages.NewCacheBudget(cacheBytes),
-		clock:  newClock(time.Second),
+		blocks:   bufpool.New(wire.BlockSize, keptBlocks),
+		cache:    stages.NewCacheBudget(cacheBytes),
+		inFlight: stages.NewInFlightBudget(inFlight),
+		clock:    newClock(time.Second),
 	}
 }
+
+// defaultSessionInFlight is SessionConfig.MaxInFlight's default: twice a torrent's
+// (Config.MaxInFlight), room for one torrent at full speed while others start.
+const defaultSessionInFlight = 128 << 20
 
 // withShared has the pipeline use a Session's shared state.
 func withShared(sh *shared) Option { return func(p *Pipeline) { p.shared = sh } }
@@ -90,3 +97,7 @@ func (c *clock) tick() {
 		c.timer.Reset(c.period)
 	}
 }
+
+// InFlight is the session's budget of the bytes of pieces in progress
+// (SessionConfig.MaxInFlight): what its torrents hold now (Used) and held at most (Peak).
+func (s *Session) InFlight() *stages.InFlightBudget { return s.shared.inFlight }

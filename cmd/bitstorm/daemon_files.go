@@ -7,8 +7,8 @@ import (
 )
 
 // File selection: transmission's wanted flag and priority per file become one
-// pipeline.FilePriority: not wanted is FileSkip, high is FileHigh, normal and low are
-// FileNormal (the pipeline has no low priority; low is kept and shown as asked).
+// pipeline.FilePriority: not wanted is FileSkip, high is FileHigh, low (-1 in the RPC
+// spec's priorities) is FileLow, normal is FileNormal.
 
 func filePriority(wanted bool, p transmission.Priority) pipeline.FilePriority {
 	switch {
@@ -16,6 +16,8 @@ func filePriority(wanted bool, p transmission.Priority) pipeline.FilePriority {
 		return pipeline.FileSkip
 	case p == transmission.PriorityHigh:
 		return pipeline.FileHigh
+	case p == transmission.PriorityLow:
+		return pipeline.FileLow
 	}
 	return pipeline.FileNormal
 }

@@ -29,7 +29,7 @@ func PartPath(outDir string, infoHash [20]byte) string {
 	return filepath.Join(outDir, ".bitstorm", hex.EncodeToString(infoHash[:])+".parts")
 }
 
-// Selection is the priority of each file of a torrent (-1 skip, 0 normal, 1 high), in
+// Selection is the priority of each file of a torrent (-1 skip, -2 low, 0 normal, 1 high), in
 // the order of info.Files.
 type Selection struct {
 	// Chosen is the selection as the run's options made it (a command line's --select),
@@ -97,7 +97,7 @@ func checkPriorities(l []int8, numFiles int) error {
 		return fmt.Errorf("%d files, want %d", len(l), numFiles)
 	}
 	for i, p := range l {
-		if p < -1 || p > 1 {
+		if p < -2 || p > 1 {
 			return fmt.Errorf("file %d: priority %d", i, p)
 		}
 	}

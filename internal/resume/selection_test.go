@@ -20,6 +20,7 @@ func TestSelectionRoundTrip(t *testing.T) {
 	for _, sel := range []*Selection{
 		{Priorities: []int8{0, -1, 1}},
 		{Chosen: []int8{-1, 0, -1}, Priorities: []int8{0, 0, -1}},
+		{Priorities: []int8{-2, 0, -1}}, // low
 	} {
 		if err := SaveSelection(path, sel); err != nil {
 			t.Fatal(err)
@@ -34,6 +35,7 @@ func TestSelectionRoundTrip(t *testing.T) {
 		"other version": `{"version":2,"priorities":[0,0,0]}`,
 		"too few files": `{"version":1,"priorities":[0,0]}`,
 		"bad priority":  `{"version":1,"priorities":[0,2,0]}`,
+		"below low":     `{"version":1,"priorities":[0,-3,0]}`,
 		"bad chosen":    `{"version":1,"chosen":[0],"priorities":[0,0,0]}`,
 		"no priorities": `{"version":1}`,
 		"far too large": `{"version":1,"priorities":[` + string(make([]byte, 1000)) + `]}`,
