@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -37,7 +36,7 @@ func daemonCommand() *cli.Command {
 			"The RPC listens on loopback unless --rpc-auth is set. Over RPC, torrents are added from magnet links,\n" +
 			".torrent contents (transmission-remote -a FILE sends them) or .torrent files inside --download-dir;\n" +
 			"download directories must be inside --download-dir. No URL is ever fetched.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "download-dir", Usage: "download into `DIR`, the root of every download directory the RPC may choose", Required: true},
 			&cli.StringFlag{Name: "state-dir", Usage: "keep the daemon's state, the torrents' .torrent files and the DHT table in `DIR` (default $XDG_STATE_HOME/bitstorm or ~/.local/state/bitstorm)"},
 			&cli.StringFlag{Name: "rpc-listen", Value: "127.0.0.1:9091", Usage: "serve the RPC at http://`ADDR`/transmission/rpc; beyond loopback only with --rpc-auth"},
@@ -51,9 +50,7 @@ func daemonCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-dht", Usage: "do not use the DHT (BEP 5); private torrents never do"},
 			&cli.StringSliceFlag{Name: "dht-bootstrap", Usage: "ask this DHT node (`HOST:PORT`) when the routing table is empty; repeatable"},
 			&cli.StringFlag{Name: "encryption", Value: "prefer", Usage: "protocol encryption (MSE/PE): prefer, require or off"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages (peers, RPC calls)"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors"},
-		},
+		}, daemonLogFlags()...),
 		Action: runDaemon,
 	}
 }
@@ -155,14 +152,10 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	switch {
-	case c.Bool("verbose"):
-		level = slog.LevelDebug
-	case c.Bool("quiet"):
-		level = slog.LevelWarn
+	log, err := daemonLogger(c, os.Stderr)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	unlock, err := lockStateDir(f.stateDir)
 	if err != nil {

@@ -177,7 +177,7 @@ func (d *daemon) restore(st *daemonState) {
 			_, _, err = d.add(sp)
 		}
 		if err != nil {
-			d.log.Error("torrent dropped: cannot restore it", "hash", rec.Hash, "name", rec.Name, "err", err)
+			d.noteTorrent(evDropped, rec.ID, rec.Name, "hash", rec.Hash, "err", err)
 		}
 	}
 	d.mu.Lock()
@@ -317,7 +317,7 @@ func (d *daemon) awaitInfo(e *entry, t *pipeline.Torrent) {
 	m := t.Meta()
 	file := torrentPath(e.hash)
 	if err := writeAtomic(filepath.Join(d.stateDir, file), metainfo.Torrent(m.RawInfo, m.AnnounceList)); err != nil {
-		d.log.Warn("cannot keep the metadata; the magnet link stays", "torrent", e.id, "err", err)
+		d.log.Warn("cannot keep the metadata; the magnet link stays", "id", e.id, "err", err)
 		return
 	}
 	e.mu.Lock()
@@ -326,7 +326,7 @@ func (d *daemon) awaitInfo(e *entry, t *pipeline.Torrent) {
 		e.have = wire.NewBitfield(m.Info.NumPieces())
 	}
 	e.mu.Unlock()
-	d.log.Info("metadata received", "torrent", e.id, "name", m.Info.Name, "hash", hex.EncodeToString(e.hash[:]))
+	d.note(evMetadata, e, "hash", hex.EncodeToString(e.hash[:]))
 	d.save()
 }
 

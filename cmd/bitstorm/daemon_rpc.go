@@ -75,7 +75,7 @@ func (d *daemon) Add(a transmission.AddArgs) (*transmission.Torrent, bool, error
 		d.mu.Lock()
 		d.added++
 		d.mu.Unlock()
-		d.log.Info("torrent added", "torrent", e.id, "name", e.label(), "hash", hex.EncodeToString(e.hash[:]), "dir", e.dir, "paused", a.Paused)
+		d.note(evAdded, e, "hash", hex.EncodeToString(e.hash[:]), "dir", e.dir, "paused", a.Paused)
 		d.save()
 	}
 	return e.view(), dup, nil
@@ -123,7 +123,7 @@ func (d *daemon) Start(id int) error {
 	err = e.resume()
 	d.save()
 	if err == nil {
-		d.log.Info("torrent started", "torrent", id, "name", e.label())
+		d.note(evStarted, e)
 	}
 	return err
 }
@@ -164,7 +164,7 @@ func (d *daemon) Stop(id int) error {
 	e.mu.Unlock()
 	t.Pause() // waits for the run to end, its resume record saved
 	d.save()
-	d.log.Info("torrent stopped", "torrent", id, "name", e.label())
+	d.note(evStopped, e)
 	return nil
 }
 
@@ -189,7 +189,7 @@ func (d *daemon) Verify(id int) error {
 	e.mu.Lock()
 	e.checking = true
 	e.mu.Unlock()
-	d.log.Info("torrent verifying", "torrent", id, "name", e.label())
+	d.note(evVerifying, e)
 	d.goWait(func() {
 		err := t.Verify(d.ctx)
 		have := loadHave(e.dir, m)
@@ -198,10 +198,10 @@ func (d *daemon) Verify(id int) error {
 		e.have, e.checking = have, false
 		e.mu.Unlock()
 		if err != nil {
-			d.log.Warn("torrent not verified", "torrent", id, "name", e.label(), "err", err)
+			d.note(evVerifyFailed, e, "err", err)
 			return
 		}
-		d.log.Info("torrent verified", "torrent", id, "name", e.label(), "pieces", n, "of", m.Info.NumPieces())
+		d.note(evVerified, e, "pieces", n, "of", m.Info.NumPieces())
 	})
 	return nil
 }
@@ -231,7 +231,7 @@ func (d *daemon) Remove(id int, deleteData bool) error {
 		os.Remove(filepath.Join(d.stateDir, file))
 	}
 	d.save()
-	d.log.Info("torrent removed", "torrent", id, "name", e.label(), "data_deleted", deleteData)
+	d.note(evRemoved, e, "data_deleted", deleteData)
 	return err
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
+	"log/slog"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/transmission"
@@ -42,13 +44,24 @@ func (d *daemon) event(t *pipeline.Torrent, ev stages.Event) {
 		}
 		e.mu.Unlock()
 		if first {
-			d.log.Info("torrent complete", "torrent", e.id, "name", e.label())
+			d.note(evCompleted, e)
 			d.goWait(d.save)
 		}
-	case stages.PeerConnected:
-		d.log.Debug("peer connected", "torrent", e.id, "peer", ev.Addr, "incoming", ev.Incoming)
-	case stages.PeerDropped:
-		d.log.Debug("peer dropped", "torrent", e.id, "peer", ev.Addr, "err", ev.Reason)
+	case stages.Resumed:
+		d.note(evResumed, e, "pieces", ev.Pieces, "from_record", ev.FromRecord)
+	}
+	if d.log.Enabled(context.Background(), slog.LevelDebug) {
+		// Every other event of the run, under its --json name (json.go), at Debug.
+		switch ev.(type) {
+		case stages.Completed, stages.Resumed: // noted above
+		default:
+			name, fields := eventJSON(ev)
+			attrs := []any{"event", name, "id", e.id}
+			for _, f := range fields {
+				attrs = append(attrs, f.k, f.v)
+			}
+			d.log.Debug("swarm "+name, attrs...)
+		}
 	}
 }
 
@@ -86,14 +99,16 @@ func (d *daemon) sample(now time.Time, dt time.Duration) {
 				e.secsDown++
 			}
 		}
-		if complete(st) && e.done.IsZero() {
+		if complete(st) && e.done.IsZero() && state != pipeline.Running {
+			// A verify found it complete. A run's Completed event sets it, and logs it:
+			// taking it here first would lose that record.
 			e.done = now
 		}
 		logFail := state == pipeline.Failed && !e.failed
 		e.failed = state == pipeline.Failed
 		e.mu.Unlock()
 		if logFail {
-			d.log.Warn("torrent failed", "torrent", e.id, "name", e.label(), "err", t.Err())
+			d.note(evFailed, e, "err", t.Err())
 		}
 	}
 }

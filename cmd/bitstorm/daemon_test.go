@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,13 +52,14 @@ type daemonProc struct {
 	exited chan error
 }
 
-// startDaemonProc runs the daemon binary with args (after the RPC and peer flags) and
-// waits until its RPC answers; it is killed when the test ends if still running.
+// startDaemonProc runs the daemon binary with args (after the RPC, peer and log flags)
+// and waits until its RPC answers; it is killed when the test ends if still running. It
+// logs JSON (records reads it).
 func startDaemonProc(t *testing.T, ctx context.Context, bin string, args ...string) *daemonProc {
 	t.Helper()
 	port := freePort(t)
 	p := &daemonProc{log: &syncBuffer{}, rpc: fmt.Sprintf("127.0.0.1:%d", port), exited: make(chan error, 1)}
-	args = append([]string{"daemon", "--rpc-listen", p.rpc, "--port", "0", "--listen", "127.0.0.1", "--no-dht"}, args...)
+	args = append([]string{"daemon", "--rpc-listen", p.rpc, "--port", "0", "--listen", "127.0.0.1", "--no-dht", "--log-format", "json"}, args...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr, p.cmd.Stdout = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
@@ -99,6 +103,81 @@ func (p *daemonProc) stop(t *testing.T, ctx context.Context) {
 	case <-ctx.Done():
 		t.Fatalf("daemon still running after SIGTERM\n%s", p.log.String())
 	}
+}
+
+// daemonRecord is one record of the daemon's JSON log: the fields tests read (the
+// torrents' lifecycle records: daemon_log.go).
+type daemonRecord struct {
+	Level      string `json:"level"`
+	Msg        string `json:"msg"`
+	Event      string `json:"event"`
+	ID         int    `json:"id"`
+	Name       string `json:"name"`
+	Pieces     int    `json:"pieces"`
+	FromRecord bool   `json:"from_record"`
+}
+
+// records decodes the daemon's log so far, one JSON object per line; any other line
+// fails the test. A last line without its newline yet is left out.
+func (p *daemonProc) records(t *testing.T) []daemonRecord {
+	t.Helper()
+	text := p.log.String()
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[:i+1]
+	} else {
+		text = ""
+	}
+	var out []daemonRecord
+	for line := range strings.Lines(text) {
+		var r daemonRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Level == "" || r.Msg == "" {
+			t.Fatalf("daemon log line %q: want a JSON record with level and msg (%v)", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// torrentRecords are p's lifecycle records of event ev.
+func (p *daemonProc) torrentRecords(t *testing.T, ev torrentEvent) []daemonRecord {
+	t.Helper()
+	var out []daemonRecord
+	for _, r := range p.records(t) {
+		if r.Event == string(ev) && r.Msg == "torrent "+r.Event {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitRecord polls the log until it has a lifecycle record of event ev for torrent id.
+func (p *daemonProc) waitRecord(t *testing.T, ctx context.Context, ev torrentEvent, id int) daemonRecord {
+	t.Helper()
+	for {
+		for _, r := range p.torrentRecords(t, ev) {
+			if r.ID == id {
+				return r
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no %q record of torrent %d", ev, id)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lifecycle is the events of torrent id's lifecycle records, in order, but resumed (which
+// comes with each run of the torrent, racing the RPC's replies).
+func (p *daemonProc) lifecycle(t *testing.T, id int) []string {
+	t.Helper()
+	var evs []string
+	for _, r := range p.records(t) {
+		if r.Event != "" && r.Msg == "torrent "+r.Event && r.ID == id && r.Event != string(evResumed) {
+			evs = append(evs, r.Event)
+		}
+	}
+	return evs
 }
 
 // remote runs transmission-remote against the daemon; ok is its exit status.
@@ -248,6 +327,7 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 		}
 	}
 
+	p.waitRecord(t, ctx, evCompleted, 1)
 	p.mustRemote(t, ctx, "-t", "1", "-S")
 	if r := p.row(t, ctx, "album"); r.status != "Stopped" || r.done != "100%" {
 		t.Errorf("after -S: %+v, want Stopped at 100%%", r)
@@ -256,6 +336,9 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 	p.waitRow(t, ctx, "album", complete100)
 	// Verify a running torrent: its data is rechecked, and it is still all there.
 	p.mustRemote(t, ctx, "-t", "1", "-v")
+	if r := p.waitRecord(t, ctx, evVerified, 1); r.Pieces != album.Meta.Info.NumPieces() {
+		t.Errorf("verified %+v, want all %d pieces", r, album.Meta.Info.NumPieces())
+	}
 	p.waitRow(t, ctx, "album", complete100)
 
 	// File selection: file 1 skipped, then wanted again; the torrent stays complete.
@@ -285,6 +368,7 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 		t.Errorf("second torrent has id %d, want 2 (ids are not reused)", r.id)
 	}
 	checkOnDisk(t, dl, single)
+	p.waitRecord(t, ctx, evCompleted, 2)
 	p.mustRemote(t, ctx, "-t", "2", "--remove-and-delete")
 	if _, err := os.Stat(filepath.Join(dl, "single.bin")); !os.IsNotExist(err) {
 		t.Errorf("after --remove-and-delete, single.bin: %v, want gone", err)
@@ -293,6 +377,14 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 		t.Errorf("after --remove-and-delete, kept files remain: %q", ents)
 	}
 	checkOnDisk(t, dl, album) // another torrent's data is not touched
+	// The log has each step of each torrent's lifecycle, once, in order.
+	p.waitRecord(t, ctx, evRemoved, 2)
+	if got, want := p.lifecycle(t, 1), []string{"added", "completed", "stopped", "started", "verifying", "verified", "removed"}; !slices.Equal(got, want) {
+		t.Errorf("torrent 1's lifecycle records %q, want %q", got, want)
+	}
+	if got, want := p.lifecycle(t, 2), []string{"added", "completed", "removed"}; !slices.Equal(got, want) {
+		t.Errorf("torrent 2's lifecycle records %q, want %q", got, want)
+	}
 
 	// What the daemon refuses, transmission-remote reports as an error.
 	if out, ok := p.remote(t, ctx, "-a", "http://example.com/x.torrent"); ok || !strings.Contains(out, "fetches no URLs") {
@@ -332,8 +424,10 @@ func TestDaemonRestart(t *testing.T) {
 	p.mustRemote(t, ctx, "-t", "4", "-s")
 	p.waitRow(t, ctx, "third", complete100) // named once its metadata came from the seeder
 	p.stop(t, ctx)
-	if strings.Contains(p.log.String(), "level=ERROR") {
-		t.Errorf("errors logged:\n%s", p.log.String())
+	for _, r := range p.records(t) {
+		if r.Level == "ERROR" {
+			t.Errorf("error logged: %+v", r)
+		}
 	}
 	st, err := loadState(state)
 	if err != nil || len(st.Torrents) != 3 {
@@ -375,8 +469,39 @@ func TestDaemonRestart(t *testing.T) {
 	p.waitRow(t, ctx, "second", complete100)
 	checkOnDisk(t, sub, second)
 	p.stop(t, ctx)
-	if strings.Contains(p.log.String(), "rechecking") {
-		t.Errorf("a restart rechecked data its resume record covers:\n%s", p.log.String())
+	// The complete torrents resumed from their records (the second had no data), and once.
+	resumed := map[int]int{}
+	for _, r := range p.torrentRecords(t, evResumed) {
+		if !r.FromRecord {
+			t.Errorf("a restart rechecked data its resume record covers: %+v", r)
+		}
+		resumed[r.ID] = r.Pieces
+	}
+	if want := map[int]int{1: first.Meta.Info.NumPieces(), 4: third.Meta.Info.NumPieces()}; !maps.Equal(resumed, want) {
+		t.Errorf("after the restart, pieces resumed per id %v, want %v", resumed, want)
+	}
+	if ends := p.torrentRecords(t, evCompleted); len(ends) != 1 || ends[0].ID != 2 || ends[0].Name != "second" {
+		t.Errorf("completed records after the restart %+v, want one, of the second", ends)
+	}
+}
+
+// TestDaemonLogFlags: a bad --log-format or --log-level is refused in one line, exit
+// status 1, before anything starts.
+func TestDaemonLogFlags(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	bin := buildBinary(t)
+	for _, tc := range [][]string{{"--log-format", "xml"}, {"--log-level", "loud"}} {
+		args := append([]string{"daemon", "--download-dir", t.TempDir(), "--state-dir", t.TempDir(), "--rpc-listen", "127.0.0.1:0"}, tc...)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		code := -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], tc[0]+" ") || !strings.Contains(lines[0], strconv.Quote(tc[1])) {
+			t.Errorf("%s %s: exit %d, %q; want exit 1 and one line naming the flag and its value", tc[0], tc[1], code, out)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,7 +66,7 @@ func (d *daemon) watch(ctx context.Context, dir string) {
 				d.mu.Lock()
 				d.added++
 				d.mu.Unlock()
-				d.log.Info("torrent added", "torrent", e.id, "name", e.label(), "from", path, "dir", e.dir, "paused", sp.rec.Paused)
+				d.note(evAdded, e, "hash", hex.EncodeToString(e.hash[:]), "dir", e.dir, "paused", sp.rec.Paused, "from", path)
 				d.save()
 			}
 			if err := os.Rename(path, path+".added"); err != nil {
