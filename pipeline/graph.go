@@ -80,10 +80,8 @@ func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener,
 		conns = flow.NewPassThrough()
 		feed(conns, dial, incoming)
 	}
-	if lim, ok, _ := p.limits(); ok { // checked by New and NewMagnet
-		conns = conns.Via(stages.Limit(lim))
-	}
-	return conns
+	lim, _ := p.limits() // made, and checked, by New and NewMagnet
+	return conns.Via(stages.Limit(ctx, lim))
 }
 
 // feed fans outlets into to's inlet and closes it once every outlet has closed: what

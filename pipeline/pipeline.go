@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/reugn/go-streams"
-	"golang.org/x/time/rate"
 
 	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
@@ -120,20 +119,20 @@ type Pipeline struct {
 	sched   *stages.Scheduler
 	port    uint16 // announced: the listener's real port, or Config.Port
 
-	events                 func(stages.Event)                       // WithEvents
-	sessionDown, sessionUp *rate.Limiter                            // a Session's rate limits (limits.go)
-	ln                     net.Listener                             // withListener: a Session's
-	onMeta                 func(*metainfo.MetaInfo)                 // withOnMeta
-	metaMu                 sync.Mutex                               // guards meta and sched, set by Run for a magnet link
-	mag                    *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
-	pickerFor              func(numPieces int) stages.Picker        // WithPickerFor
-	storeFor               func(info *metainfo.Info) stages.Storage // WithStorageFor
-	web                    webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
-	readers                *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
-	sel                    selection                                // file priorities (selection.go)
-	shared                 *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
-	connBudget             *stages.ConnBudget                       // withConnBudget: a Session's (connlimit.go); nil: none
-	peers                  stages.PeerView                          // the Request stage's sessions, for Peers (peers.go)
+	events     func(stages.Event)                       // WithEvents
+	rates      runRates                                 // the run's rate limits (limits.go)
+	ln         net.Listener                             // withListener: a Session's
+	onMeta     func(*metainfo.MetaInfo)                 // withOnMeta
+	metaMu     sync.Mutex                               // guards meta and sched, set by Run for a magnet link
+	mag        *magnet.Magnet                           // a magnet link's pipeline, until its metadata is known
+	pickerFor  func(numPieces int) stages.Picker        // WithPickerFor
+	storeFor   func(info *metainfo.Info) stages.Storage // WithStorageFor
+	web        webSeeds                                 // BEP 19: WithWebSeeds, WithWebSeedConfig (webseed.go)
+	readers    *readerHub                               // NewReader (reader.go); a Torrent's with withReaders
+	sel        selection                                // file priorities (selection.go)
+	shared     *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
+	connBudget *stages.ConnBudget                       // withConnBudget: a Session's (connlimit.go); nil: none
+	peers      stages.PeerView                          // the Request stage's sessions, for Peers (peers.go)
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
@@ -151,7 +150,7 @@ func WithStorageFor(f func(info *metainfo.Info) stages.Storage) Option {
 // New builds a pipeline for m. It opens no file and no connection until Run.
 func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	p := newPipeline(opts)
-	if _, _, err := p.limits(); err != nil {
+	if _, err := p.limits(); err != nil {
 		return nil, err
 	}
 	p.meta = m
@@ -180,7 +179,7 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 // WithStorageFor).
 func NewMagnet(mag *magnet.Magnet, opts ...Option) (*Pipeline, error) {
 	p := newPipeline(opts)
-	if _, _, err := p.limits(); err != nil {
+	if _, err := p.limits(); err != nil {
 		return nil, err
 	}
 	m, err := loadMetadata(p.cfg.OutDir, mag)

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/bitstorm/bitstorm/internal/magnet"
 	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/resume"
@@ -40,7 +38,7 @@ type Session struct {
 	mu       sync.Mutex
 	torrents map[[20]byte]*Torrent
 
-	down, up *rate.Limiter // the session's rate limits (limits.go); nil: none
+	down, up *stages.Rate // the session's rate limits (limits.go); SetLimits changes them
 
 	conns *stages.ConnBudget // MaxConns (connlimit.go)
 }
@@ -81,13 +79,9 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	down, err := stages.NewLimiter(cfg.DownloadLimit)
+	down, up, err := newRates(cfg.DownloadLimit, cfg.UploadLimit)
 	if err != nil {
-		return nil, fmt.Errorf("session: download limit: %w", err)
-	}
-	up, err := stages.NewLimiter(cfg.UploadLimit)
-	if err != nil {
-		return nil, fmt.Errorf("session: upload limit: %w", err)
+		return nil, fmt.Errorf("session: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -364,6 +358,8 @@ type Torrent struct {
 	state    State
 	starting bool // Resume is building a run
 
+	rates keptRates // its own rate limits, across runs (limits.go)
+
 	idle             *stages.Stats // progress without a run: Verify's, or the resume record's
 	resumeAfterCheck bool          // Verify resumes the torrent when its check ends
 }
@@ -535,7 +531,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	}
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
-	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared), withSessionLimits(t.s.down, t.s.up))
+	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared), withTorrentLimits(t))
 	opts = append(opts, withConnBudget(t.s.conns))
 	var p *Pipeline
 	var err error

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/reugn/go-streams"
 	"github.com/reugn/go-streams/flow"
@@ -17,91 +20,180 @@ import (
 // 1 % of ten seconds at 1 MiB/s).
 const limitBurst = 64 << 10
 
-// NewLimiter returns a limiter of bytesPerSec, for Limits; 0 means no limit (nil). A
-// negative rate is an error.
-func NewLimiter(bytesPerSec int64) (*rate.Limiter, error) {
-	switch {
-	case bytesPerSec < 0:
-		return nil, fmt.Errorf("rate %d: must not be negative", bytesPerSec)
-	case bytesPerSec == 0:
-		return nil, nil
+// A Rate is a limit in bytes per second that may change while connections are held to
+// it (Set): waits under way start again at the new rate. With no limit (0) a wait is one
+// atomic load, so that an unlimited transfer costs nothing.
+type Rate struct {
+	off     atomic.Bool  // no limit: waits return at once
+	bps     atomic.Int64 // the limit; 0: none
+	lim     *rate.Limiter
+	mu      sync.Mutex
+	changed chan struct{} // closed by Set, then replaced
+}
+
+// NewRate returns a Rate of bytesPerSec; 0 means no limit. A negative rate is an error.
+func NewRate(bytesPerSec int64) (*Rate, error) {
+	r := &Rate{lim: rate.NewLimiter(limitBurst, limitBurst), changed: make(chan struct{})}
+	if err := r.Set(bytesPerSec); err != nil {
+		return nil, err
 	}
-	return rate.NewLimiter(rate.Limit(bytesPerSec), limitBurst), nil
+	return r, nil
 }
 
-// Limits are the rate limiters a torrent's connections pass: its own and, in a Session,
+// Set changes the limit to bytesPerSec (0: none); connections held to r follow at once.
+// A negative rate is an error, and the limit stays as it was.
+func (r *Rate) Set(bytesPerSec int64) error {
+	if bytesPerSec < 0 {
+		return fmt.Errorf("rate %d bytes/s: must not be negative (0 is no limit)", bytesPerSec)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if bytesPerSec > 0 {
+		r.lim.SetLimit(rate.Limit(bytesPerSec))
+	}
+	r.bps.Store(bytesPerSec)
+	r.off.Store(bytesPerSec == 0)
+	close(r.changed) // waits under way reserve again at the new rate, or stop waiting
+	r.changed = make(chan struct{})
+	return nil
+}
+
+// Get is the limit in bytes per second; 0: none.
+func (r *Rate) Get() int64 { return r.bps.Load() }
+
+// limited reports whether r holds bytes back.
+func (r *Rate) limited() bool { return r != nil && !r.off.Load() }
+
+// wait takes n bytes (n <= limitBurst) from r: it returns once they may pass, at once
+// without a limit, or when done is closed. A Set meanwhile cancels the reservation (its
+// tokens go back) and the bytes are reserved again at the new rate.
+func (r *Rate) wait(done <-chan struct{}, n int) {
+	for r.limited() {
+		r.mu.Lock()
+		changed := r.changed
+		r.mu.Unlock()
+		now := time.Now()
+		res := r.lim.ReserveN(now, n) // n <= burst: always ok
+		d := res.DelayFrom(now)
+		if d <= 0 {
+			return
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+			return
+		case <-changed:
+			t.Stop()
+			res.Cancel()
+		case <-done:
+			t.Stop()
+			res.Cancel()
+			return
+		}
+	}
+}
+
+// Limits are the rates a torrent's connections are held to: its own and, in a Session,
 // the session's, for what peers send us (Down) and what we send them (Up). A byte waits
-// for every limiter of its direction; nil ones are skipped.
+// for every rate of its direction; nil ones are skipped.
 type Limits struct {
-	Down, Up []*rate.Limiter
+	Down, Up []*Rate
 }
 
-func (l Limits) down() []*rate.Limiter { return nonNil(l.Down) }
-func (l Limits) up() []*rate.Limiter   { return nonNil(l.Up) }
+// limited reports whether any of rs holds bytes back now.
+func limited(rs []*Rate) bool {
+	for _, r := range rs {
+		if r.limited() {
+			return true
+		}
+	}
+	return false
+}
 
-func nonNil(ls []*rate.Limiter) []*rate.Limiter {
-	var out []*rate.Limiter
-	for _, l := range ls {
-		if l != nil {
-			out = append(out, l)
+// waitAll takes n bytes from every rate of rs, in steps of at most limitBurst.
+func waitAll(done <-chan struct{}, rs []*Rate, n int) {
+	for n > 0 {
+		k := min(n, limitBurst)
+		for _, r := range rs {
+			r.wait(done, k)
+		}
+		n -= k
+	}
+}
+
+// Limit holds each connection to the limits, which may change while it runs (Rate.Set):
+// reads wait after the bytes arrive (TCP's flow control then holds the peer back), and
+// the connection carries its upload rates to the Request stage's writer, which waits
+// before each batch it sends (upload.go). The connection itself is not wrapped for
+// writing: a TCP connection stays one, and uploads keep writev (net.Buffers). Waits end
+// when ctx does. In: *Conn. Out: *Conn, in order.
+func Limit(ctx context.Context, l Limits) streams.Flow {
+	return flow.NewMap(func(c *Conn) *Conn { l.wrap(ctx.Done(), c); return c }, 1)
+}
+
+// wrap holds c to the limits.
+func (l Limits) wrap(done <-chan struct{}, c *Conn) {
+	if down := nonNil(l.Down); len(down) > 0 {
+		c.R = bufio.NewReaderSize(&limitedReader{r: c.R, rates: down, done: done}, limitBurst)
+	}
+	c.up = nonNil(l.Up)
+}
+
+func nonNil(rs []*Rate) []*Rate {
+	var out []*Rate
+	for _, r := range rs {
+		if r != nil {
+			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// Limit holds each connection's reads and writes to the limiters: reads wait after the
-// bytes arrive (TCP's flow control then holds the peer back), writes before they leave.
-// In: *Conn. Out: *Conn, in order; it only wraps them (a limited upload loses writev).
-func Limit(l Limits) streams.Flow {
-	return flow.NewMap(func(c *Conn) *Conn { l.wrap(c); return c }, 1)
-}
-
-// wrap holds c to the limits.
-func (l Limits) wrap(c *Conn) {
-	if down := l.down(); len(down) > 0 {
-		c.R = bufio.NewReaderSize(&limitedReader{r: c.R, lims: down}, 64<<10)
-	}
-	if up := l.up(); len(up) > 0 {
-		c.Conn = &limitedConn{Conn: c.Conn, lims: up}
-	}
-}
-
-// wait takes n bytes from every limiter; n is at most limitBurst.
-func wait(lims []*rate.Limiter, n int) {
-	for _, l := range lims {
-		l.WaitN(context.Background(), n) // n <= burst: it only waits, never fails
-	}
-}
-
+// limitedReader waits after each read for the bytes it returns; without a limit it only
+// passes the read on.
 type limitedReader struct {
-	r    io.Reader
-	lims []*rate.Limiter
+	r     io.Reader
+	rates []*Rate
+	done  <-chan struct{}
 }
 
 func (r *limitedReader) Read(b []byte) (int, error) {
+	if !limited(r.rates) {
+		return r.r.Read(b)
+	}
 	n, err := r.r.Read(b[:min(len(b), limitBurst)])
 	if n > 0 {
-		wait(r.lims, n)
+		waitAll(r.done, r.rates, n)
 	}
 	return n, err
 }
 
-type limitedConn struct {
-	net.Conn
-	lims []*rate.Limiter
-}
-
-func (c *limitedConn) Write(b []byte) (int, error) {
-	written := 0
-	for len(b) > 0 {
-		k := min(len(b), limitBurst)
-		wait(c.lims, k)
-		n, err := c.Conn.Write(b[:k])
-		written += n
-		if err != nil {
-			return written, err
-		}
-		b = b[k:]
+// writeLimited writes bufs to c held to rates: in parts of at most limitBurst bytes, each
+// one writev, after its bytes' wait. Without a limit it is one bufs.WriteTo. bufs is
+// consumed, as WriteTo consumes it; scratch is reused for the parts.
+func writeLimited(done <-chan struct{}, c net.Conn, rates []*Rate, bufs *net.Buffers, scratch *net.Buffers) error {
+	if !limited(rates) {
+		_, err := bufs.WriteTo(c)
+		return err
 	}
-	return written, nil
+	for len(*bufs) > 0 {
+		part := (*scratch)[:0]
+		n := 0
+		for len(*bufs) > 0 && n < limitBurst {
+			b := (*bufs)[0]
+			if k := limitBurst - n; len(b) > k {
+				b, (*bufs)[0] = b[:k], b[k:]
+			} else {
+				*bufs = (*bufs)[1:]
+			}
+			part = append(part, b)
+			n += len(b)
+		}
+		*scratch = part
+		waitAll(done, rates, n)
+		if _, err := part.WriteTo(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

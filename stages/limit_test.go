@@ -2,70 +2,282 @@ package stages
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"golang.org/x/time/rate"
 )
+
+// limitedPair is a net.Pipe whose end c is held to l, as the Limit stage holds a peer's
+// connection; the other end is the peer. The caller closes both.
+func limitedPair(l Limits, done <-chan struct{}) (c *Conn, peer net.Conn) {
+	a, b := net.Pipe()
+	c = &Conn{Conn: a, R: bufio.NewReader(a)}
+	l.wrap(done, c)
+	return c, b
+}
+
+// upload sends size bytes through c as the Request stage's writer does: block batches
+// flushed through an uploadWriter, waiting for c's upload rates.
+func upload(c *Conn, size int, done <-chan struct{}) error {
+	var w uploadWriter
+	block := make([]byte, 16<<10)
+	for sent := 0; sent < size; {
+		for i := 0; i < uploadBatch && sent < size; i++ {
+			n := min(len(block), size-sent)
+			w.hdrs = append(w.hdrs, make([]byte, 13)...)
+			w.blocks = append(w.blocks, block[:n])
+			sent += n
+		}
+		if _, err := w.flush(done, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // TestLimitRates: a limited connection moves 1 MiB at 100 KiB/s in ten seconds of
 // virtual time, give or take the burst, reading and writing alike; a byte waits for every
-// limiter of its direction, so the slower decides.
+// rate of its direction, so the slower decides. The upload waits in the writer's flush.
 func TestLimitRates(t *testing.T) {
 	const size, bps = 1 << 20, 100 << 10
 	for _, dir := range []string{"down", "up"} {
 		t.Run(dir, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				fast, _ := NewLimiter(10 * bps)
-				slow, _ := NewLimiter(bps)
-				a, b := net.Pipe()
-				defer a.Close()
-				defer b.Close()
-				c := &Conn{Conn: a, R: bufio.NewReader(a)}
-				lims := []*rate.Limiter{fast, slow}
+				fast, _ := NewRate(10 * bps)
+				slow, _ := NewRate(bps)
+				rates := []*Rate{fast, nil, slow}
+				l := Limits{Up: rates}
 				if dir == "down" {
-					Limits{Down: lims}.wrap(c)
-				} else {
-					Limits{Up: lims}.wrap(c)
+					l = Limits{Down: rates}
 				}
+				c, peer := limitedPair(l, nil)
+				defer c.Close()
+				defer peer.Close()
 				start := time.Now()
 				done := make(chan error, 1)
+				got := 0
 				if dir == "down" {
-					go func() { _, err := b.Write(make([]byte, size)); done <- err }()
-					if _, err := io.ReadFull(c.R, make([]byte, size)); err != nil {
+					go func() { _, err := peer.Write(make([]byte, size)); done <- err }()
+					n, err := io.ReadFull(c.R, make([]byte, size))
+					if err != nil {
 						t.Fatal(err)
 					}
+					got = n
 				} else {
-					go func() { _, err := c.Write(make([]byte, size)); done <- err }()
-					if _, err := io.ReadFull(b, make([]byte, size)); err != nil {
+					go func() { done <- upload(c, size, nil) }()
+					n, err := io.Copy(io.Discard, io.LimitReader(peer, size+size/(16<<10)*13))
+					if err != nil {
 						t.Fatal(err)
 					}
+					got = int(n)
 				}
 				if err := <-done; err != nil {
 					t.Fatal(err)
 				}
 				took := time.Since(start)
-				want := time.Duration(float64(size-limitBurst) / bps * float64(time.Second))
+				want := time.Duration(float64(got-limitBurst) / bps * float64(time.Second))
 				if took < want || took > want+time.Second {
-					t.Errorf("1 MiB at 100 KiB/s took %v, want %v to %v", took, want, want+time.Second)
+					t.Errorf("%d bytes at 100 KiB/s took %v, want %v to %v", got, took, want, want+time.Second)
 				}
 			})
 		})
 	}
 }
 
-// TestNewLimiter: no rate is no limiter; a negative one is an error.
-func TestNewLimiter(t *testing.T) {
-	if l, err := NewLimiter(0); l != nil || err != nil {
-		t.Errorf("NewLimiter(0) = %v, %v; want nil, nil", l, err)
+// TestRateSet: a limit changed while a transfer runs holds from the change on, for a
+// wait under way as for the next: 100 KiB/s, then 400 KiB/s, then none (the rest passes
+// at once), counted over windows of virtual time.
+func TestRateSet(t *testing.T) {
+	const bps = 100 << 10
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := NewRate(bps)
+		c, peer := limitedPair(Limits{Down: []*Rate{r}}, nil)
+		const size = 8 << 20
+		go peer.Write(make([]byte, size))
+		var got int64
+		read, stop := make(chan int64), make(chan struct{})
+		defer func() { close(stop); c.Close(); peer.Close() }()
+		go func() {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := c.R.Read(buf)
+				select {
+				case read <- int64(n):
+				case <-stop:
+					return
+				}
+				if err != nil {
+					close(read)
+					return
+				}
+			}
+		}()
+		// window counts the bytes read over d.
+		window := func(d time.Duration) int64 {
+			end := time.After(d)
+			start := got
+			for {
+				select {
+				case n, ok := <-read:
+					if !ok {
+						return got - start
+					}
+					got += n
+				case <-end:
+					return got - start
+				}
+			}
+		}
+		window(2 * time.Second) // the burst is spent
+		if n := window(10 * time.Second); n < 10*bps-limitBurst || n > 10*bps+limitBurst {
+			t.Errorf("at 100 KiB/s: %d bytes in 10 s, want %d ± %d", n, 10*bps, limitBurst)
+		}
+		r.Set(4 * bps)
+		if n := window(10 * time.Second); n < 40*bps-limitBurst || n > 40*bps+limitBurst {
+			t.Errorf("raised to 400 KiB/s: %d bytes in 10 s, want %d ± %d", n, 40*bps, limitBurst)
+		}
+		if r.Get() != 4*bps {
+			t.Errorf("Get = %d, want %d", r.Get(), 4*bps)
+		}
+		r.Set(0)
+		left := int64(size) - got
+		if n := window(time.Millisecond); n != left {
+			t.Errorf("limit removed: %d bytes in the next millisecond, want all %d left", n, left)
+		}
+	})
+}
+
+// TestRateSetWakesWaiter: a read that waits at a low rate is released by a higher one at
+// once, not after the old wait; and by the end of the run (done), without a limit change.
+func TestRateSetWakesWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := NewRate(1000)   // a 64 KiB burst waits 65 s at 1 kB/s
+		r.wait(nil, limitBurst) // the burst
+		start := time.Now()
+		go func() {
+			time.Sleep(time.Second)
+			r.Set(0)
+		}()
+		r.wait(nil, limitBurst)
+		if took := time.Since(start); took != time.Second {
+			t.Errorf("the wait ended after %v, want 1s (when the limit went)", took)
+		}
+		r.Set(1000) // the tokens are spent: the next 64 KiB wait about 64 s
+		done := make(chan struct{})
+		time.AfterFunc(2*time.Second, func() { close(done) })
+		start = time.Now()
+		r.wait(done, limitBurst)
+		if took := time.Since(start); took != 2*time.Second {
+			t.Errorf("the wait ended after %v, want 2s (when done closed)", took)
+		}
+	})
+}
+
+// TestLimitKeepsTCPConn: the Limit stage holds a real TCP connection's upload without
+// wrapping it: what the writer flushes through is still the *net.TCPConn, so
+// net.Buffers.WriteTo takes its writev path, and the batch arrives whole and in order.
+func TestLimitKeepsTCPConn(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := NewLimiter(-1); err == nil {
-		t.Error("NewLimiter(-1) = nil error")
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if l, err := NewLimiter(1000); l == nil || err != nil || l.Limit() != 1000 {
-		t.Errorf("NewLimiter(1000) = %v, %v", l, err)
+	defer nc.Close()
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	defer peer.Close()
+	up, _ := NewRate(10 << 20)
+	down, _ := NewRate(10 << 20)
+	stage := Limit(context.Background(), Limits{Down: []*Rate{down}, Up: []*Rate{up}})
+	stage.In() <- &Conn{Conn: nc, R: bufio.NewReader(nc)}
+	close(stage.In())
+	c := (<-stage.Out()).(*Conn)
+	if c.Conn != nc {
+		t.Fatalf("the limited connection is a %T, want the *net.TCPConn itself", c.Conn)
+	}
+	if _, ok := c.Conn.(*net.TCPConn); !ok || len(c.up) != 1 {
+		t.Fatalf("conn %T with %d upload rates, want a *net.TCPConn with 1", c.Conn, len(c.up))
+	}
+	var w uploadWriter
+	w.ctl = []byte("ctl")
+	var want bytes.Buffer
+	want.WriteString("ctl")
+	for i := range 20 { // more than one limitBurst: written in parts
+		b := bytes.Repeat([]byte{byte('a' + i)}, 16<<10)
+		h := []byte(strings.Repeat(string(rune('A'+i)), 13))
+		w.hdrs = append(w.hdrs, h...)
+		w.blocks = append(w.blocks, b)
+		want.Write(h)
+		want.Write(b)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		n, err := w.flush(nil, c)
+		if err == nil && n != 20*16<<10 {
+			err = io.ErrShortWrite
+		}
+		errc <- err
+	}()
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Error("the limited flush sent other bytes than the batch, or out of order")
+	}
+}
+
+// TestRateUnlimited: without a limit a wait returns at once, a read is passed on whole,
+// and a flush is one WriteTo; the connection keeps no reader wrapper's chunking.
+func TestRateUnlimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := NewRate(0)
+		start := time.Now()
+		for range 100 {
+			r.wait(nil, limitBurst)
+		}
+		if time.Since(start) != 0 {
+			t.Errorf("100 waits without a limit took %v of virtual time", time.Since(start))
+		}
+		lr := &limitedReader{r: bytes.NewReader(make([]byte, 1<<20)), rates: []*Rate{r}}
+		if n, _ := lr.Read(make([]byte, 1<<20)); n != 1<<20 {
+			t.Errorf("an unlimited read returned %d bytes of 1 MiB", n)
+		}
+	})
+}
+
+// TestNewRate: a negative rate is an error that says so, and Set keeps the old limit.
+func TestNewRate(t *testing.T) {
+	if _, err := NewRate(-1); err == nil || !strings.Contains(err.Error(), "must not be negative") {
+		t.Errorf("NewRate(-1) = %v, want an error saying it must not be negative", err)
+	}
+	r, err := NewRate(1000)
+	if err != nil || r.Get() != 1000 || !r.limited() {
+		t.Fatalf("NewRate(1000) = %v (%d), %v", r, r.Get(), err)
+	}
+	if err := r.Set(-5); err == nil || r.Get() != 1000 {
+		t.Errorf("Set(-5) = %v, limit %d; want an error and 1000 kept", err, r.Get())
+	}
+	if r.Set(0); r.limited() || r.Get() != 0 {
+		t.Error("Set(0) left a limit")
 	}
 }

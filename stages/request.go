@@ -376,7 +376,7 @@ func (s *session) writer(ctx context.Context) {
 			continue
 		}
 		s.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		n, err := w.flush(s.c.Conn)
+		n, err := w.flush(ctx.Done(), s.c)
 		if err != nil {
 			s.c.Close()
 			return

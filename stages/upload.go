@@ -206,12 +206,15 @@ type uploadWriter struct {
 	blocks [][]byte
 	reqs   []BlockReq
 	bufs   net.Buffers
+	part   net.Buffers // a limited flush's part (writeLimited)
 }
 
 func (w *uploadWriter) empty() bool { return len(w.ctl) == 0 && len(w.blocks) == 0 }
 
-// flush writes everything to c and returns the number of block bytes sent.
-func (w *uploadWriter) flush(c net.Conn) (int64, error) {
+// flush writes everything to c and returns the number of block bytes sent. The bytes wait
+// for c's upload rates (Limit) here, where they leave in one writev, rather than in a
+// wrapper of the connection that would hide the *net.TCPConn writev needs.
+func (w *uploadWriter) flush(done <-chan struct{}, c *Conn) (int64, error) {
 	bufs := w.bufs[:0]
 	if len(w.ctl) > 0 {
 		bufs = append(bufs, w.ctl)
@@ -222,7 +225,7 @@ func (w *uploadWriter) flush(c net.Conn) (int64, error) {
 		data += int64(len(b))
 	}
 	w.bufs = bufs
-	_, err := w.bufs.WriteTo(c) // consumes w.bufs: restored below to keep its array
+	err := writeLimited(done, c.Conn, c.up, &w.bufs, &w.part) // consumes w.bufs: restored below to keep its array
 	w.bufs = bufs[:0]
 	clear(w.blocks) // let evicted cache pieces go
 	w.ctl, w.hdrs, w.blocks = w.ctl[:0], w.hdrs[:0], w.blocks[:0]
