@@ -188,12 +188,14 @@ func runDaemon(c *cli.Context) error {
 	d.start(sess)
 	d.restore(st)
 
+	rpc := transmission.NewServer(transmission.Config{Backend: d, Username: f.user, Password: f.pass, AllowedHosts: f.hosts})
+	events := newEventStreams(rpc)
 	srv := &http.Server{
 		// The RPC, and the web page beside it (daemon_web.go).
-		Handler: d.rpcHandler(webHandler(transmission.NewServer(transmission.Config{
-			Backend: d, Username: f.user, Password: f.pass, AllowedHosts: f.hosts}))),
+		Handler:           d.rpcHandler(webHandler(rpc, events)),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(events.close) // the page's event streams end, or Shutdown would wait for them
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(rpcLn) }()
 	log.Info("daemon started", "rpc", "http://"+rpcLn.Addr().String()+transmission.Path, "web", "http://"+rpcLn.Addr().String()+"/", "peer_port", sess.Port(),
@@ -221,6 +223,7 @@ func runDaemon(c *cli.Context) error {
 	srv.Shutdown(shutdown) // requests under way finish; a torrent-add cannot race the close
 	cancel()
 	srv.Close()
+	events.wait()
 	d.close() // every torrent pauses and saves its resume record; the state is saved
 	if err == nil {
 		log.Info("daemon stopped")

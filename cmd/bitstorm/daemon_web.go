@@ -14,7 +14,8 @@ import (
 
 // The daemon's web page: plain HTML, CSS and JavaScript from web/, embedded in the binary,
 // served beside the RPC at the same address (at / and /web/). The page is a client of
-// the RPC and nothing more: it polls torrent-get every second, adds with torrent-add
+// the RPC and nothing more: it follows the torrent list through server-sent events
+// (daemon_events.go), polling torrent-get every second when they fail, adds with torrent-add
 // (a .torrent read in the browser and sent as base64 metainfo, or a magnet link) and
 // acts with torrent-stop, -start, -remove and -set, doing the session-id handshake
 // itself. The browser holds the Basic credentials, never the script.
@@ -28,10 +29,11 @@ var webFiles embed.FS
 const webCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// webHandler serves rpc at transmission.Path and the page everywhere else. The page is
-// guarded as the RPC is: a request for it passes only if rpc lets the same request
-// through its Host check and authentication (rpcGate).
-func webHandler(rpc *transmission.Server) http.Handler {
+// webHandler serves rpc at transmission.Path, the page's event streams at eventsPath and
+// the page everywhere else. The page and the streams are guarded as the RPC is: a request
+// for them passes only if rpc lets the same request through its Host check and
+// authentication (rpcGate).
+func webHandler(rpc *transmission.Server, events *eventStreams) http.Handler {
 	sub, _ := fs.Sub(webFiles, "web")
 	files := http.StripPrefix("/web/", http.FileServerFS(sub))
 	index, _ := fs.ReadFile(sub, "index.html")
@@ -45,6 +47,10 @@ func webHandler(rpc *transmission.Server) http.Handler {
 			return
 		}
 		if !rpcGate(rpc, w, r) {
+			return
+		}
+		if r.URL.Path == eventsPath {
+			events.serve(w, r) // daemon_events.go
 			return
 		}
 		h.Set("Content-Security-Policy", webCSP)

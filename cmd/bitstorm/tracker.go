@@ -211,6 +211,10 @@ type statusWriter struct {
 
 const maxHead = 512
 
+// Unwrap lets http.ResponseController reach the connection (the daemon's event streams
+// flush through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)

@@ -1,6 +1,7 @@
 // BitStorm's web page: a client of the daemon's Transmission RPC, and nothing more.
-// It polls torrent-get every second and acts with torrent-add, -start, -stop, -remove
-// and -set. Torrent names, file names and errors come from strangers: they are only
+// It follows the torrent list through the daemon's server-sent events (/events), and
+// polls torrent-get every second while they fail; it acts with torrent-add, -start,
+// -stop, -remove and -set. Torrent names, file names and errors come from strangers: they are only
 // ever written with textContent, never as HTML.
 'use strict';
 
@@ -8,6 +9,8 @@
 // and the browser sends the credentials it was given for the page by itself.
 const RPC = new URL('/transmission/rpc', location.origin).href;
 const POLL_MS = 1000;
+const EVENTS = new URL('/events', location.origin).href;
+const SSE_RETRY_MS = 5000; // after a failed stream, polling goes on at least this long before another try
 
 const STATUS = ['Stopped', 'Queued to verify', 'Verifying', 'Queued', 'Downloading', 'Queued to seed', 'Seeding'];
 const LIST_FIELDS = ['id', 'name', 'hashString', 'status', 'error', 'errorString', 'isFinished', 'percentDone',
@@ -16,7 +19,7 @@ const LIST_FIELDS = ['id', 'name', 'hashString', 'status', 'error', 'errorString
 const DETAIL_FIELDS = ['id', 'name', 'hashString', 'downloadDir', 'totalSize', 'sizeWhenDone', 'haveValid',
   'downloadedEver', 'uploadedEver', 'corruptEver', 'uploadRatio', 'pieceCount', 'pieceSize', 'addedDate', 'doneDate',
   'isPrivate', 'comment', 'magnetLink', 'errorString', 'peersConnected', 'peersSendingToUs', 'peersGettingFromUs',
-  'peer-limit', 'files', 'fileStats', 'trackers'];
+  'peer-limit', 'files', 'fileStats', 'trackers', 'peers'];
 
 const $ = (id) => document.getElementById(id);
 
@@ -170,7 +173,9 @@ function updateRow(r, t) {
   c.toggle.dataset.action = stopped ? 'resume' : 'pause';
 }
 
-function renderList(torrents, askedAt) {
+// renderList shows torrent-get's list; source says where it came from ('sse' or 'poll').
+function renderList(torrents, askedAt, source) {
+  $('torrents').dataset.source = source;
   const body = $('torrent-rows');
   const seen = new Set();
   torrents.forEach((t, i) => {
@@ -237,6 +242,7 @@ function renderDetail(t) {
     ['Getting from us', `${t.peersGettingFromUs}`], ['Peer limit', `${t['peer-limit']}`],
   ]);
   renderFiles(t);
+  renderPeers(t.peers);
   $('detail-trackers').replaceChildren(...t.trackers.map((tr) => el('li', { textContent: tr.announce })));
   if (t.trackers.length === 0) $('detail-trackers').append(el('li', { textContent: 'none (DHT or peers given)' }));
 }
@@ -260,6 +266,32 @@ function renderFiles(t) {
       tr.querySelector('select.priority').value = `${st.priority}`;
     }
   });
+}
+
+// renderPeers shows the connected peers, by address as torrent-get lists them.
+function renderPeers(peers) {
+  const body = $('peer-rows');
+  while (body.children.length > peers.length) body.lastChild.remove();
+  while (body.children.length < peers.length) {
+    body.append(el('tr', {}, el('td', { className: 'addr' }), el('td', { className: 'name client' }),
+      el('td', { className: 'progress' }, el('span', { className: 'bar' }, el('span')), el('span', { className: 'pct' })),
+      el('td', { className: 'num down' }), el('td', { className: 'num up' }), el('td', { className: 'flags' })));
+  }
+  peers.forEach((p, i) => {
+    const tr = body.children[i];
+    const addr = p.address.includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`;
+    tr.dataset.address = p.address;
+    tr.querySelector('.addr').textContent = addr;
+    tr.querySelector('.client').textContent = p.clientName || '?';
+    tr.querySelector('.bar > span').style.width = `${Math.min(100, p.progress * 100)}%`;
+    tr.querySelector('.bar').classList.toggle('done', p.progress >= 1);
+    tr.querySelector('.pct').textContent = percent(p.progress);
+    tr.querySelector('.down').textContent = rate(p.rateToClient);
+    tr.querySelector('.up').textContent = rate(p.rateToPeer);
+    tr.querySelector('.flags').textContent = p.flagStr;
+  });
+  $('peers').hidden = peers.length === 0;
+  $('peers-empty').hidden = peers.length > 0;
 }
 
 function newFileRow(id, f, i) {
@@ -291,45 +323,100 @@ function newFileRow(id, f, i) {
   return tr;
 }
 
-// --- polling ------------------------------------------------------------------------
+// --- live updates: server-sent events, else polling -----------------------------------
 
-let polling = null; // the refresh under way, so that two never overlap
+let polling = null;   // the refresh under way, so that two never overlap
+let stream = null;    // the EventSource while it works
+let sseFailedAt = -Infinity;
 
-async function poll() {
+function connected(ok, text) {
   const conn = $('conn');
+  conn.textContent = ok ? 'connected' : text;
+  conn.className = ok ? 'conn ok' : 'conn bad';
+}
+
+function renderStats(stats) {
+  $('total-down').textContent = rate(stats.downloadSpeed);
+  $('total-up').textContent = rate(stats.uploadSpeed);
+}
+
+// showDetail renders the selected torrent's detail when the reply is about it.
+function showDetail(detail) {
+  if (selected && detail && detail.torrents.length === 1 && detail.torrents[0].id === selected) {
+    renderDetail(detail.torrents[0]);
+  }
+}
+
+// poll asks for everything the page shows: the list and totals unless the event stream
+// brings them (all), and the selected torrent's detail.
+async function poll(all) {
   const askedAt = selectedAt;
   try {
     const [list, stats, detail] = await Promise.all([
-      rpc('torrent-get', { fields: LIST_FIELDS }),
-      rpc('session-stats'),
+      all ? rpc('torrent-get', { fields: LIST_FIELDS }) : null,
+      all ? rpc('session-stats') : null,
       selected ? rpc('torrent-get', { ids: [selected], fields: DETAIL_FIELDS }) : null,
     ]);
-    renderList(list.torrents, askedAt);
-    $('total-down').textContent = rate(stats.downloadSpeed);
-    $('total-up').textContent = rate(stats.uploadSpeed);
-    if (selected && detail && detail.torrents.length === 1 && detail.torrents[0].id === selected) {
-      renderDetail(detail.torrents[0]);
+    if (all) {
+      renderList(list.torrents, askedAt, 'poll');
+      renderStats(stats);
     }
-    conn.textContent = 'connected';
-    conn.className = 'conn ok';
+    showDetail(detail);
+    connected(true);
   } catch (err) {
-    conn.textContent = `RPC: ${err.message}`;
-    conn.className = 'conn bad';
+    connected(false, `RPC: ${err.message}`);
   }
 }
 
 // refresh polls now, or once more right after the poll under way.
-function refresh() {
+function refresh(all = true) {
   if (polling) {
-    polling.then(() => refresh());
+    polling.then(() => refresh(all));
     return;
   }
-  polling = poll().finally(() => { polling = null; });
+  polling = poll(all).finally(() => { polling = null; });
 }
 
+// openStream follows the list through the daemon's event stream. Its session id is the
+// RPC's (an EventSource sends no header: it goes as a parameter); each event is the list
+// and the totals; body's data-sse-events counts them. On any error the stream is closed
+// and polling takes over; it is tried again SSE_RETRY_MS later.
+function openStream() {
+  if (stream || typeof EventSource !== 'function' || !sessionId) return;
+  const url = `${EVENTS}?session-id=${encodeURIComponent(sessionId)}&fields=${LIST_FIELDS.join(',')}`;
+  const es = new EventSource(url);
+  stream = es;
+  document.body.dataset.sse = 'connecting';
+  es.onopen = () => { document.body.dataset.sse = 'open'; };
+  es.onmessage = (ev) => {
+    let data;
+    try {
+      data = JSON.parse(ev.data);
+    } catch (err) {
+      return;
+    }
+    document.body.dataset.sseEvents = `${Number(document.body.dataset.sseEvents || 0) + 1}`;
+    if (data.list.result !== 'success') return;
+    renderList(data.list.arguments.torrents, selectedAt, 'sse');
+    if (data.stats.result === 'success') renderStats(data.stats.arguments);
+    connected(true);
+  };
+  es.onerror = () => {
+    if (stream !== es) return;
+    es.close();
+    stream = null;
+    sseFailedAt = Date.now();
+    document.body.dataset.sse = 'failed';
+  };
+}
+
+// loop polls every POLL_MS: everything while there is no open stream, the selected
+// torrent's detail alone while there is; and it opens the stream when it may.
 function loop() {
-  refresh();
-  polling.finally(() => setTimeout(loop, POLL_MS));
+  if (!stream && Date.now() - sseFailedAt >= SSE_RETRY_MS) openStream();
+  const live = stream && document.body.dataset.sse === 'open';
+  if (!live || selected) refresh(!live);
+  (polling || Promise.resolve()).finally(() => setTimeout(loop, POLL_MS));
 }
 
 // --- adding ---------------------------------------------------------------------------
