@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -81,11 +82,10 @@ func verified(l *eventLog) []int {
 func checkServed(t *testing.T, info *metainfo.Info, peer *stagetest.FakePeer, base int64, fetched, notFetched []int) {
 	t.Helper()
 	lo, hi := blocksOf(info, fetched...), blocksOf(info, fetched...)+blocksOf(info, notFetched...)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	peer.WaitServed(ctx, base+lo)
 	served := peer.Served.Load() - base
-	for deadline := time.Now().Add(5 * time.Second); served < lo && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-		served = peer.Served.Load() - base
-	}
 	if served < lo || served >= hi {
 		t.Errorf("the peer served %d blocks, want %d (those of pieces %v), and fewer than %d (had pieces %v been fetched too)",
 			served, lo, fetched, hi, notFetched)

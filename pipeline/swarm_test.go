@@ -170,8 +170,8 @@ func TestLeechersFinishAfterSeederLeaves(t *testing.T) {
 	// other; the test stops them once both are complete.
 	leechCtx, stopLeechers := context.WithCancel(ctx)
 	a := startNode(t, leechCtx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{Seed: true}, seeder.Addr())
-	for seeder.Accepted.Load() == 0 { // a is the seeder's first connection: even pieces
-		time.Sleep(time.Millisecond)
+	if !seeder.WaitAccepted(ctx, 1) { // a is the seeder's first connection: even pieces
+		t.Fatal("the seeder accepted no connection")
 	}
 	b := startNode(t, leechCtx, tor, stagetest.NewMemStorage(tor.Meta.Info.Length), pipeline.Config{Seed: true}, seeder.Addr(), a.addr)
 	for union(a.p.Have(), b.p.Have(), n) < n {

@@ -120,9 +120,11 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for slow.Served.Load() < 40 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if !slow.WaitServed(ctx, 40) {
+		cmd.Process.Kill()
+		t.Fatalf("the peer served %d blocks in 30s, want 40 before the interrupt; stderr:\n%s", slow.Served.Load(), stderr.String())
 	}
 	sent := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)

@@ -55,12 +55,10 @@ func blocks(info *metainfo.Info, pieces ...int) int64 {
 // servedSince is what peer served since it had served base blocks, once at least lo (the
 // peer counts a block once sent: the count may lag the download's end a moment).
 func servedSince(peer *stagetest.FakePeer, base, lo int64) int64 {
-	n := peer.Served.Load() - base
-	for deadline := time.Now().Add(5 * time.Second); n < lo && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
-		n = peer.Served.Load() - base
-	}
-	return n
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	peer.WaitServed(ctx, base+lo)
+	return peer.Served.Load() - base
 }
 
 // TestSelectCommand: download --select 2,4 fetches the pieces of files 2 and 4 only,

@@ -503,8 +503,8 @@ func TestDownloadManyInterrupt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range peers {
-		for p.Served.Load() < 40 && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
+		if !p.WaitServed(ctx, 40) {
+			t.Fatalf("a peer served %d blocks, want 40 before the interrupt: %v", p.Served.Load(), ctx.Err())
 		}
 	}
 	cmd.Process.Signal(syscall.SIGINT)

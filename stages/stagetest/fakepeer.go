@@ -2,6 +2,7 @@ package stagetest
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -60,6 +61,9 @@ type FakePeer struct {
 
 	left  chan struct{}
 	leave sync.Once
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when Served or Accepted grows
 }
 
 // NewFakePeer starts a fake peer seeding t; it stops when the test ends.
@@ -71,8 +75,12 @@ func NewFakePeer(tb testing.TB, t *Torrent, b Behavior) *FakePeer {
 // NewFakePeerAt is NewFakePeer listening on addr, [::1]:0 say.
 func NewFakePeerAt(tb testing.TB, t *Torrent, b Behavior, addr string) *FakePeer {
 	tb.Helper()
-	p := &FakePeer{t: t, behavior: b, srv: newServer(tb, addr), HangUpAfter: 3, left: make(chan struct{})}
-	p.srv.accept(func() {}, func(c net.Conn) { p.serve(c, int(p.Accepted.Add(1)-1)) })
+	p := &FakePeer{t: t, behavior: b, srv: newServer(tb, addr), HangUpAfter: 3, left: make(chan struct{}), changed: make(chan struct{})}
+	p.srv.accept(func() {}, func(c net.Conn) {
+		nth := int(p.Accepted.Add(1) - 1)
+		p.signal()
+		p.serve(c, nth)
+	})
 	tb.Cleanup(p.Close)
 	return p
 }
@@ -82,6 +90,42 @@ func (p *FakePeer) Addr() netip.AddrPort { return p.srv.addr() }
 
 // Close stops the peer and waits for its goroutines.
 func (p *FakePeer) Close() { p.srv.close() }
+
+// WaitServed waits until the peer has served at least n blocks in all (Served), or ctx
+// ends; it reports whether it had.
+func (p *FakePeer) WaitServed(ctx context.Context, n int64) bool {
+	return p.wait(ctx, func() bool { return p.Served.Load() >= n })
+}
+
+// WaitAccepted waits until the peer has accepted at least n connections in all
+// (Accepted), or ctx ends; it reports whether it had.
+func (p *FakePeer) WaitAccepted(ctx context.Context, n int64) bool {
+	return p.wait(ctx, func() bool { return p.Accepted.Load() >= n })
+}
+
+func (p *FakePeer) wait(ctx context.Context, done func() bool) bool {
+	for {
+		p.mu.Lock()
+		ch := p.changed // taken before the check: a change after it closes ch
+		p.mu.Unlock()
+		if done() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return done()
+		}
+	}
+}
+
+// signal wakes the waiters of WaitServed and WaitAccepted.
+func (p *FakePeer) signal() {
+	p.mu.Lock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
 
 // Left is closed once the peer has left after serving LeaveAfter blocks.
 func (p *FakePeer) Left() <-chan struct{} { return p.left }
@@ -178,7 +222,9 @@ func (p *FakePeer) serve(c net.Conn, nth int) {
 				return
 			}
 			served++
-			if n := p.Served.Add(1); n == p.LeaveAfter.Load() {
+			n := p.Served.Add(1)
+			p.signal()
+			if n == p.LeaveAfter.Load() {
 				p.goAway()
 				return
 			}
