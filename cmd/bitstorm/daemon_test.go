@@ -28,14 +28,29 @@ import (
 
 // syncBuffer is a bytes.Buffer a child process writes while the test reads it.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced at each write; nil until Changed
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return s.b.Write(p)
+}
+
+// Changed is closed at the next write.
+func (s *syncBuffer) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
 }
 
 func (s *syncBuffer) String() string {
@@ -150,10 +165,12 @@ func (p *daemonProc) torrentRecords(t *testing.T, ev torrentEvent) []daemonRecor
 	return out
 }
 
-// waitRecord polls the log until it has a lifecycle record of event ev for torrent id.
+// waitRecord waits until the log has a lifecycle record of event ev for torrent id,
+// looking again at each write to it.
 func (p *daemonProc) waitRecord(t *testing.T, ctx context.Context, ev torrentEvent, id int) daemonRecord {
 	t.Helper()
 	for {
+		changed := p.log.Changed() // before reading: a write after it closes changed
 		for _, r := range p.torrentRecords(t, ev) {
 			if r.ID == id {
 				return r
@@ -162,7 +179,7 @@ func (p *daemonProc) waitRecord(t *testing.T, ctx context.Context, ev torrentEve
 		select {
 		case <-ctx.Done():
 			t.Fatalf("no %q record of torrent %d", ev, id)
-		case <-time.After(50 * time.Millisecond):
+		case <-changed:
 		}
 	}
 }
