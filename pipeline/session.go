@@ -41,6 +41,7 @@ type Session struct {
 	down, up *stages.Rate // the session's rate limits (limits.go); SetLimits changes them
 
 	conns *stages.ConnBudget // MaxConns (connlimit.go)
+	queue *queue             // MaxActiveDownloads, MaxActiveSeeds (queue.go)
 }
 
 // SessionConfig holds a session's settings; the zero value of each means its default.
@@ -63,6 +64,9 @@ type SessionConfig struct {
 	// 200, Transmission's peer-limit-global; -1: no cap); each torrent's Config.MaxPeers
 	// caps its own too (connlimit.go).
 	MaxConns int
+	// MaxActiveDownloads and MaxActiveSeeds bound the torrents downloading, and seeding,
+	// at once (0: no limit); the others wait, Queued, and start in turn (queue.go).
+	MaxActiveDownloads, MaxActiveSeeds int
 }
 
 // ErrDuplicate is Add's error for a torrent the session holds already.
@@ -100,6 +104,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 	s.down, s.up = down, up
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.conns = stages.NewConnBudget(cmp.Or(cfg.MaxConns, defaultMaxConns))
+	s.queue = newQueue(cfg.MaxActiveDownloads, cfg.MaxActiveSeeds, func() bool { return s.ctx.Err() != nil })
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -375,10 +380,11 @@ const (
 	Failed                // its run ended with an error (Err)
 	Removed
 	Checking // Verify is rechecking its files
+	Queued   // waiting for a download or seed slot (queue.go)
 )
 
 func (st State) String() string {
-	return [...]string{"paused", "running", "finished", "failed", "removed", "checking"}[st]
+	return [...]string{"paused", "running", "finished", "failed", "removed", "checking", "queued"}[st]
 }
 
 // InfoHash is the torrent's info hash.
@@ -460,8 +466,25 @@ func (t *Torrent) Done() <-chan struct{} {
 }
 
 // Resume starts the torrent, from its resume record: a paused torrent, or one that failed.
-func (t *Torrent) Resume() error {
+// With its session's limit of active torrents of its kind reached, it is Queued instead,
+// and starts in its turn (queue.go).
+func (t *Torrent) Resume() error { return t.resume(false) }
+
+// resume starts a run; fromQueue when the queue gives a Queued torrent its slot.
+func (t *Torrent) resume(fromQueue bool) error {
+	started := false
+	if fromQueue {
+		defer func() {
+			if !started { // no longer queued, or it could not start: the slot goes on
+				t.s.queue.done(t)
+			}
+		}()
+	}
 	t.mu.Lock()
+	if fromQueue != (t.state == Queued) { // Resume of a queued torrent: it waits its turn
+		t.mu.Unlock()
+		return nil
+	}
 	if t.state == Checking {
 		t.resumeAfterCheck = true
 		t.mu.Unlock()
@@ -479,10 +502,17 @@ func (t *Torrent) Resume() error {
 	m := t.meta
 	t.mu.Unlock()
 	p, ln, err := t.pipeline(m)
+	var kind queueKind
+	if err == nil {
+		kind = t.queueKind(p)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.starting = false
 	if err != nil {
+		if fromQueue {
+			t.state, t.err = Failed, err
+		}
 		return err
 	}
 	switch {
@@ -493,7 +523,11 @@ func (t *Torrent) Resume() error {
 		return nil
 	case t.s.ctx.Err() != nil:
 		return errors.New("session: closed")
+	case !t.s.queue.admit(t, kind):
+		t.state, t.err = Queued, nil
+		return nil
 	}
+	started = true
 	ctx, cancel := context.WithCancel(t.s.ctx)
 	t.p, t.ln, t.cancel, t.done, t.err, t.state, t.idle = p, ln, cancel, make(chan struct{}), nil, Running, nil
 	done := t.done
@@ -512,7 +546,9 @@ func (t *Torrent) Resume() error {
 		default:
 			t.state, t.err = Failed, err
 		}
+		st := t.state
 		t.mu.Unlock()
+		t.s.queue.ended(t, st)
 		close(done)
 	}()
 	return nil
@@ -532,7 +568,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
 	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared), withTorrentLimits(t))
-	opts = append(opts, withConnBudget(t.s.conns))
+	opts = append(opts, withConnBudget(t.s.conns), withQueueEvents(t))
 	var p *Pipeline
 	var err error
 	if m != nil {
@@ -561,12 +597,13 @@ func (t *Torrent) config() Config {
 // saved, and Resume goes on from there.
 func (t *Torrent) Pause() {
 	t.mu.Lock()
-	if t.state == Running || t.state == Checking {
+	if t.state == Running || t.state == Checking || t.state == Queued {
 		t.state = Paused
 	}
 	t.resumeAfterCheck = false
 	cancel, done := t.cancel, t.done
 	t.mu.Unlock()
+	t.s.queue.leave(t)
 	if cancel != nil {
 		cancel()
 		<-done
