@@ -223,10 +223,15 @@ func TestDHTDeadTrackers(t *testing.T) {
 	ln.Close()
 	tor := stagetest.NewTorrent(t, 52, "dead-trackers", 32<<10, 200_000).WithAnnounce(t, dead)
 	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
-	announces := &stageLevels{stage: "announce"}
-	node := gatedDHT{peer: honest.Addr(), open: func() bool { return announces.count(slog.LevelWarn) >= 5 }}
+	var failed atomic.Int32 // TrackerFailed events: one per round, with one tracker
+	events := func(e stages.Event) {
+		if f, ok := e.(stages.TrackerFailed); ok && f.URL == dead {
+			failed.Add(1)
+		}
+	}
+	node := gatedDHT{peer: honest.Addr(), open: func() bool { return failed.Load() >= 5 }}
 	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
-	p, err := pipeline.New(tor.Meta, pipeline.WithLogger(slog.New(announces.handler())), withConfig(pipeline.Config{}),
+	p, err := pipeline.New(tor.Meta, pipeline.WithEvents(events), withConfig(pipeline.Config{}),
 		pipeline.WithDHT(node), pipeline.WithStorage(store))
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +239,7 @@ func TestDHTDeadTrackers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	if err := p.Run(ctx); err != nil {
-		t.Fatalf("Run() = %v after %d failed announces, want nil", err, announces.count(slog.LevelWarn))
+		t.Fatalf("Run() = %v after %d failed announces, want nil", err, failed.Load())
 	}
 	if !bytes.Equal(store.Bytes(), tor.Data) {
 		t.Fatal("downloaded bytes differ from the payload")
