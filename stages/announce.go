@@ -123,6 +123,9 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 		if interval <= 0 {
 			interval = 30 * time.Minute
 		}
+		// A session's torrents, started together, announce to the same trackers: up to a
+		// tenth more than the tracker asks keeps them from announcing in step.
+		interval += rand.N(interval/10 + 1)
 		log.Info("announced", "peers", len(resp.Peers), "next", interval)
 		env.Emit(TrackerReply{Peers: len(resp.Peers)})
 		timer.Reset(interval)

@@ -10,8 +10,11 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/tracker"
@@ -227,4 +230,51 @@ func TestShuffleTiers(t *testing.T) {
 			t.Errorf("%s never came first in 300 shuffles: %v", u, first)
 		}
 	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestTrackerIntervalJitter runs the Tracker source for a fake hour against a tracker
+// asking for an announce every 100 s: each re-announce comes at least 100 s and at most
+// 110 s after the one before, and not all at the same spacing, so that torrents started
+// together drift apart.
+func TestTrackerIntervalJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var at []time.Time
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+			body := "d8:intervali100e5:peers0:e"
+			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+		})}
+		sw := NewSwarm(testHash, [20]byte{'j'}, 7003, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
+		ctx, cancel := context.WithCancel(t.Context())
+		src := (&Tracker{Tiers: [][]string{{"http://tracker.test/announce"}}, Client: client}).Open(ctx, sw)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		cancel()
+		for range src.Out() {
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(at) < 30 {
+			t.Fatalf("%d announces in an hour at 100 s intervals, want at least 30", len(at))
+		}
+		gaps := map[time.Duration]bool{}
+		for i := 1; i < len(at)-1; i++ { // the last is the stopped announce
+			gap := at[i].Sub(at[i-1])
+			if gap < 100*time.Second || gap > 110*time.Second {
+				t.Errorf("announce %d came %v after the one before, want 100 s to 110 s", i, gap)
+			}
+			gaps[gap] = true
+		}
+		if len(gaps) < 2 {
+			t.Errorf("every re-announce came at the same spacing %v: no jitter", gaps)
+		}
+	})
 }
