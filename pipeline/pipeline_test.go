@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,21 +159,21 @@ func TestStartupWithManyBadPeers(t *testing.T) {
 		t.Fatalf("built %d addresses, want 150", len(src))
 	}
 	// The honest peers come last: they wait behind every bad one.
-	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(src),
+	start := time.Now()
+	first := make(chan time.Duration, 1)
+	var once sync.Once
+	firstPiece := func(e stages.Event) {
+		if _, ok := e.(stages.PieceVerified); ok {
+			once.Do(func() { first <- time.Since(start) })
+		}
+	}
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(src), pipeline.WithEvents(firstPiece),
 		pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)), withConfig(pipeline.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	start := time.Now()
-	first := make(chan time.Duration, 1)
-	go func() {
-		for ctx.Err() == nil && p.Stats().Verified == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		first <- time.Since(start)
-	}()
 	if err := p.Run(ctx); err != nil {
 		t.Fatalf("Run() = %v, want nil", err)
 	}
@@ -242,15 +243,28 @@ func TestCancelStopsPromptly(t *testing.T) {
 	slow.Delay = 20 * time.Millisecond
 	stall := stagetest.NewFakePeer(t, tor, stagetest.Stall)
 	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
-	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow, stall)), pipeline.WithStorage(store), withConfig(pipeline.Config{}))
+	verified := make(chan struct{})
+	var once sync.Once
+	firstPiece := func(e stages.Event) {
+		if _, ok := e.(stages.PieceVerified); ok {
+			once.Do(func() { close(verified) })
+		}
+	}
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(slow, stall)), pipeline.WithStorage(store),
+		pipeline.WithEvents(firstPiece), withConfig(pipeline.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	for p.Stats().Verified == 0 {
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-verified:
+	case err := <-done:
+		t.Fatalf("Run() = %v before a piece was verified", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no piece verified in 30s")
 	}
 	cancel()
 	select {
