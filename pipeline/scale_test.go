@@ -167,21 +167,22 @@ func BenchmarkScale200Peers(b *testing.B) {
 	var allPeers, firstPiece time.Duration
 	cpu0 := cpuTime()
 	for b.Loop() {
+		var start time.Time // set before Run, which starts the goroutines that emit
+		first := make(chan time.Duration, 1)
+		var once sync.Once
+		onEvent := func(e stages.Event) {
+			if _, ok := e.(stages.PieceVerified); ok {
+				once.Do(func() { first <- time.Since(start) })
+			}
+		}
 		p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(peers...)), pipeline.WithStorage(discard{}),
-			scaleConfig())
+			pipeline.WithEvents(onEvent), scaleConfig())
 		if err != nil {
 			b.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		w := watchPeers(p)
-		start := time.Now()
-		first := make(chan time.Duration, 1)
-		go func() {
-			for ctx.Err() == nil && p.Stats().Pieces == 0 {
-				time.Sleep(time.Millisecond)
-			}
-			first <- time.Since(start)
-		}()
+		start = time.Now()
 		err = p.Run(ctx)
 		cancel()
 		if err != nil {
