@@ -176,6 +176,7 @@ func runDaemon(c *cli.Context) error {
 
 	d := newDaemon(f, log, st)
 	sc := pipeline.SessionConfig{ListenAddr: f.peerAddr, PeerID: d.cfg.PeerID, Log: log, Defaults: d.cfg, Events: d.event}
+	sc.DownloadLimit, sc.UploadLimit = sessionLimits(d.settings) // daemon_limits.go
 	if node := startDHT(c, pipeline.Config{ListenAddr: f.peerAddr}, log); node != nil {
 		defer node.Close()
 		sc.DHT = node

@@ -303,6 +303,7 @@ func (d *daemon) torrentOptions(e *entry) []pipeline.Option {
 	if e.settings.PeerLimit > 0 {
 		cfg.MaxPeers = e.settings.PeerLimit
 	}
+	cfg.DownloadLimit, cfg.UploadLimit = torrentLimits(e.settings) // its first run's; SetTorrent changes them
 	opts := []pipeline.Option{pipeline.WithConfig(cfg), pipeline.WithChoker(&stages.RateChoker{Slots: d.slots})}
 	return append(opts, fileSelectionOptions(e.wanted, e.prios)...)
 }

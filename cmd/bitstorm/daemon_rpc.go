@@ -263,11 +263,15 @@ func deleteTorrentData(dir string, hash [20]byte, m *metainfo.MetaInfo) error {
 	return errors.Join(errs...)
 }
 
-// SetTorrent keeps a torrent's settings. Only the peer limit acts, from the torrent's
-// next start in a later daemon run; speed and seeding limits are kept, not enforced.
+// SetTorrent keeps a torrent's settings. Its speed limits act at once (daemon_limits.go);
+// the peer limit from the torrent's next start in a later daemon run; seeding limits are
+// kept, not enforced.
 func (d *daemon) SetTorrent(id int, s transmission.TorrentSettings) error {
 	e, err := d.byID(id)
 	if err != nil {
+		return err
+	}
+	if err := e.applyLimits(s); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -304,11 +308,14 @@ func (d *daemon) Settings() transmission.SessionSettings {
 }
 
 // SetSettings keeps the session's settings; the download directory must be inside the
-// root. Speed limits are kept, not enforced (no rate limiter yet).
+// root. Speed limits act at once (daemon_limits.go).
 func (d *daemon) SetSettings(s transmission.SessionSettings) error {
 	s.DownloadDir = filepath.Clean(s.DownloadDir)
 	if err := d.within(s.DownloadDir); err != nil {
 		return fmt.Errorf("download-dir %w", err)
+	}
+	if err := d.applySessionLimits(s); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	d.settings = s

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bitstorm/bitstorm/internal/swarmtest"
+	"github.com/bitstorm/bitstorm/internal/transmission"
+)
+
+// TestDaemonSpeedLimits: transmission-remote 3.00 sets the daemon's speed limits while a
+// torrent downloads from an unlimited libtorrent seeder, and the download follows at once:
+// -t 1 -d 2000 (the torrent's, in kB/s of 1000 bytes) holds it at 2 MB/s, then -d 1000
+// (the session's, below it) at 1 MB/s. After a restart on the same state both come back:
+// the session's holds the rate at 1 MB/s, and with it lifted (-D) the torrent's at 2 MB/s.
+// Each rate is the bytes torrent-get's downloadedEver counts over 8 s, within 5 % plus two
+// limiter bursts. Lifting the torrent's too (-t 1 -D), the next 2 s bring at least three
+// times what 1 MB/s would; the download then completes intact.
+func TestDaemonSpeedLimits(t *testing.T) {
+	swarmtest.Require(t, swarmtest.TransmissionRemote)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	const size = 64 << 20 // ≈ 54 MB go in the four windows, the rest after the limits
+	s := startLimitedSeeder(t, ctx, "limits.bin", size, 0)
+	dl, state := t.TempDir(), t.TempDir()
+	bin := buildBinary(t)
+	p := startDaemonProc(t, ctx, bin, "--download-dir", dl, "--state-dir", state)
+	rpc := &rpcClient{addr: p.rpc}
+
+	p.mustRemote(t, ctx, "--start-paused", "-a", s.torrent)
+	p.mustRemote(t, ctx, "-t", "1", "-d", "2000")
+	p.mustRemote(t, ctx, "-t", "1", "-s")
+	awaitDownload(t, ctx, rpc)
+	checkDaemonRate(t, ctx, rpc, "the torrent's -d 2000", 2_000_000)
+
+	p.mustRemote(t, ctx, "-d", "1000")
+	checkDaemonRate(t, ctx, rpc, "the session's -d 1000, under the torrent's 2000", 1_000_000)
+
+	p.stop(t, ctx)
+	p = startDaemonProc(t, ctx, bin, "--download-dir", dl, "--state-dir", state)
+	rpc = &rpcClient{addr: p.rpc}
+	if _, args := rpc.call(t, "session-get", map[string]any{}); args["speed-limit-down"] != 1000.0 || args["speed-limit-down-enabled"] != true {
+		t.Errorf("session-get after the restart: speed-limit-down %v, enabled %v; want 1000, true", args["speed-limit-down"], args["speed-limit-down-enabled"])
+	}
+	awaitDownload(t, ctx, rpc)
+	checkDaemonRate(t, ctx, rpc, "the session's 1000, restored", 1_000_000)
+	p.mustRemote(t, ctx, "-D")
+	checkDaemonRate(t, ctx, rpc, "the torrent's 2000, restored, the session's lifted", 2_000_000)
+
+	p.mustRemote(t, ctx, "-t", "1", "-D")
+	start, from := time.Now(), downloadedEver(t, rpc)
+	if left := size - from; left < 6_000_000 {
+		t.Fatalf("only %d bytes left for the unlimited window: the torrent is too small for the windows", left)
+	}
+	sleepCtx(t, ctx, 2*time.Second)
+	got := downloadedEver(t, rpc) - from
+	t.Logf("limits lifted: %d bytes in %v", got, time.Since(start).Round(time.Millisecond))
+	if got < 3*1_000_000*2 {
+		t.Errorf("with -D and -t 1 -D, %d bytes in 2 s: want at least 6 MB, three times what the 1000 kB/s limit allowed", got)
+	}
+	p.waitRow(t, ctx, "limits.bin", complete100)
+	if err := swarmtest.ComparePayload(s.dir, dl, s.files); err != nil {
+		t.Error(err)
+	}
+	p.stop(t, ctx)
+}
+
+// awaitDownload waits until torrent 1 has downloaded a first MB in this daemon run.
+func awaitDownload(t *testing.T, ctx context.Context, rpc *rpcClient) {
+	t.Helper()
+	from := downloadedEver(t, rpc)
+	for downloadedEver(t, rpc) < from+1_000_000 {
+		sleepCtx(t, ctx, 100*time.Millisecond)
+	}
+}
+
+// checkDaemonRate measures torrent 1's rate over 8 s, a second after a change (what the
+// limiter's burst lets through at once), and checks it is limit within 5 %, plus the two
+// 64 KiB the count may be off at each end of the window.
+func checkDaemonRate(t *testing.T, ctx context.Context, rpc *rpcClient, what string, limit float64) {
+	t.Helper()
+	sleepCtx(t, ctx, time.Second)
+	const window = 8 * time.Second
+	start, from := time.Now(), downloadedEver(t, rpc)
+	sleepCtx(t, ctx, window)
+	got := downloadedEver(t, rpc) - from
+	took := time.Since(start)
+	rate := float64(got) / took.Seconds()
+	slack := 2 * 64 << 10 / took.Seconds()
+	t.Logf("%s: %d bytes in %v, %.0f bytes/s", what, got, took.Round(time.Millisecond), rate)
+	if lo, hi := limit*0.95-slack, limit*1.05+slack; rate < lo || rate > hi {
+		t.Errorf("%s: %.0f bytes/s, want %.0f to %.0f", what, rate, lo, hi)
+	}
+}
+
+// downloadedEver is torrent 1's downloadedEver.
+func downloadedEver(t *testing.T, rpc *rpcClient) int64 {
+	t.Helper()
+	ts := rpc.torrentGet(t, "id", "downloadedEver")
+	if len(ts) != 1 {
+		t.Fatalf("torrent-get lists %d torrents, want 1", len(ts))
+	}
+	return int64(ts[0]["downloadedEver"].(float64))
+}
+
+// sleepCtx waits d, failing the test if ctx ends first.
+func sleepCtx(t *testing.T, ctx context.Context, d time.Duration) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+		t.Fatalf("test deadline: %v", ctx.Err())
+	case <-time.After(d):
+	}
+}
+
+// TestSpeedLimitSettings: the RPC's kB/s are 1000 bytes; a limit not enabled is none;
+// turtle mode (alt-speed-enabled) replaces the session's limits while on.
+func TestSpeedLimitSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		s        transmission.SessionSettings
+		down, up int64
+	}{
+		{"none", transmission.SessionSettings{SpeedLimitDown: 100, SpeedLimitUp: 50}, 0, 0},
+		{"down", transmission.SessionSettings{SpeedLimitDown: 100, SpeedLimitDownEnabled: true, SpeedLimitUp: 50}, 100_000, 0},
+		{"both", transmission.SessionSettings{SpeedLimitDown: 100, SpeedLimitDownEnabled: true, SpeedLimitUp: 50, SpeedLimitUpEnabled: true}, 100_000, 50_000},
+		{"turtle", transmission.SessionSettings{SpeedLimitDown: 100, SpeedLimitDownEnabled: true, AltSpeedDown: 20, AltSpeedUp: 10, AltSpeedEnabled: true}, 20_000, 10_000},
+	} {
+		if down, up := sessionLimits(tc.s); down != tc.down || up != tc.up {
+			t.Errorf("%s: sessionLimits = %d, %d; want %d, %d", tc.name, down, up, tc.down, tc.up)
+		}
+	}
+	ts := transmission.TorrentSettings{DownloadLimit: 300, DownloadLimited: true, UploadLimit: 70}
+	if down, up := torrentLimits(ts); down != 300_000 || up != 0 {
+		t.Errorf("torrentLimits(%+v) = %d, %d; want 300000, 0", ts, down, up)
+	}
+}
