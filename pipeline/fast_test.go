@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -145,15 +146,20 @@ func TestFastProtocolErrors(t *testing.T) {
 }
 
 // TestFastRejectsWhileChoking: a Fast leecher that never says it is interested, and so is
-// never unchoked, gets a reject for each of its requests (BEP 6) from a BitStorm seeder,
-// whose first message is have all.
+// never unchoked, gets from a BitStorm seeder (whose first message is have all) its
+// allowed fast set, BEP 6's canonical one for 127.0.0.1; a reject for each request
+// outside it, and the block of each request inside it.
 func TestFastRejectsWhileChoking(t *testing.T) {
 	checkGoroutines(t)
-	tor := stagetest.NewTorrent(t, 64, "fastseed", 32<<10, 300_001)
+	tor := stagetest.NewTorrent(t, 64, "fastseed", 16<<10, 600_001)
 	const n = 5
+	allowed := wire.AllowedFastSet(stages.AllowedFastSize, tor.Meta.Info.NumPieces(), tor.Meta.InfoHash, netip.MustParseAddr("127.0.0.1"))
+	if len(allowed) != stages.AllowedFastSize || len(allowed)+n > tor.Meta.Info.NumPieces() {
+		t.Fatalf("allowed fast set %v of a %d-piece torrent: the test needs %d pieces outside it", allowed, tor.Meta.Info.NumPieces(), n)
+	}
 	st := &stagetest.FastStats{}
 	done := make(chan struct{})
-	leecher := stagetest.NewHostilePeer(t, tor, stagetest.FastHandshake, stagetest.FastLeecher(st, n, done))
+	leecher := stagetest.NewHostilePeer(t, tor, stagetest.FastHandshake, stagetest.FastLeecher(st, n, allowed, done))
 	listen := freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -174,5 +180,11 @@ func TestFastRejectsWhileChoking(t *testing.T) {
 	}
 	if got := st.Rejected.Load(); got != n {
 		t.Errorf("%d requests rejected, want %d", got, n)
+	}
+	if got := st.Received.Load(); got != int64(len(allowed)) {
+		t.Errorf("%d blocks served while choked, want %d (the allowed fast set)", got, len(allowed))
+	}
+	if got := st.Allowed(); !slices.Equal(got, allowed) {
+		t.Errorf("allowed fast messages %v, want BEP 6's set %v", got, allowed)
 	}
 }

@@ -15,7 +15,10 @@ import (
 // same way: a request we will not serve while we choke it is rejected, and so are those
 // queued when we choke it. We start with have all or have none instead of a full or empty
 // bitfield, take its have all and have none as bitfields, and request the pieces it allows
-// fast while it chokes us. A suggestion is only a hint, and is not acted on.
+// fast while it chokes us. We allow the peer fast, in turn, the first AllowedFastSize
+// pieces of its canonical set (wire.AllowedFastSet) as we come to have them: its requests
+// for those are served while we choke it, which lets a new peer get its first pieces
+// without waiting for an unchoke. A suggestion is only a hint, and is not acted on.
 
 // Errors that end a session with a peer that breaks BEP 6 (PeerDropped.Reason wraps them).
 var (
@@ -24,6 +27,10 @@ var (
 	// ErrRejectUnrequested means the peer rejected a request we never made.
 	ErrRejectUnrequested = errors.New("rejected a request we did not make")
 )
+
+// AllowedFastSize is how many pieces we allow a peer fast: BEP 6's k, 10 as in its
+// example (libtorrent allows 5).
+const AllowedFastSize = 10
 
 const (
 	fastRejectWait    = 10 * time.Second // a Fast peer that choked us and answers nothing for this long: its requests go to others
@@ -38,6 +45,40 @@ type fastState struct {
 	rejected reqSet        // requests the peer rejected while it did not choke us: not asked of it again before the next tick or unchoke
 	rejq     []BlockReq    // the peer's requests we reject, for the writer
 	chokedAt time.Time     // when the peer choked us; zero once its requests are given up
+	ours     wire.Bitfield // our allowed fast set for the peer, whether we have the pieces yet or not; nil: none
+	oursList []int         // the same, in the canonical order
+}
+
+// initAllowedFast makes our allowed fast set for the peer: none without BEP 6, for a peer
+// we never upload to, or one at an IPv6 address (BEP 6 defines the set for IPv4 only).
+// Called with s.mu held, before the first message.
+func (s *session) initAllowedFast() {
+	if !s.fast.on || s.cfg.Cache == nil {
+		return
+	}
+	set := wire.AllowedFastSet(AllowedFastSize, s.env.Info.NumPieces(), s.env.InfoHash, s.c.Addr.Addr())
+	if len(set) == 0 {
+		return
+	}
+	s.fast.ours, s.fast.oursList = wire.NewBitfield(s.env.Info.NumPieces()), set
+	for _, i := range set {
+		s.fast.ours.Set(i)
+	}
+}
+
+// appendAllowedFast appends an allowed fast message for piece, which we have now, if it
+// is in our set for the peer and the peer lacks it. Called with s.mu held.
+func (s *session) appendAllowedFast(buf []byte, piece int) []byte {
+	if s.fast.ours == nil || !s.fast.ours.Has(piece) || s.has.Has(piece) {
+		return buf
+	}
+	return wire.AppendAllowedFast(buf, uint32(piece))
+}
+
+// allowedWhileChoked reports whether the peer's request r, made while we choke it, is
+// served: its piece is in our allowed fast set. Called with s.mu held.
+func (s *session) allowedWhileChoked(r BlockReq) bool {
+	return s.fast.ours != nil && s.fast.ours.Has(r.Piece)
 }
 
 // fastMsg handles the messages of BEP 6, from the reader.

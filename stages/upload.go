@@ -30,6 +30,7 @@ func (s *session) planUpload(buf []byte) []byte {
 		// again, with what we offer now.
 		s.bitfieldSent, s.haveCursor = true, 0
 		buf = s.extHandshake(buf)
+		s.initAllowedFast()
 	}
 	if !s.bitfieldSent {
 		bf, cursor := s.env.Sched.Snapshot()
@@ -48,11 +49,18 @@ func (s *session) planUpload(buf []byte) []byte {
 		if s.env.DHT != nil && wire.SupportsDHT(s.c.Reserved) {
 			buf = wire.AppendPort(buf, s.env.DHT.Addr().Port()) // BEP 5
 		}
+		s.initAllowedFast()
+		for _, i := range s.fast.oursList {
+			if bf.Has(i) {
+				buf = s.appendAllowedFast(buf, i)
+			}
+		}
 	} else {
 		s.haves, s.haveCursor = s.env.Sched.DoneSince(s.haveCursor, s.haves[:0])
 		for _, i := range s.haves {
 			if !s.has.Has(i) {
 				buf = wire.AppendHave(buf, uint32(i))
+				buf = s.appendAllowedFast(buf, i)
 			}
 		}
 	}
@@ -96,8 +104,8 @@ func (s *session) setChoking(choke bool) {
 
 // queueUpload validates a request and queues it. A request for a piece we lack, or outside
 // its piece, or longer than 16 KiB breaks the protocol and drops the peer; one that arrives
-// while the peer is choked is discarded (BEP 3), or rejected (BEP 6: we make no allowed
-// fast set, so none is served while choked). While MaxUploadQueue requests are queued
+// while the peer is choked is discarded (BEP 3), or rejected (BEP 6), unless its piece
+// is in our allowed fast set for the peer (fast.go). While MaxUploadQueue requests are queued
 // the reader waits for the writer to serve some, so TCP flow control holds the peer back:
 // BEP 3 sets no limit, and transmission keeps ten seconds of its download rate requested
 // from a peer that sends no BEP 10 reqq, thousands of blocks on a fast link.
@@ -135,7 +143,7 @@ func (s *session) queueUpload(ctx context.Context, m wire.Message) error {
 		}
 		s.mu.Lock()
 	}
-	if s.chokeSent {
+	if s.chokeSent && (!s.allowedWhileChoked(r) || len(s.upq) >= s.cfg.MaxUploadQueue) {
 		s.rejectUpload(r)
 		s.mu.Unlock()
 		s.p.Kick()

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +48,17 @@ type FastStats struct {
 	Rejected atomic.Int64 // rejects sent
 	Chokes   atomic.Int64 // chokes sent with requests outstanding
 	Twice    atomic.Int64 // requests for a block requested before and neither served nor rejected yet
+	Received atomic.Int64 // blocks the client served us while choking us (allowed fast)
+
+	mu      sync.Mutex
+	allowed []int // the pieces the client allowed us fast, in order
+}
+
+// Allowed returns the pieces the client allowed us fast (BEP 6 allowed fast), in order.
+func (st *FastStats) Allowed() []int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return slices.Clone(st.allowed)
 }
 
 // FirstID is the id of the client's first message, and whether one came.
@@ -304,10 +317,12 @@ func HaveAllWithoutFast(hc *HostileConn) error {
 
 // FastLeecher is a Fast leecher that never says it is interested, so the client never
 // unchokes it: it sends a request for the first block of each of the first n pieces the
-// client announced, and expects a reject for each (BEP 6: a peer SHOULD reject the
-// requests of a peer it chokes). It closes done once all are rejected, then holds the
-// connection until the client closes it.
-func FastLeecher(st *FastStats, n int, done chan<- struct{}) Script {
+// client announced outside allowed, and expects a reject for each (BEP 6: a peer SHOULD
+// reject the requests of a peer it chokes); and one for the first block of each piece of
+// allowed (the client's allowed fast set for us), expecting its piece. It records the
+// allowed fast messages the client sends. It closes done once every request has its
+// answer, then holds the connection until the client closes it.
+func FastLeecher(st *FastStats, n int, allowed []int, done chan<- struct{}) Script {
 	return func(hc *HostileConn) error {
 		msgs := hc.startReader(st)
 		// The client's first message says what it has.
@@ -330,39 +345,58 @@ func FastLeecher(st *FastStats, n int, done chan<- struct{}) Script {
 				return hc.stopReader(msgs, fmt.Errorf("client's first message is %v, want have all or a bitfield", r.m.ID))
 			}
 		}
-		want := make(map[blockKey]bool)
+		block := func(i int) blockKey {
+			return blockKey{uint32(i), 0, uint32(min(int64(wire.BlockSize), hc.T.Meta.Info.PieceSize(i)))}
+		}
+		reject, serve := make(map[blockKey]bool), make(map[blockKey]bool)
 		var reqs []byte
-		for i := 0; i < hc.T.Meta.Info.NumPieces() && len(want) < n; i++ {
-			if have(i) {
-				k := blockKey{uint32(i), 0, uint32(min(int64(wire.BlockSize), hc.T.Meta.Info.PieceSize(i)))}
-				want[k] = true
-				reqs = wire.AppendRequest(reqs, k.index, k.begin, k.length)
+		for i := 0; i < hc.T.Meta.Info.NumPieces() && len(reject) < n; i++ {
+			if have(i) && !slices.Contains(allowed, i) {
+				reject[block(i)] = true
+				reqs = wire.AppendRequest(reqs, uint32(i), 0, block(i).length)
 			}
 		}
-		if len(want) == 0 {
+		for _, i := range allowed {
+			serve[block(i)] = true
+			reqs = wire.AppendRequest(reqs, uint32(i), 0, block(i).length)
+		}
+		if len(reject) == 0 {
 			return hc.stopReader(msgs, errors.New("the client has no piece to request"))
 		}
 		if err := hc.Send(reqs); err != nil {
 			return hc.stopReader(msgs, err)
 		}
-		st.Requests.Add(int64(len(want)))
+		st.Requests.Add(int64(len(reject) + len(serve)))
+		answered := func() {
+			if len(reject) == 0 && len(serve) == 0 {
+				close(done)
+			}
+		}
 		for r := range msgs {
 			if r.err != nil {
 				return r.err
 			}
 			switch {
 			case r.m.KeepAlive:
+			case r.m.ID == wire.AllowedFast:
+				st.mu.Lock()
+				st.allowed = append(st.allowed, int(r.m.Index))
+				st.mu.Unlock()
 			case r.m.ID == wire.Piece:
-				return hc.stopReader(msgs, fmt.Errorf("client served piece %d while choking us", r.m.Index))
+				k := keyOf(r.m) // Length: the block's
+				if !serve[k] {
+					return hc.stopReader(msgs, fmt.Errorf("client served piece %d while choking us, not allowed fast", r.m.Index))
+				}
+				delete(serve, k)
+				st.Received.Add(1)
+				answered()
 			case r.m.ID == wire.Reject:
-				if !want[keyOf(r.m)] {
-					return hc.stopReader(msgs, fmt.Errorf("client rejected %+v, which we did not request or it rejected before", r.m))
+				if !reject[keyOf(r.m)] {
+					return hc.stopReader(msgs, fmt.Errorf("client rejected %+v, which we did not request, rejected before, or allowed fast", r.m))
 				}
-				delete(want, keyOf(r.m))
+				delete(reject, keyOf(r.m))
 				st.Rejected.Add(1)
-				if len(want) == 0 {
-					close(done)
-				}
+				answered()
 			}
 		}
 		return net.ErrClosed
