@@ -177,6 +177,8 @@ func runDaemon(c *cli.Context) error {
 	d := newDaemon(f, log, st)
 	sc := pipeline.SessionConfig{ListenAddr: f.peerAddr, PeerID: d.cfg.PeerID, Log: log, Defaults: d.cfg, Events: d.event}
 	sc.DownloadLimit, sc.UploadLimit = sessionLimits(d.settings) // daemon_limits.go
+	// peer-limit-global and the queues (daemon_queue.go)
+	sc.MaxConns, sc.MaxActiveDownloads, sc.MaxActiveSeeds = sessionQueue(d.settings)
 	if node := startDHT(c, pipeline.Config{ListenAddr: f.peerAddr}, log); node != nil {
 		defer node.Close()
 		sc.DHT = node

@@ -103,6 +103,7 @@ func newDaemon(f *daemonFlags, log *slog.Logger, st *daemonState) *daemon {
 		d.settings.StartAddedTorrents = true // a first start: transmission's defaults
 		d.settings.PeerLimitGlobal, d.settings.PeerLimitPerTorrent = 200, f.cfg.MaxPeers
 	}
+	queueDefaults(&d.settings) // daemon_queue.go
 	d.cum.SessionCount++
 	enc := map[stages.Encryption]string{stages.EncryptOff: "tolerated", stages.EncryptPrefer: "preferred", stages.EncryptRequire: "required"}
 	d.info = transmission.SessionInfo{Version: "3.00 (BitStorm)", ConfigDir: f.stateDir, PEXEnabled: !f.cfg.NoPex, Encryption: enc[f.cfg.Encryption]}

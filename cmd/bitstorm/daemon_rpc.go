@@ -25,6 +25,7 @@ func (d *daemon) Torrents() []*transmission.Torrent {
 	for i, e := range es {
 		out[i] = e.view()
 	}
+	numberQueue(out) // daemon_queue.go
 	return out
 }
 
@@ -133,7 +134,7 @@ func (e *entry) resume() error {
 	e.mu.Lock()
 	t := e.t
 	running := t.State() == pipeline.Running
-	if !running {
+	if !running && !e.stale { // stale: in base already (a queued torrent's, by sample)
 		st := t.Stats()
 		e.downBase, e.upBase = e.downBase+st.Downloaded, e.upBase+st.Uploaded
 		e.stale = true
@@ -144,7 +145,8 @@ func (e *entry) resume() error {
 	}
 	err := t.Resume()
 	e.mu.Lock()
-	e.stale, e.failed = false, false
+	// Queued, the run is not replaced yet: base holds its counters until it is (sample).
+	e.stale, e.failed = t.State() == pipeline.Queued, false
 	if err == nil {
 		e.startAt = time.Now()
 	}
@@ -317,6 +319,7 @@ func (d *daemon) SetSettings(s transmission.SessionSettings) error {
 	if err := d.applySessionLimits(s); err != nil {
 		return err
 	}
+	d.applyQueue(s) // daemon_queue.go
 	d.mu.Lock()
 	d.settings = s
 	d.mu.Unlock()

@@ -80,9 +80,18 @@ func (d *daemon) sample(now time.Time, dt time.Duration) {
 		e.mu.Lock()
 		t := e.t
 		e.mu.Unlock()
-		st, state := t.Stats(), t.State()
+		state := t.State() // first: a run started since has its own Stats
+		st := t.Stats()
 		e.samplePeers(t)
 		e.mu.Lock()
+		switch {
+		case state == pipeline.Queued && !e.stale:
+			// Its run has ended, and the queue starts the next one: its counters go to
+			// base now, and the next run's count from zero.
+			e.downBase, e.upBase, e.stale = e.downBase+st.Downloaded, e.upBase+st.Uploaded, true
+		case state == pipeline.Running && e.stale:
+			e.stale = false // the queue started it: these are the new run's
+		}
 		down, up := e.ever(st)
 		dd, du := max(down-e.lastDown, 0), max(up-e.lastUp, 0)
 		e.lastDown, e.lastUp = down, up

@@ -27,7 +27,7 @@ func (e *entry) view() *transmission.Torrent {
 		ID: e.id, HashString: hex.EncodeToString(e.hash[:]), Name: e.name, DownloadDir: e.dir,
 		AddedDate: e.added.Unix(), DoneDate: unixOr0(e.done), StartDate: unixOr0(e.startAt), ActivityDate: unixOr0(e.active),
 		SecondsDownloading: e.secsDown, SecondsSeeding: e.secsSeed, Settings: e.settings, ETA: -1,
-		RateDownload: int64(e.rateDown), RateUpload: int64(e.rateUp),
+		RateDownload: int64(e.rateDown), RateUpload: int64(e.rateUp), QueuePosition: t.QueuePosition(),
 	}
 	if v.Name == "" {
 		v.Name = v.HashString
@@ -50,6 +50,8 @@ func (e *entry) view() *transmission.Torrent {
 		if m != nil && v.LeftUntilDone == 0 {
 			v.Status = transmission.StatusSeed
 		}
+	case pipeline.Queued:
+		v.Status = queueStatus(t) // daemon_queue.go
 	case pipeline.Finished:
 		v.IsFinished = true
 	case pipeline.Failed:

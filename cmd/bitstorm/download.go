@@ -30,6 +30,7 @@ func downloadCommand() *cli.Command {
 			&cli.UintFlag{Name: "port", Aliases: []string{"p"}, Value: 6881, Usage: "port to accept peers on (IPv4 and IPv6) and announce; 0 picks a free one"},
 			&cli.StringFlag{Name: "listen", Usage: "accept peers on this IP address only (e.g. 127.0.0.1 or ::1); default every interface"},
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
+			&cli.IntFlag{Name: "max-conns", Value: 200, Usage: "peer connections of all the torrents together (as Transmission's peer-limit-global); each keeps to --max-peers too"},
 			&cli.IntFlag{Name: "upload-slots", Value: 4, Usage: "peers uploaded to at once, the optimistic unchoke included (BEP 3 choking)"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
 			&cli.BoolFlag{Name: "no-webseeds", Usage: "do not download from the torrent's web seeds (BEP 19 url-list), used by default beside the peers"},
@@ -96,6 +97,10 @@ func setup(c *cli.Context, cfg pipeline.Config) (*settings, error) {
 	if c.Int("max-peers") < 1 {
 		return nil, fmt.Errorf("%s: --max-peers %d: must be at least 1", name, c.Int("max-peers"))
 	}
+	if c.Int("max-conns") < 1 {
+		return nil, fmt.Errorf("%s: --max-conns %d: must be at least 1", name, c.Int("max-conns"))
+	}
+	cfg.MaxPeers = min(cfg.MaxPeers, c.Int("max-conns")) // one torrent alone: the process's cap is its own
 	if c.Int("upload-slots") < 1 {
 		return nil, fmt.Errorf("%s: --upload-slots %d: must be at least 1", name, c.Int("upload-slots"))
 	}

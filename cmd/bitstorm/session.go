@@ -78,7 +78,7 @@ func runSession(c *cli.Context, cfg pipeline.Config) error {
 	for _, a := range args {
 		public = public || a.m == nil || !a.m.Info.Private
 	}
-	sc := pipeline.SessionConfig{ListenAddr: cfg.ListenAddr, Log: s.log, Defaults: cfg}
+	sc := pipeline.SessionConfig{ListenAddr: cfg.ListenAddr, Log: s.log, Defaults: cfg, MaxConns: c.Int("max-conns")}
 	if sc.ListenAddr == "" {
 		sc.ListenAddr = fmt.Sprintf(":%d", cfg.Port)
 	}

@@ -77,10 +77,11 @@ type Torrent struct {
 	PieceSize   int64
 	HasMetadata bool // false for a magnet link whose metadata has not arrived yet
 
-	Status      Status
-	Error       int // ErrNone, ErrLocal...
-	ErrorString string
-	IsFinished  bool // stopped after reaching its seeding goal
+	Status        Status
+	QueuePosition int // its place in the queue from 0: the queued torrents first, in the order they start
+	Error         int // ErrNone, ErrLocal...
+	ErrorString   string
+	IsFinished    bool // stopped after reaching its seeding goal
 
 	TotalSize        int64
 	SizeWhenDone     int64 // bytes of the wanted files
@@ -175,6 +176,12 @@ type SessionSettings struct {
 	IdleSeedingLimit        int     `json:"idle-seeding-limit"`
 	IdleSeedingLimitEnabled bool    `json:"idle-seeding-limit-enabled"`
 	StartAddedTorrents      bool    `json:"start-added-torrents"`
+	// The queue: with it enabled, at most so many torrents download (seed) at once, the
+	// others wait in order, with status 3 (5).
+	DownloadQueueEnabled bool `json:"download-queue-enabled"`
+	DownloadQueueSize    int  `json:"download-queue-size"`
+	SeedQueueEnabled     bool `json:"seed-queue-enabled"`
+	SeedQueueSize        int  `json:"seed-queue-size"`
 }
 
 // SessionInfo is what session-get reports that session-set does not change.

@@ -22,7 +22,7 @@ func newFake() *fakeBackend {
 	return &fakeBackend{
 		settings: SessionSettings{DownloadDir: "/dl", StartAddedTorrents: true, PeerLimitGlobal: 200, PeerLimitPerTorrent: 50},
 		torrents: []*Torrent{
-			{ID: 1, HashString: strings.Repeat("ab", 20), Name: "one", HasMetadata: true, Status: StatusDownload,
+			{ID: 1, HashString: strings.Repeat("ab", 20), Name: "one", HasMetadata: true, Status: StatusDownload, QueuePosition: 1,
 				TotalSize: 1000, SizeWhenDone: 1000, LeftUntilDone: 250, HaveValid: 750, DownloadedEver: 800,
 				UploadedEver: 400, RateDownload: 100, ETA: 2, PeersConnected: 2, DownloadDir: "/dl", AddedDate: 100,
 				Files:  []File{{Name: "one/a", Length: 600, BytesCompleted: 600}, {Name: "one/b", Length: 400, BytesCompleted: 150}},

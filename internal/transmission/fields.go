@@ -62,7 +62,7 @@ var torrentFields = map[string]func(t *Torrent) any{
 	"secondsDownloading":  func(t *Torrent) any { return t.SecondsDownloading },
 	"secondsSeeding":      func(t *Torrent) any { return t.SecondsSeeding },
 	"recheckProgress":     func(t *Torrent) any { return t.RecheckProgress },
-	"queuePosition":       func(t *Torrent) any { return t.ID - 1 },
+	"queuePosition":       func(t *Torrent) any { return t.QueuePosition },
 	"torrentFile":         func(t *Torrent) any { return "" },
 	"files": func(t *Torrent) any {
 		out := make([]map[string]any, len(t.Files))

@@ -56,7 +56,6 @@ func (s *Server) sessionMap() map[string]any {
 		"lpd-enabled": false, "utp-enabled": false, "port-forwarding-enabled": false, "peer-port-random-on-start": false,
 		"download-dir-free-space": free, "cache-size-mb": 32,
 		"blocklist-enabled": false, "blocklist-size": 0, "blocklist-url": "",
-		"download-queue-enabled": false, "download-queue-size": 0, "seed-queue-enabled": false, "seed-queue-size": 0,
 		"queue-stalled-enabled": false, "queue-stalled-minutes": 0,
 		"incomplete-dir": "", "incomplete-dir-enabled": false, "rename-partial-files": false,
 		"script-torrent-done-enabled": false, "script-torrent-done-filename": "", "trash-original-torrent-files": false,
@@ -96,8 +95,7 @@ func sessionGet(s *Server, args json.RawMessage) (any, error) {
 // fixedSession are session fields that session-get reports and that cannot change: a
 // session-set asking for another value is refused, the same value is accepted.
 var fixedSession = []string{"peer-port", "dht-enabled", "pex-enabled", "lpd-enabled", "utp-enabled",
-	"encryption", "port-forwarding-enabled", "blocklist-enabled", "download-queue-enabled",
-	"seed-queue-enabled", "incomplete-dir-enabled", "rename-partial-files",
+	"encryption", "port-forwarding-enabled", "blocklist-enabled", "incomplete-dir-enabled", "rename-partial-files",
 	"script-torrent-done-enabled", "trash-original-torrent-files", "alt-speed-time-enabled"}
 
 // sessionSet changes the session settings present in args (spec 4.1.1); fields that only
@@ -131,6 +129,9 @@ func sessionSet(s *Server, args json.RawMessage) (any, error) {
 		return nil, errors.New("session-set: speed limits must not be negative")
 	case st.PeerLimitGlobal < 0 || st.PeerLimitPerTorrent < 0:
 		return nil, errors.New("session-set: peer limits must not be negative")
+	case st.DownloadQueueSize < 0 || st.SeedQueueSize < 0,
+		st.DownloadQueueEnabled && st.DownloadQueueSize == 0, st.SeedQueueEnabled && st.SeedQueueSize == 0:
+		return nil, errors.New("session-set: an enabled queue's size (download-queue-size, seed-queue-size) must be at least 1")
 	case st.SeedRatioLimit < 0:
 		return nil, errors.New("session-set: seedRatioLimit must not be negative")
 	}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"github.com/bitstorm/bitstorm/internal/transmission"
+	"github.com/bitstorm/bitstorm/pipeline"
+)
+
+// The RPC's session limits on connections and on active torrents: peer-limit-global is
+// the session's connection cap (pipeline.SessionConfig.MaxConns), and the download and
+// seed queues (download-queue-enabled and -size, seed-queue-enabled and -size) its
+// MaxActiveDownloads and MaxActiveSeeds. session-set changes them at once; they are kept
+// in the state file with the other settings. A queued torrent is listed with status 3
+// (queued to download) or 5 (queued to seed), as transmission numbers them.
+
+// Transmission's defaults for the queue sizes (tr_sessionGetQueueSize); the queues
+// themselves are off until enabled.
+const (
+	defaultDownloadQueue = 5
+	defaultSeedQueue     = 10
+)
+
+// queueDefaults gives s the default queue sizes where it has none (a first start, or a
+// state file from before the queues).
+func queueDefaults(s *transmission.SessionSettings) {
+	if s.DownloadQueueSize <= 0 {
+		s.DownloadQueueSize = defaultDownloadQueue
+	}
+	if s.SeedQueueSize <= 0 {
+		s.SeedQueueSize = defaultSeedQueue
+	}
+}
+
+// sessionQueue is the session's connection cap and its limits on active downloads and
+// seeds that s asks for: a disabled queue is no limit (0), and so is a peer-limit-global
+// of 0 (-1 for a SessionConfig, where 0 is the default).
+func sessionQueue(s transmission.SessionSettings) (conns, downloads, seeds int) {
+	conns = s.PeerLimitGlobal
+	if conns <= 0 {
+		conns = -1
+	}
+	if s.DownloadQueueEnabled {
+		downloads = s.DownloadQueueSize
+	}
+	if s.SeedQueueEnabled {
+		seeds = s.SeedQueueSize
+	}
+	return conns, downloads, seeds
+}
+
+// applyQueue has the session use s's connection cap and queue limits.
+func (d *daemon) applyQueue(s transmission.SessionSettings) {
+	conns, downloads, seeds := sessionQueue(s)
+	d.sess.SetMaxConns(max(conns, 0))
+	d.sess.SetQueueLimits(downloads, seeds)
+}
+
+// queueStatus is the status of a queued torrent: waiting to seed when complete.
+func queueStatus(t *pipeline.Torrent) transmission.Status {
+	if t.QueuedToSeed() {
+		return transmission.StatusSeedWait
+	}
+	return transmission.StatusDownloadWait
+}
+
+// numberQueue sets each torrent's queuePosition: transmission gives every torrent one,
+// the next to start lowest. The queued ones come first, in their order in the queue
+// (view set theirs); the others follow by id.
+func numberQueue(ts []*transmission.Torrent) {
+	queued := 0
+	for _, t := range ts {
+		if t.QueuePosition >= 0 {
+			queued++
+		}
+	}
+	next := queued
+	for _, t := range ts {
+		if t.QueuePosition < 0 {
+			t.QueuePosition = next
+			next++
+		}
+	}
+}
