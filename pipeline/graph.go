@@ -62,7 +62,8 @@ func (p *Pipeline) metadataGraph(ctx context.Context, sw *stages.Swarm, ln net.L
 }
 
 // conns is the part of every graph that finds peers: the peer sources (the pipeline's and
-// extra) merged, Dial, and the connections Listen accepts. Out: *Conn.
+// extra) merged, Dial, and the connections Listen accepts, held to the run's rate limits
+// (Limit: reads wait here, uploads in the Request stage's writer). Out: *Conn.
 func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener, extra ...stages.PeerSource) streams.Flow {
 	sources := append(slices.Clip(p.sources), extra...)
 	if len(sources) == 0 { // web seeds alone: no peer to dial, but incoming ones are welcome

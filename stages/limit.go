@@ -100,8 +100,8 @@ type Limits struct {
 	Down, Up []*Rate
 }
 
-// limited reports whether any of rs holds bytes back now.
-func limited(rs []*Rate) bool {
+// anyLimited reports whether any of rs holds bytes back now.
+func anyLimited(rs []*Rate) bool {
 	for _, r := range rs {
 		if r.limited() {
 			return true
@@ -158,7 +158,7 @@ type limitedReader struct {
 }
 
 func (r *limitedReader) Read(b []byte) (int, error) {
-	if !limited(r.rates) {
+	if !anyLimited(r.rates) {
 		return r.r.Read(b)
 	}
 	n, err := r.r.Read(b[:min(len(b), limitBurst)])
@@ -172,7 +172,7 @@ func (r *limitedReader) Read(b []byte) (int, error) {
 // one writev, after its bytes' wait. Without a limit it is one bufs.WriteTo. bufs is
 // consumed, as WriteTo consumes it; scratch is reused for the parts.
 func writeLimited(done <-chan struct{}, c net.Conn, rates []*Rate, bufs *net.Buffers, scratch *net.Buffers) error {
-	if !limited(rates) {
+	if !anyLimited(rates) {
 		_, err := bufs.WriteTo(c)
 		return err
 	}
