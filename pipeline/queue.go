@@ -34,7 +34,8 @@ type queue struct {
 	closed  func() bool // the session is closing: nothing starts
 	limits  [2]int      // by kind; 0: no limit
 	active  map[*Torrent]queueKind
-	waiting []queued // oldest first
+	waiting []queued          // oldest first
+	now     map[*Torrent]bool // ResumeNow: admitted whatever the limits
 }
 
 type queued struct {
@@ -43,7 +44,8 @@ type queued struct {
 }
 
 func newQueue(downloads, seeds int, closed func() bool) *queue {
-	return &queue{limits: [2]int{max(downloads, 0), max(seeds, 0)}, active: make(map[*Torrent]queueKind), closed: closed}
+	return &queue{limits: [2]int{max(downloads, 0), max(seeds, 0)}, active: make(map[*Torrent]queueKind),
+		now: make(map[*Torrent]bool), closed: closed}
 }
 
 // room reports whether a torrent of kind may start now. Called with q.mu held.
@@ -78,7 +80,7 @@ func (q *queue) admit(t *Torrent, kind queueKind) bool {
 		delete(q.active, t)
 		return true
 	}
-	if _, ok := q.active[t]; ok {
+	if _, ok := q.active[t]; ok || q.now[t] {
 		q.active[t] = kind
 		return true
 	}
@@ -243,6 +245,28 @@ func withQueueEvents(t *Torrent) Option {
 			}
 		}
 	}
+}
+
+// ResumeNow starts the torrent at once, whatever the limits of active torrents, as
+// Transmission's torrent-start-now does: a queued torrent leaves the queue. It takes a slot
+// all the same, so that fewer queued torrents start until it gives it back.
+func (t *Torrent) ResumeNow() error {
+	q := t.s.queue
+	q.mu.Lock()
+	if i := q.queuedAt(t); i >= 0 {
+		q.active[t] = q.waiting[i].kind
+		q.waiting = slices.Delete(q.waiting, i, i+1)
+		q.mu.Unlock()
+		return t.resume(true)
+	}
+	q.now[t] = true
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		delete(q.now, t)
+		q.mu.Unlock()
+	}()
+	return t.Resume()
 }
 
 // SetQueueLimits changes how many torrents may download, and seed, at once (0: no limit).

@@ -161,6 +161,40 @@ func TestSessionQueuePauseRemove(t *testing.T) {
 	a.finish(t)
 }
 
+// TestSessionQueueResumeNow: ResumeNow starts a queued torrent, and a paused one, at once
+// over the limit, as torrent-start-now does; the others stay queued until enough slots
+// are back.
+func TestSessionQueueResumeNow(t *testing.T) {
+	checkGoroutines(t)
+	s := newQueueSession(t, 1, 0, pipeline.Config{})
+	a, b, c := addGated(t, s, 141), addGated(t, s, 142), addGated(t, s, 143)
+	wantQueue(t, "added", a, b, c)
+	if err := c.tr.ResumeNow(); err != nil {
+		t.Fatal(err)
+	}
+	wantQueue(t, "the last queued started now", c, b)
+	if st := a.tr.State(); st != pipeline.Running {
+		t.Fatalf("the first torrent: %v, want still running", st)
+	}
+	a.finish(t) // two ran over a limit of one: the queued one still waits
+	wantQueue(t, "one of two finished", c, b)
+	c.finish(t)
+	wantQueue(t, "both finished", b)
+
+	b.tr.Pause()
+	d := addGated(t, s, 144) // b holds the slot no more: d runs
+	if err := b.tr.ResumeNow(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []*queuedTorrent{b, d} {
+		if st := q.tr.State(); st != pipeline.Running {
+			t.Fatalf("paused torrent started now, and the one running: %v, want running", st)
+		}
+	}
+	b.finish(t)
+	d.finish(t)
+}
+
 // TestSessionQueueSeeds: with MaxActiveSeeds 1 (and downloads unlimited), a complete
 // torrent that seeds takes the one seed slot; a second one completes its check, finds no
 // seed slot, stops and is Queued to seed; pausing the first starts it. A complete torrent

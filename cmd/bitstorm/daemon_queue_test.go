@@ -31,16 +31,17 @@ func newGatedTorrent(t *testing.T, seed uint64, name string) *gatedTorrent {
 }
 
 // TestDaemonQueue: with the download queue enabled at size 1 (session-set by a raw RPC
-// request: transmission-remote 3.00 has no queue options), of two torrents added with
-// transmission-remote the second is listed Queued (status 3, queuePosition 0) while the
-// first downloads, and starts once the first has finished; both complete. The queue
-// settings and -pr's peer-limit-global survive a restart, and a size of 0 for an enabled
-// queue is refused.
+// request: transmission-remote 3.00 has no queue options), of three torrents added with
+// transmission-remote the second and third are listed Queued (status 3, queuePosition 0
+// and 1) while the first downloads; -S and -s take the second out of the queue and put it
+// back at the end; torrent-start-now starts the third at once; the second starts once
+// both others have finished, and all complete. The queue settings and -pr's
+// peer-limit-global survive a restart, and a size of 0 for an enabled queue is refused.
 func TestDaemonQueue(t *testing.T) {
 	swarmtest.Require(t, swarmtest.TransmissionRemote)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	first, second := newGatedTorrent(t, 131, "queue-first"), newGatedTorrent(t, 132, "queue-second")
+	first, second, third := newGatedTorrent(t, 131, "queue-first"), newGatedTorrent(t, 132, "queue-second"), newGatedTorrent(t, 133, "queue-third")
 	dl, state := t.TempDir(), t.TempDir()
 	bin := buildBinary(t)
 	p := startDaemonProc(t, ctx, bin, "--download-dir", dl, "--state-dir", state)
@@ -55,6 +56,7 @@ func TestDaemonQueue(t *testing.T) {
 	p.mustRemote(t, ctx, "-pr", "77") // peer-limit-global
 	p.mustRemote(t, ctx, "-a", first.path)
 	p.mustRemote(t, ctx, "-a", second.path)
+	p.mustRemote(t, ctx, "-a", third.path)
 
 	if r := p.row(t, ctx, "queue-second"); r.status != "Queued" {
 		t.Fatalf("-l lists the second torrent %+v, want Queued", r)
@@ -62,23 +64,41 @@ func TestDaemonQueue(t *testing.T) {
 	if r := p.row(t, ctx, "queue-first"); r.status == "Queued" || r.status == "Stopped" {
 		t.Fatalf("-l lists the first torrent %+v, want it running", r)
 	}
-	byName := map[string]map[string]any{}
-	for _, tr := range rpc.torrentGet(t, "name", "status", "queuePosition") {
-		byName[tr["name"].(string)] = tr
+	queue := func(step string, want map[string][2]float64) { // name: status, queuePosition
+		t.Helper()
+		for _, tr := range rpc.torrentGet(t, "name", "status", "queuePosition") {
+			w, ok := want[tr["name"].(string)]
+			if ok && (tr["status"] != w[0] || tr["queuePosition"] != w[1]) {
+				t.Errorf("%s: torrent-get %v, want status %v and queuePosition %v", step, tr, w[0], w[1])
+			}
+		}
 	}
-	if q := byName["queue-second"]; q["status"] != 3.0 || q["queuePosition"] != 0.0 {
-		t.Errorf("torrent-get of the queued torrent: %v, want status 3 (queued to download) and queuePosition 0", q)
+	queue("added", map[string][2]float64{"queue-second": {3, 0}, "queue-third": {3, 1}})
+
+	p.mustRemote(t, ctx, "-t", "2", "-S")
+	if r := p.row(t, ctx, "queue-second"); r.status != "Stopped" {
+		t.Fatalf("-l lists the queued torrent stopped %+v, want Stopped", r)
 	}
-	if q := byName["queue-first"]; q["status"] == 3.0 || q["queuePosition"] != 1.0 {
-		t.Errorf("torrent-get of the running torrent: %v, want not queued, queuePosition 1 (after the queued one)", q)
+	queue("second stopped", map[string][2]float64{"queue-third": {3, 0}})
+	p.mustRemote(t, ctx, "-t", "2", "-s")
+	queue("second started again", map[string][2]float64{"queue-third": {3, 0}, "queue-second": {3, 1}})
+
+	if res, _ := rpc.call(t, "torrent-start-now", map[string]any{"ids": []int{3}}); res != "success" {
+		t.Fatalf("torrent-start-now: %s", res)
 	}
+	if r := p.row(t, ctx, "queue-third"); r.status == "Queued" || r.status == "Stopped" {
+		t.Fatalf("-l lists the torrent started now %+v, want it running", r)
+	}
+	queue("third started now", map[string][2]float64{"queue-second": {3, 0}})
 
 	first.open()
+	third.open()
 	p.waitRow(t, ctx, "queue-first", complete100)
+	p.waitRow(t, ctx, "queue-third", complete100)
 	p.waitRow(t, ctx, "queue-second", func(r listRow) bool { return r.status != "Queued" })
 	second.open()
 	p.waitRow(t, ctx, "queue-second", complete100)
-	for _, g := range []*gatedTorrent{first, second} {
+	for _, g := range []*gatedTorrent{first, second, third} {
 		checkOnDisk(t, dl, g.tor)
 	}
 

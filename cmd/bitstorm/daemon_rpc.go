@@ -112,8 +112,13 @@ func addSelection(n int, a transmission.AddArgs) ([]bool, []transmission.Priorit
 	return wanted, prios, nil
 }
 
-// Start resumes a torrent: one stopped, or one that failed.
-func (d *daemon) Start(id int) error {
+// Start resumes a torrent: one stopped, or one that failed; it may wait in the queue.
+func (d *daemon) Start(id int) error { return d.startWith(id, (*pipeline.Torrent).Resume) }
+
+// StartNow resumes a torrent at once, past the queue (daemon_queue.go).
+func (d *daemon) StartNow(id int) error { return d.startWith(id, (*pipeline.Torrent).ResumeNow) }
+
+func (d *daemon) startWith(id int, resume func(*pipeline.Torrent) error) error {
 	e, err := d.byID(id)
 	if err != nil {
 		return err
@@ -121,7 +126,7 @@ func (d *daemon) Start(id int) error {
 	e.mu.Lock()
 	e.paused = false
 	e.mu.Unlock()
-	err = e.resume()
+	err = e.resume(resume)
 	d.save()
 	if err == nil {
 		d.note(evStarted, e)
@@ -129,8 +134,9 @@ func (d *daemon) Start(id int) error {
 	return err
 }
 
-// resume starts e's torrent if it does not run, its counters carried over to the new run.
-func (e *entry) resume() error {
+// resume starts e's torrent with start if it does not run, its counters carried over to
+// the new run.
+func (e *entry) resume(start func(*pipeline.Torrent) error) error {
 	e.mu.Lock()
 	t := e.t
 	running := t.State() == pipeline.Running
@@ -143,7 +149,7 @@ func (e *entry) resume() error {
 	if running {
 		return nil
 	}
-	err := t.Resume()
+	err := start(t)
 	e.mu.Lock()
 	// Queued, the run is not replaced yet: base holds its counters until it is (sample).
 	e.stale, e.failed = t.State() == pipeline.Queued, false

@@ -11,6 +11,8 @@ type Backend interface {
 	// with duplicate true and a nil error.
 	Add(a AddArgs) (t *Torrent, duplicate bool, err error)
 	Start(id int) error
+	// StartNow starts the torrent at once, past the queue's limits (torrent-start-now).
+	StartNow(id int) error
 	Stop(id int) error
 	// Verify rechecks the torrent's data against its piece hashes.
 	Verify(id int) error

@@ -73,9 +73,10 @@ func (f *fakeBackend) Add(a AddArgs) (*Torrent, bool, error) {
 	return t, false, nil
 }
 
-func (f *fakeBackend) Start(id int) error  { return f.act("start", id) }
-func (f *fakeBackend) Stop(id int) error   { return f.act("stop", id) }
-func (f *fakeBackend) Verify(id int) error { return f.act("verify", id) }
+func (f *fakeBackend) Start(id int) error    { return f.act("start", id) }
+func (f *fakeBackend) StartNow(id int) error { return f.act("start-now", id) }
+func (f *fakeBackend) Stop(id int) error     { return f.act("stop", id) }
+func (f *fakeBackend) Verify(id int) error   { return f.act("verify", id) }
 
 func (f *fakeBackend) act(what string, id int) error {
 	f.mu.Lock()

@@ -24,7 +24,7 @@ var methods = map[string]handler{
 	"torrent-get":       torrentGet,
 	"torrent-set":       torrentSet,
 	"torrent-start":     eachTorrent("torrent-start", Backend.Start),
-	"torrent-start-now": eachTorrent("torrent-start-now", Backend.Start), // no queue: the same
+	"torrent-start-now": eachTorrent("torrent-start-now", Backend.StartNow),
 	"torrent-stop":      eachTorrent("torrent-stop", Backend.Stop),
 	"torrent-verify":    eachTorrent("torrent-verify", Backend.Verify),
 	"torrent-remove":    torrentRemove,

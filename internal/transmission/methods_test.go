@@ -70,6 +70,8 @@ func TestMethods(t *testing.T) {
 			[]string{"stop 1", "stop 2"}, nil},
 		{"torrent-start one", `{"arguments":{"ids":1},"method":"torrent-start"}`, `{"arguments":{},"result":"success"}`,
 			[]string{"start 1"}, nil},
+		{"torrent-start-now", `{"arguments":{"ids":1},"method":"torrent-start-now"}`, `{"arguments":{},"result":"success"}`,
+			[]string{"start-now 1"}, nil},
 		{"torrent-start error named", `{"arguments":{"ids":[1,2]},"method":"torrent-start"}`,
 			`{"arguments":{},"result":"torrent-start: torrent 2 (two): cannot start"}`, []string{"start 1", "start 2"}, nil},
 		{"torrent-verify", `{"arguments":{"ids":[2]},"method":"torrent-verify"}`, `{"arguments":{},"result":"success"}`,
