@@ -3,10 +3,12 @@ package pipeline_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/pipeline"
 	"github.com/bitstorm/bitstorm/stages"
 	"github.com/bitstorm/bitstorm/stages/stagetest"
@@ -181,5 +183,94 @@ func TestSessionSetMaxConns(t *testing.T) {
 	}
 	if peak := cs.s.PeakConns(); peak != 5 {
 		t.Errorf("most connections at once = %d after lowering the cap, want still 5", peak)
+	}
+}
+
+// TestSessionMaxConnsEveryEnd: under a cap of 3, every way a connection ends gives its
+// slot back: peers banned for corrupt data (while the honest one holds back its data),
+// a magnet link's connections, which wait at the metadata gate before the download goes
+// on over them, a torrent removed while connected, and the ends of the runs. The session
+// holds no connection afterwards, and never held more than 3.
+func TestSessionMaxConnsEveryEnd(t *testing.T) {
+	checkGoroutines(t)
+	const maxConns = 3
+	log := newSessionLog()
+	s, err := pipeline.NewSession(pipeline.SessionConfig{ListenAddr: "127.0.0.1:0", MaxConns: maxConns, Events: log.add,
+		Defaults: pipeline.Config{NoPex: true, Dial: stages.DialConfig{RetryDelay: 50 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	w := waiter{60 * time.Second}
+
+	// Bans: two corrupt peers serve while the honest one waits; once both are banned it
+	// serves.
+	tor := stagetest.NewTorrent(t, 151, "bans", 16<<10, 200_000)
+	gate := make(chan struct{})
+	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	honest.Gate = gate
+	peers := stages.StaticPeers{honest.Addr(), stagetest.NewFakePeer(t, tor, stagetest.Corrupt).Addr(), stagetest.NewFakePeer(t, tor, stagetest.Corrupt).Addr()}
+	st := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	banned, err := s.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithStorage(st), pipeline.WithPeerSource(peers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	isBan := func(e stages.Event) bool { _, ok := e.(stages.PeerBanned); return ok }
+	log.until(t, 30*time.Second, "two bans", func() bool { return log.count(banned, isBan) == 2 })
+	close(gate)
+	w.finished(t, banned)
+	if !bytes.Equal(st.Bytes(), tor.Data) {
+		t.Error("bans: bytes differ from the payload")
+	}
+	if n := s.Conns(); n != 0 {
+		t.Fatalf("Conns() = %d after the run with bans ended, want 0", n)
+	}
+
+	// A magnet link, from a seeding session.
+	mtor := stagetest.NewTorrent(t, 152, "magnet", 16<<10, 150_000)
+	seeder := newSession(t, pipeline.Config{Seed: true, Recheck: true})
+	if _, err := seeder.Add(pipeline.FromMetaInfo(mtor.Meta), false, pipeline.WithStorage(filled(t, mtor))); err != nil {
+		t.Fatal(err)
+	}
+	var mst *stagetest.MemStorage
+	uri := fmt.Sprintf("magnet:?xt=urn:btih:%x&x.pe=127.0.0.1:%d", mtor.Meta.InfoHash, seeder.Port())
+	mag, err := s.Add(pipeline.FromMagnet(uri), false, pipeline.WithStorageFor(func(info *metainfo.Info) stages.Storage {
+		mst = stagetest.NewMemStorage(info.Length)
+		return mst
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.finished(t, mag)
+	if !bytes.Equal(mst.Bytes(), mtor.Data) {
+		t.Error("magnet: bytes differ from the payload")
+	}
+	if n := s.Conns(); n != 0 {
+		t.Fatalf("Conns() = %d after the magnet link's run ended, want 0", n)
+	}
+
+	// Removed while connected to three seeders holding back their data.
+	rtor := stagetest.NewTorrent(t, 153, "removed", 16<<10, 150_000)
+	rgate := make(chan struct{})
+	defer close(rgate)
+	var rpeers stages.StaticPeers
+	for range 3 {
+		p := stagetest.NewFakePeer(t, rtor, stagetest.Honest)
+		p.Gate = rgate
+		rpeers = append(rpeers, p.Addr())
+	}
+	removed, err := s.Add(pipeline.FromMetaInfo(rtor.Meta), false, pipeline.WithStorage(stagetest.NewMemStorage(rtor.Meta.Info.Length)), pipeline.WithPeerSource(rpeers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.until(t, 30*time.Second, "three connections", func() bool { return s.Conns() == maxConns && log.count(removed, isConnected) >= maxConns })
+	if err := removed.Remove(false); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Conns(); n != 0 {
+		t.Errorf("Conns() = %d after Remove, want 0", n)
+	}
+	if peak := s.PeakConns(); peak > maxConns {
+		t.Errorf("most connections at once = %d, over the cap of %d", peak, maxConns)
 	}
 }
