@@ -83,6 +83,9 @@ func (b *InFlightBudget) takeOrWait(s *Scheduler, n int64) bool {
 	if b.take(n) {
 		return true
 	}
+	if s.waiting {
+		return false // registered already: the next give wakes it
+	}
 	b.mu.Lock()
 	if b.waiters == nil {
 		b.waiters = make(map[*Scheduler]struct{})
@@ -90,6 +93,7 @@ func (b *InFlightBudget) takeOrWait(s *Scheduler, n int64) bool {
 	b.waiters[s] = struct{}{}
 	b.nwait.Store(int32(len(b.waiters)))
 	b.mu.Unlock()
+	s.waiting = true
 	// Bytes given back before s was registered woke no one: try again. Bytes given after
 	// find s registered (both sides are sequentially consistent atomics).
 	return b.take(n)
@@ -111,6 +115,7 @@ func (b *InFlightBudget) notify() {
 	b.mu.Unlock()
 	for s := range ws {
 		s.mu.Lock()
+		s.waiting = false
 		s.wakeStarved()
 		s.mu.Unlock()
 	}
@@ -213,6 +218,7 @@ func (s *Scheduler) EndRun() {
 	s.live = s.live[:0]
 	s.prio.frozen = nil
 	clear(s.starved)
+	s.waiting = false
 	b := s.budget
 	s.unlock()
 	if b != nil {

@@ -44,6 +44,7 @@ type Scheduler struct {
 	wantNormalF, wantLowF func(int) bool  // wantNormal and wantLow as func values made once (priority.go)
 	budget                *InFlightBudget // SetBudget; nil: none (budget.go)
 	gave                  bool            // bytes went back to budget under mu: unlock wakes its waiters
+	waiting               bool            // registered with budget to be woken when bytes come back
 
 	peers      atomic.Int32
 	downloaded atomic.Int64 // bytes of accepted blocks
