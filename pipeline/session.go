@@ -521,6 +521,8 @@ func (t *Torrent) resume(fromQueue bool) error {
 	case t.state == Checking: // Verify began meanwhile: it resumes the torrent after its check
 		t.resumeAfterCheck = true
 		return nil
+	case fromQueue && t.state != Queued: // paused meanwhile: the slot goes on
+		return nil
 	case t.s.ctx.Err() != nil:
 		return errors.New("session: closed")
 	case !t.s.queue.admit(t, kind):
