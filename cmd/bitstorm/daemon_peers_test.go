@@ -55,10 +55,10 @@ func startLimitedSeeder(t *testing.T, ctx context.Context, name string, size int
 	return s
 }
 
-// TestDaemonPeers: while a torrent downloads from a rate-limited libtorrent seeder,
-// transmission-remote -pi lists the seeder (its address, the client its handshake names,
-// its progress, the D flag and a download rate), and -i counts it; the download then
-// completes.
+// TestDaemonPeers: while a torrent downloads from a rate-limited libtorrent seeder over
+// RC4 (--encryption require), transmission-remote -pi lists the seeder (its address, the
+// client its handshake names, its progress, the D and E flags and a download rate), and
+// -i counts it; the download then completes.
 func TestDaemonPeers(t *testing.T) {
 	swarmtest.Require(t, swarmtest.TransmissionRemote)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -66,14 +66,15 @@ func TestDaemonPeers(t *testing.T) {
 	const size, rate = 4 << 20, 256 << 10 // 16 s at the least
 	s := startLimitedSeeder(t, ctx, "peers.bin", size, rate)
 	dl := t.TempDir()
-	p := startDaemonProc(t, ctx, buildBinary(t), "--download-dir", dl, "--state-dir", t.TempDir())
+	// RC4 only (MSE): libtorrent accepts it by default, and the peer shows encrypted.
+	p := startDaemonProc(t, ctx, buildBinary(t), "--download-dir", dl, "--state-dir", t.TempDir(), "--encryption", "require")
 	p.mustRemote(t, ctx, "-a", s.torrent)
 
 	// transmission-remote 3.00 prints each peer as address, flags, done %, down and up
 	// kB/s, client (remote.c, printPeersImpl).
 	row := regexp.MustCompile(`(?m)^127\.0\.0\.1\s+(\S+)\s+100\.0\s+(\d+\.\d)\s+0\.0\s+(libtorrent/\S+)$`)
 	var m []string
-	for m == nil || !strings.Contains(m[1], "D") || m[2] == "0.0" {
+	for m == nil || !strings.Contains(m[1], "D") || !strings.Contains(m[1], "E") || m[2] == "0.0" {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("-pi never listed the seeder downloading; last:\n%s", p.mustRemote(t, ctx, "-t", "1", "-pi"))
