@@ -89,3 +89,51 @@ func TestPeers(t *testing.T) {
 		t.Errorf("Peers() after Run = %+v, want none", got)
 	}
 }
+
+// TestPeersUpload: a seeder's snapshot of a leecher that dialed it shows it incoming,
+// interested and unchoked, the bytes sent to it at a rate, and the name its BEP 10
+// handshake gives; the leecher sees the seeder dialed, with every piece.
+func TestPeersUpload(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 132, "upload", 16<<10, 40*16<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seeder := startNode(t, ctx, tor, filled(t, tor), pipeline.Config{Seed: true, Recheck: true})
+	// The leecher's writes wait: it stays a leecher, connected, whatever the machine's speed.
+	store := newGatedStorage(t, tor.Meta.Info.Length)
+	leecher, err := pipeline.New(tor.Meta, pipeline.WithStorage(store),
+		pipeline.WithPeerSource(stages.StaticPeers{seeder.addr}), withConfig(pipeline.Config{NoListen: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- leecher.Run(ctx) }()
+
+	var ps stages.PeerSnapshot
+	for {
+		got := seeder.p.Peers()
+		if len(got) == 1 && got[0].Uploaded > 0 {
+			ps = got[0]
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the seeder never uploaded to the leecher; its peers: %+v", got)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !ps.Incoming || ps.Addr.Addr() != seeder.addr.Addr() || ps.Client != stages.ClientName || !ps.PeerInterested ||
+		ps.PeerChoked || ps.Uploaded%(16<<10) != 0 || ps.UpRate <= 0 || ps.Downloaded != 0 || ps.Interested || ps.Progress >= 1 {
+		t.Errorf("the seeder's view of the leecher: %+v; want incoming from 127.0.0.1, client %q, interested and unchoked, whole blocks sent at a rate, nothing received, not complete",
+			ps, stages.ClientName)
+	}
+	lp := leecher.Peers()
+	if len(lp) != 1 || lp[0].Addr != seeder.addr || lp[0].Incoming || lp[0].Client != stages.ClientName || lp[0].Progress != 1 ||
+		!lp[0].Interested {
+		t.Errorf("the leecher's view of the seeder: %+v; want %v dialed, client %q, every piece, interested", lp, seeder.addr, stages.ClientName)
+	}
+	cancel()
+	store.release()
+	<-done
+	<-seeder.done
+}
