@@ -1,6 +1,10 @@
 package peerid
 
-import "testing"
+import (
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
 
 func id(prefix string) [20]byte {
 	var b [20]byte
@@ -61,4 +65,26 @@ func TestClean(t *testing.T) {
 			t.Errorf("Clean(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// FuzzClient: any peer id and any self-given name make a short name of valid UTF-8
+// without control characters, and no panic.
+func FuzzClient(f *testing.F) {
+	for _, s := range []string{"-LT2080-", "-TR300Z-", "A2-1-37-0-", "M4-20-8-", "T03A0-----", "-lt0D60-", "\xb5Torrent 1.2"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var pid [20]byte
+		copy(pid[:], b)
+		for _, name := range []string{Client(pid), Clean(string(b))} {
+			if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLen {
+				t.Fatalf("%q: name %q, want valid UTF-8 of at most %d characters", b, name, maxNameLen)
+			}
+			for _, r := range name {
+				if unicode.IsControl(r) {
+					t.Fatalf("%q: name %q has a control character", b, name)
+				}
+			}
+		}
+	})
 }
