@@ -277,3 +277,29 @@ func TestPriorityLowAfterNormal(t *testing.T) {
 		})
 	}
 }
+
+// TestEndRunRequeues: the pieces in progress when a run ends are fetched by the next run
+// in their priority's place: high first, low last, normal ones by the picker (which takes
+// them back, or the Scheduler picks them itself).
+func TestEndRunRequeues(t *testing.T) {
+	for name, newPicker := range pickers(6) {
+		t.Run(name, func(t *testing.T) {
+			s := NewScheduler(oneBlockInfo(6), newPicker(), 8)
+			s.SetBudget(NewInFlightBudget(8 * wire.BlockSize))
+			s.SetPriority(0, PriorityLow)
+			s.SetPriority(1, PriorityHigh)
+			p := peerAt(1)
+			if got := piecesOf(s.Next(p, allPieces(6), 6, never, nil)); len(got) != 6 || got[0] != 1 || got[5] != 0 {
+				t.Fatalf("first run started %v, want all 6, the high one (1) first and the low one (0) last", got)
+			}
+			s.EndRun()
+			order := download(s, peerAt(2), allPieces(6))
+			if len(order) != 6 || order[0] != 1 || order[5] != 0 || !s.IsComplete() {
+				t.Fatalf("after EndRun the download went %v, want all 6, the high one (1) first and the low one (0) last", order)
+			}
+			if used := s.budget.Used(); used != 0 {
+				t.Fatalf("budget used %d once every piece is done, want 0", used)
+			}
+		})
+	}
+}
