@@ -62,8 +62,8 @@ func (p *Pipeline) metadataGraph(ctx context.Context, sw *stages.Swarm, ln net.L
 }
 
 // conns is the part of every graph that finds peers: the peer sources (the pipeline's and
-// extra) merged, Dial, and the connections Listen accepts, held to the run's rate limits
-// (Limit: reads wait here, uploads in the Request stage's writer). Out: *Conn.
+// extra) merged, Dial, and the connections Listen accepts, given the run's rate limits
+// (Limit: the Request stage's reader and writer wait for them). Out: *Conn.
 func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener, extra ...stages.PeerSource) streams.Flow {
 	sources := append(slices.Clip(p.sources), extra...)
 	if len(sources) == 0 { // web seeds alone: no peer to dial, but incoming ones are welcome
@@ -82,7 +82,7 @@ func (p *Pipeline) conns(ctx context.Context, sw *stages.Swarm, ln net.Listener,
 		feed(conns, dial, incoming)
 	}
 	lim, _ := p.limits() // made, and checked, by New and NewMagnet
-	return conns.Via(stages.Limit(ctx, lim))
+	return conns.Via(stages.Limit(lim))
 }
 
 // feed fans outlets into to's inlet and closes it once every outlet has closed: what

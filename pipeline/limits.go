@@ -9,12 +9,11 @@ import (
 
 // Rate limits (golang.org/x/time/rate, through stages.Rate): Config.DownloadLimit and
 // UploadLimit cap one torrent, SessionConfig's the session's torrents together; a
-// connection waits for both. graph.go puts the Limit stage after Dial and Listen, so what
-// peers send is held alike in the metadata phase and the download; what we send waits
-// where the Request stage's writer sends a batch (the metadata phase's few small writes,
-// its handshake and requests, do not wait). Every run has its rates, limited or not, so
-// that SetLimits acts on the connections of a running torrent at once; without a limit
-// they cost an atomic load.
+// connection waits for both. graph.go puts the Limit stage after Dial and Listen, which
+// gives each connection the run's rates: the Request stage's reader waits after each
+// block, its writer before each batch (the metadata phase's few small messages do not
+// wait). Every run has its rates, limited or not, so that SetLimits acts on the
+// connections of a running torrent at once; without a limit a wait is an atomic load.
 
 // runRates are a run's rates: its torrent's and its session's.
 type runRates struct {

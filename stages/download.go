@@ -34,6 +34,7 @@ func (s *session) block(ctx context.Context, m wire.Message) error {
 		s.cfg.Blocks.Put(buf) // still pending: given back when the session ends
 		return err
 	}
+	s.c.holdDown(ctx.Done(), r.Length) // the download limits (Limit); TCP holds the peer back meanwhile
 	s.recvBytes.Add(int64(r.Length))
 	accepted := s.env.Sched.Received(s.p, r)
 	// Pending until the Scheduler has it: the writer must never see the block neither

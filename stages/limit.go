@@ -1,10 +1,7 @@
 package stages
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,9 +12,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// limitBurst is the most bytes a limited read or write moves at once, and the burst of
-// a limiter: an upper bound on how far a transfer runs ahead of its rate (64 KiB, under
-// 1 % of ten seconds at 1 MiB/s).
+// limitBurst is the most bytes one wait takes, and a limited write sends at once, and
+// the burst of a limiter: an upper bound on how far a transfer runs ahead of its rate (64
+// KiB, under 1 % of ten seconds at 1 MiB/s).
 const limitBurst = 64 << 10
 
 // A Rate is a limit in bytes per second that may change while connections are held to
@@ -121,22 +118,20 @@ func waitAll(done <-chan struct{}, rs []*Rate, n int) {
 	}
 }
 
-// Limit holds each connection to the limits, which may change while it runs (Rate.Set):
-// reads wait after the bytes arrive (TCP's flow control then holds the peer back), and
-// the connection carries its upload rates to the Request stage's writer, which waits
-// before each batch it sends (upload.go). The connection itself is not wrapped for
-// writing: a TCP connection stays one, and uploads keep writev (net.Buffers). Waits end
-// when ctx does. In: *Conn. Out: *Conn, in order.
-func Limit(ctx context.Context, l Limits) streams.Flow {
-	return flow.NewMap(func(c *Conn) *Conn { l.wrap(ctx.Done(), c); return c }, 1)
+// Limit hands each connection its rates, which may change while it runs (Rate.Set): the
+// Request stage's reader waits after each block it receives (download.go; TCP's flow
+// control then holds the peer back), its writer before each batch it sends (upload.go).
+// The connection is not wrapped: a TCP connection stays one, so uploads keep writev
+// (net.Buffers), reads keep their one buffer, and without a limit a wait is an atomic
+// load. The metadata phase's few reads and writes (BEP 9) do not wait. In: *Conn. Out:
+// *Conn, in order.
+func Limit(l Limits) streams.Flow {
+	return flow.NewMap(func(c *Conn) *Conn { l.attach(c); return c }, 1)
 }
 
-// wrap holds c to the limits.
-func (l Limits) wrap(done <-chan struct{}, c *Conn) {
-	if down := nonNil(l.Down); len(down) > 0 {
-		c.R = bufio.NewReaderSize(&limitedReader{r: c.R, rates: down, done: done}, limitBurst)
-	}
-	c.up = nonNil(l.Up)
+// attach gives c the limits' rates.
+func (l Limits) attach(c *Conn) {
+	c.down, c.up = nonNil(l.Down), nonNil(l.Up)
 }
 
 func nonNil(rs []*Rate) []*Rate {
@@ -149,24 +144,8 @@ func nonNil(rs []*Rate) []*Rate {
 	return out
 }
 
-// limitedReader waits after each read for the bytes it returns; without a limit it only
-// passes the read on.
-type limitedReader struct {
-	r     io.Reader
-	rates []*Rate
-	done  <-chan struct{}
-}
-
-func (r *limitedReader) Read(b []byte) (int, error) {
-	if !anyLimited(r.rates) {
-		return r.r.Read(b)
-	}
-	n, err := r.r.Read(b[:min(len(b), limitBurst)])
-	if n > 0 {
-		waitAll(r.done, r.rates, n)
-	}
-	return n, err
-}
+// holdDown waits until n bytes received from c may pass its download rates, or done.
+func (c *Conn) holdDown(done <-chan struct{}, n int) { waitAll(done, c.down, n) }
 
 // writeLimited writes bufs to c held to rates: in parts of at most limitBurst bytes, each
 // one writev, after its bytes' wait. Without a limit it is one bufs.WriteTo. bufs is

@@ -3,7 +3,6 @@ package stages
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"strings"
@@ -12,18 +11,34 @@ import (
 	"time"
 )
 
-// limitedPair is a net.Pipe whose end c is held to l, as the Limit stage holds a peer's
-// connection; the other end is the peer. The caller closes both.
-func limitedPair(l Limits, done <-chan struct{}) (c *Conn, peer net.Conn) {
+// limitedPair is a net.Pipe whose end c has l's rates, as the Limit stage gives them to
+// a peer's connection; the other end is the peer. The caller closes both.
+func limitedPair(l Limits) (c *Conn, peer net.Conn) {
 	a, b := net.Pipe()
 	c = &Conn{Conn: a, R: bufio.NewReader(a)}
-	l.wrap(done, c)
+	l.attach(c)
 	return c, b
 }
 
-// upload sends size bytes through c as the Request stage's writer does: block batches
+// limitedDownload reads size bytes from c as the Request stage's reader takes blocks: 16 KiB at
+// a time, each held to c's download rates after it arrives.
+func limitedDownload(c *Conn, size int, done <-chan struct{}) (int, error) {
+	block := make([]byte, 16<<10)
+	got := 0
+	for got < size {
+		n, err := io.ReadFull(c.R, block[:min(len(block), size-got)])
+		if err != nil {
+			return got, err
+		}
+		c.holdDown(done, n)
+		got += n
+	}
+	return got, nil
+}
+
+// limitedUpload sends size bytes through c as the Request stage's writer does: block batches
 // flushed through an uploadWriter, waiting for c's upload rates.
-func upload(c *Conn, size int, done <-chan struct{}) error {
+func limitedUpload(c *Conn, size int, done <-chan struct{}) error {
 	var w uploadWriter
 	block := make([]byte, 16<<10)
 	for sent := 0; sent < size; {
@@ -41,8 +56,9 @@ func upload(c *Conn, size int, done <-chan struct{}) error {
 }
 
 // TestLimitRates: a limited connection moves 1 MiB at 100 KiB/s in ten seconds of
-// virtual time, give or take the burst, reading and writing alike; a byte waits for every
-// rate of its direction, so the slower decides. The upload waits in the writer's flush.
+// virtual time, give or take the burst, downloading and uploading alike; a byte waits for
+// every rate of its direction, so the slower decides. The download waits after each
+// block (holdDown), the upload in the writer's flush.
 func TestLimitRates(t *testing.T) {
 	const size, bps = 1 << 20, 100 << 10
 	for _, dir := range []string{"down", "up"} {
@@ -55,7 +71,7 @@ func TestLimitRates(t *testing.T) {
 				if dir == "down" {
 					l = Limits{Down: rates}
 				}
-				c, peer := limitedPair(l, nil)
+				c, peer := limitedPair(l)
 				defer c.Close()
 				defer peer.Close()
 				start := time.Now()
@@ -63,13 +79,13 @@ func TestLimitRates(t *testing.T) {
 				got := 0
 				if dir == "down" {
 					go func() { _, err := peer.Write(make([]byte, size)); done <- err }()
-					n, err := io.ReadFull(c.R, make([]byte, size))
+					n, err := limitedDownload(c, size, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
 					got = n
 				} else {
-					go func() { done <- upload(c, size, nil) }()
+					go func() { done <- limitedUpload(c, size, nil) }()
 					n, err := io.Copy(io.Discard, io.LimitReader(peer, size+size/(16<<10)*13))
 					if err != nil {
 						t.Fatal(err)
@@ -96,16 +112,17 @@ func TestRateSet(t *testing.T) {
 	const bps = 100 << 10
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := NewRate(bps)
-		c, peer := limitedPair(Limits{Down: []*Rate{r}}, nil)
+		c, peer := limitedPair(Limits{Down: []*Rate{r}})
 		const size = 8 << 20
 		go peer.Write(make([]byte, size))
 		var got int64
 		read, stop := make(chan int64), make(chan struct{})
 		defer func() { close(stop); c.Close(); peer.Close() }()
 		go func() {
-			buf := make([]byte, 32<<10)
+			buf := make([]byte, 16<<10)
 			for {
 				n, err := c.R.Read(buf)
+				c.holdDown(nil, n)
 				select {
 				case read <- int64(n):
 				case <-stop:
@@ -178,9 +195,10 @@ func TestRateSetWakesWaiter(t *testing.T) {
 	})
 }
 
-// TestLimitKeepsTCPConn: the Limit stage holds a real TCP connection's upload without
+// TestLimitKeepsTCPConn: the Limit stage gives a real TCP connection its rates without
 // wrapping it: what the writer flushes through is still the *net.TCPConn, so
-// net.Buffers.WriteTo takes its writev path, and the batch arrives whole and in order.
+// net.Buffers.WriteTo takes its writev path, and the reader reads the buffer it had; a
+// limited batch arrives whole and in order.
 func TestLimitKeepsTCPConn(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -204,15 +222,16 @@ func TestLimitKeepsTCPConn(t *testing.T) {
 	defer peer.Close()
 	up, _ := NewRate(10 << 20)
 	down, _ := NewRate(10 << 20)
-	stage := Limit(context.Background(), Limits{Down: []*Rate{down}, Up: []*Rate{up}})
-	stage.In() <- &Conn{Conn: nc, R: bufio.NewReader(nc)}
+	stage := Limit(Limits{Down: []*Rate{down, nil}, Up: []*Rate{nil, up}})
+	r := bufio.NewReader(nc)
+	stage.In() <- &Conn{Conn: nc, R: r}
 	close(stage.In())
 	c := (<-stage.Out()).(*Conn)
-	if c.Conn != nc {
-		t.Fatalf("the limited connection is a %T, want the *net.TCPConn itself", c.Conn)
+	if c.Conn != nc || c.R != r {
+		t.Fatalf("the limited connection is a %T reading from another reader, want the *net.TCPConn itself and its reader", c.Conn)
 	}
-	if _, ok := c.Conn.(*net.TCPConn); !ok || len(c.up) != 1 {
-		t.Fatalf("conn %T with %d upload rates, want a *net.TCPConn with 1", c.Conn, len(c.up))
+	if _, ok := c.Conn.(*net.TCPConn); !ok || len(c.up) != 1 || len(c.down) != 1 {
+		t.Fatalf("conn %T with %d upload and %d download rates, want a *net.TCPConn with 1 and 1", c.Conn, len(c.up), len(c.down))
 	}
 	var w uploadWriter
 	w.ctl = []byte("ctl")
@@ -246,21 +265,20 @@ func TestLimitKeepsTCPConn(t *testing.T) {
 	}
 }
 
-// TestRateUnlimited: without a limit a wait returns at once, a read is passed on whole,
-// and a flush is one WriteTo; the connection keeps no reader wrapper's chunking.
+// TestRateUnlimited: without a limit a wait returns at once, for the download as for
+// the upload.
 func TestRateUnlimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := NewRate(0)
+		c := &Conn{}
+		Limits{Down: []*Rate{r}, Up: []*Rate{r}}.attach(c)
 		start := time.Now()
 		for range 100 {
-			r.wait(nil, limitBurst)
+			c.holdDown(nil, 1<<20)
+			waitAll(nil, c.up, 1<<20)
 		}
 		if time.Since(start) != 0 {
-			t.Errorf("100 waits without a limit took %v of virtual time", time.Since(start))
-		}
-		lr := &limitedReader{r: bytes.NewReader(make([]byte, 1<<20)), rates: []*Rate{r}}
-		if n, _ := lr.Read(make([]byte, 1<<20)); n != 1<<20 {
-			t.Errorf("an unlimited read returned %d bytes of 1 MiB", n)
+			t.Errorf("100 MiB each way without a limit took %v of virtual time", time.Since(start))
 		}
 	})
 }

@@ -46,7 +46,7 @@ type Conn struct {
 	Incoming bool          // the peer dialed us: Addr's port is not where it listens
 	Adopted  bool          // it waited at the MetadataGate: our extended handshake went first, so no bitfield
 	R        *bufio.Reader // buffered reader positioned after the handshake
-	up       []*Rate       // the upload rates its writer waits for (Limit)
+	down, up []*Rate       // the rates its reader and writer wait for (Limit)
 
 	once    sync.Once
 	release func() // frees the connection slot the dialer holds for this peer
