@@ -152,7 +152,7 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log, err := daemonLogger(c, os.Stderr)
+	log, runsLog, err := daemonLogger(c, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func runDaemon(c *cli.Context) error {
 	defer rpcLn.Close()
 
 	d := newDaemon(f, log, st)
-	sc := pipeline.SessionConfig{ListenAddr: f.peerAddr, PeerID: d.cfg.PeerID, Log: log, Defaults: d.cfg, Events: d.event}
+	sc := pipeline.SessionConfig{ListenAddr: f.peerAddr, PeerID: d.cfg.PeerID, Log: runsLog, Defaults: d.cfg, Events: d.event}
 	sc.DownloadLimit, sc.UploadLimit = sessionLimits(d.settings) // daemon_limits.go
 	// peer-limit-global and the queues (daemon_queue.go)
 	sc.MaxConns, sc.MaxActiveDownloads, sc.MaxActiveSeeds = sessionQueue(d.settings)

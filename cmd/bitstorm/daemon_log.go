@@ -16,7 +16,9 @@ import (
 // message is "torrent EVENT", and it carries event (a torrentEvent), id (the RPC id) and
 // name, then the event's own fields, so that a program reads the event from a field
 // rather than from the wording. The torrents' runs log beside them under the key torrent
-// (the info hash's first 12 hex digits).
+// (the info hash's first 12 hex digits), at warn and above unless the level is debug:
+// their info records (download starting, complete, resuming from record) tell again
+// what a lifecycle record tells.
 
 // torrentEvent is a step of a torrent's lifecycle in the daemon's log.
 type torrentEvent string
@@ -68,13 +70,14 @@ func daemonLogFlags() []cli.Flag {
 	}
 }
 
-// daemonLogger is the daemon's logger on w, as its flags say.
-func daemonLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
+// daemonLogger is the daemon's logger on w, as its flags say, and the one of the
+// torrents' runs (SessionConfig.Log) beside it.
+func daemonLogger(c *cli.Context, w io.Writer) (log, runs *slog.Logger, err error) {
 	level := slog.LevelInfo
 	switch {
 	case c.IsSet("log-level"):
 		if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-			return nil, fmt.Errorf("daemon: --log-level %q: want debug, info, warn or error", c.String("log-level"))
+			return nil, nil, fmt.Errorf("daemon: --log-level %q: want debug, info, warn or error", c.String("log-level"))
 		}
 	case c.Bool("verbose"):
 		level = slog.LevelDebug
@@ -82,12 +85,36 @@ func daemonLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
 		level = slog.LevelWarn
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch f := c.String("log-format"); f {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
 	default:
-		return nil, fmt.Errorf("daemon: --log-format %q: want text or json", f)
+		return nil, nil, fmt.Errorf("daemon: --log-format %q: want text or json", f)
 	}
+	runs = slog.New(h)
+	if level > slog.LevelDebug {
+		runs = slog.New(levelFloor{h, max(level, slog.LevelWarn)})
+	}
+	return slog.New(h), runs, nil
+}
+
+// levelFloor passes its handler the records at min and above only.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(name), h.min}
 }

@@ -130,6 +130,7 @@ type daemonRecord struct {
 	Name       string `json:"name"`
 	Pieces     int    `json:"pieces"`
 	FromRecord bool   `json:"from_record"`
+	Torrent    string `json:"torrent"` // a run's own records: its info hash's first digits
 }
 
 // records decodes the daemon's log so far, one JSON object per line; any other line
@@ -401,6 +402,11 @@ func TestDaemonTransmissionRemote(t *testing.T) {
 	}
 	if got, want := p.lifecycle(t, 2), []string{"added", "completed", "removed"}; !slices.Equal(got, want) {
 		t.Errorf("torrent 2's lifecycle records %q, want %q", got, want)
+	}
+	for _, r := range p.records(t) { // a run's info records would tell the lifecycle twice
+		if r.Torrent != "" && (r.Level == "INFO" || r.Level == "DEBUG") {
+			t.Errorf("a run's record at %s: %+v", r.Level, r)
+		}
 	}
 
 	// What the daemon refuses, transmission-remote reports as an error.
