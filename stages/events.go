@@ -79,8 +79,9 @@ type PeerListFull struct{ Discarded int }
 
 // Resumed: the run starts with Pieces already verified on disk, known from the resume
 // record (FromRecord) or from a recheck of the data (a missing, unusable or outdated
-// record; Config.Recheck), before the download of pieces starts. After a recheck Pieces may be 0:
-// the files held data, none of it verified. A run that finds no data has no Resumed event.
+// record; Config.Recheck), before the download of pieces starts. After a recheck Pieces
+// may be 0: the files held data, none of it verified. A run that finds no data has no
+// Resumed event.
 type Resumed struct {
 	Pieces     int
 	FromRecord bool
