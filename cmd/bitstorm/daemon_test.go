@@ -263,17 +263,19 @@ func (p *daemonProc) row(t *testing.T, ctx context.Context, name string) listRow
 	return listRow{}
 }
 
-// waitRow polls -l until ok accepts the row of name.
+// waitRow polls -l until it has a row of name (a magnet link's row is named by its hash
+// until its metadata arrives) that ok accepts.
 func (p *daemonProc) waitRow(t *testing.T, ctx context.Context, name string, ok func(listRow) bool) listRow {
 	t.Helper()
 	for {
-		r := p.row(t, ctx, name)
-		if ok(r) {
-			return r
+		rows := p.list(t, ctx)
+		i := slices.IndexFunc(rows, func(r listRow) bool { return r.name == name })
+		if i >= 0 && ok(rows[i]) {
+			return rows[i]
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("-l row of %s stayed %+v", name, r)
+			t.Fatalf("-l rows %+v: none named %s that is done waiting for", rows, name)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
