@@ -5,7 +5,9 @@ import "net/netip"
 // Event is something that happened in a torrent's run, typed, for whoever embeds the
 // pipeline and for tests, which assert on events rather than on log wording. Events are
 // delivered by Swarm.Emit to the function given to the pipeline (pipeline.WithEvents),
-// from the goroutine of the stage that saw them: that function must not block.
+// from the goroutine of the stage that saw them, or by the pipeline itself for what a run
+// as a whole knows (Resumed, Completed): that function must not block. A new event is a
+// type here, documented, with a case in the CLI's --json (cmd/bitstorm/json.go).
 type Event interface{ event() }
 
 // PeerConnected: a peer's session started (its handshake is done).
