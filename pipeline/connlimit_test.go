@@ -88,7 +88,7 @@ func newCapSwarm(t *testing.T, maxConns, seeders int) *capSwarm {
 	t.Helper()
 	log := newSessionLog()
 	s, err := pipeline.NewSession(pipeline.SessionConfig{ListenAddr: "127.0.0.1:0", MaxConns: maxConns, Events: log.add,
-		Defaults: pipeline.Config{NoPex: true, Dial: stages.DialConfig{RetryDelay: 50 * time.Millisecond}}})
+		Defaults: pipeline.Config{OutDir: t.TempDir(), NoPex: true, Dial: stages.DialConfig{RetryDelay: 50 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestSessionMaxConnsEveryEnd(t *testing.T) {
 	const maxConns = 3
 	log := newSessionLog()
 	s, err := pipeline.NewSession(pipeline.SessionConfig{ListenAddr: "127.0.0.1:0", MaxConns: maxConns, Events: log.add,
-		Defaults: pipeline.Config{NoPex: true, Dial: stages.DialConfig{RetryDelay: 50 * time.Millisecond}}})
+		Defaults: pipeline.Config{OutDir: t.TempDir(), NoPex: true, Dial: stages.DialConfig{RetryDelay: 50 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSessionMaxConnsEveryEnd(t *testing.T) {
 
 	// A magnet link, from a seeding session.
 	mtor := stagetest.NewTorrent(t, 152, "magnet", 16<<10, 150_000)
-	seeder := newSession(t, pipeline.Config{Seed: true, Recheck: true})
+	seeder := newSession(t, pipeline.Config{OutDir: t.TempDir(), Seed: true, Recheck: true})
 	if _, err := seeder.Add(pipeline.FromMetaInfo(mtor.Meta), false, pipeline.WithStorage(filled(t, mtor))); err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ type queuedTorrent struct {
 
 func newQueueSession(t *testing.T, downloads, seeds int, defaults pipeline.Config) *pipeline.Session {
 	t.Helper()
-	defaults.NoPex = true
+	defaults.NoPex, defaults.OutDir = true, t.TempDir() // records and kept metadata go there
 	s, err := pipeline.NewSession(pipeline.SessionConfig{ListenAddr: "127.0.0.1:0", Defaults: defaults,
 		MaxActiveDownloads: downloads, MaxActiveSeeds: seeds})
 	if err != nil {
@@ -232,7 +232,7 @@ func TestSessionQueueSeeds(t *testing.T) {
 		t.Fatalf("second seed: %v at %d, queued to seed %v; want queued to seed at 0", st, pos, waiting.QueuedToSeed())
 	}
 
-	noSeed := add(123, pipeline.WithConfig(pipeline.Config{Recheck: true, NoPex: true}), pipeline.WithPeerSource(stages.StaticPeers(nil)))
+	noSeed := add(123, pipeline.WithConfig(pipeline.Config{OutDir: t.TempDir(), Recheck: true, NoPex: true}), pipeline.WithPeerSource(stages.StaticPeers(nil)))
 	select {
 	case <-noSeed.Done():
 	case <-time.After(30 * time.Second):
