@@ -15,55 +15,66 @@ import (
 // wait). Every run has its rates, limited or not, so that SetLimits acts on the
 // connections of a running torrent at once; without a limit a wait is an atomic load.
 
-// runRates are a run's rates: its torrent's and its session's.
+// runRates are a run's rates: from its Config, or its Torrent's (kept across its runs,
+// under its session's).
 type runRates struct {
-	down, up         *stages.Rate // the torrent's: from Config, or its Torrent's (kept)
-	sessDown, sessUp *stages.Rate // its Session's; nil outside one
-	kept             *keptRates   // a Torrent's, which outlive its runs
-}
-
-// keptRates are a Torrent's own rates: made by its first run from its Config, then kept
-// across Pause and Resume and changed by SetLimits.
-type keptRates struct {
-	mu       sync.Mutex
 	down, up *stages.Rate
+	t        *Torrent // withTorrentLimits
 }
 
-// withTorrentLimits gives a Torrent's run the torrent's rates and its session's.
-func withTorrentLimits(t *Torrent) Option {
-	return func(p *Pipeline) {
-		p.rates.kept, p.rates.sessDown, p.rates.sessUp = &t.rates, t.s.down, t.s.up
-	}
+// keptRates are a Torrent's own rates, under its session's (stages.Rate.Under): made by
+// its first run from its Config, then kept across Pause and Resume and changed by
+// SetLimits and SetHonorsSessionLimits.
+type keptRates struct {
+	mu            sync.Mutex
+	down, up      *stages.Rate
+	ignoreSession bool // SetHonorsSessionLimits(false)
 }
+
+// withTorrentLimits gives a Torrent's run the torrent's rates.
+func withTorrentLimits(t *Torrent) Option { return func(p *Pipeline) { p.rates.t = t } }
 
 // limits returns the run's rates, made on the first call from the Config (or taken from
 // its Torrent's); a negative limit is an error.
 func (p *Pipeline) limits() (stages.Limits, error) {
 	r := &p.rates
 	if r.down == nil {
-		if err := r.make(p.cfg.DownloadLimit, p.cfg.UploadLimit); err != nil {
+		var err error
+		if r.t != nil {
+			r.down, r.up, err = r.t.keptRates(p.cfg.DownloadLimit, p.cfg.UploadLimit)
+		} else {
+			r.down, r.up, err = newRates(p.cfg.DownloadLimit, p.cfg.UploadLimit)
+		}
+		if err != nil {
 			return stages.Limits{}, err
 		}
 	}
-	return stages.Limits{Down: []*stages.Rate{r.down, r.sessDown}, Up: []*stages.Rate{r.up, r.sessUp}}, nil
+	return stages.Limits{Down: []*stages.Rate{r.down}, Up: []*stages.Rate{r.up}}, nil
 }
 
-func (r *runRates) make(down, up int64) error {
-	if k := r.kept; k != nil {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if k.down != nil {
-			r.down, r.up = k.down, k.up
-			return nil
+// keptRates are t's rates; the first call makes them of down and up.
+func (t *Torrent) keptRates(down, up int64) (*stages.Rate, *stages.Rate, error) {
+	k := &t.rates
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.down == nil {
+		if err := t.makeRates(down, up); err != nil {
+			return nil, nil, err
 		}
 	}
-	var err error
-	if r.down, r.up, err = newRates(down, up); err != nil {
+	return k.down, k.up, nil
+}
+
+// makeRates makes t's rates, under its session's. Called with t.rates.mu held.
+func (t *Torrent) makeRates(down, up int64) error {
+	d, u, err := newRates(down, up)
+	if err != nil {
 		return err
 	}
-	if r.kept != nil {
-		r.kept.down, r.kept.up = r.down, r.up
-	}
+	k := &t.rates
+	k.down, k.up = d.Under(t.s.down), u.Under(t.s.up)
+	k.down.HonorParent(!k.ignoreSession)
+	k.up.HonorParent(!k.ignoreSession)
 	return nil
 }
 
@@ -116,8 +127,7 @@ func (t *Torrent) SetLimits(down, up int64) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.down == nil { // no run built yet (Add builds one, so only a Torrent being added)
-		k.down, k.up, _ = newRates(down, up)
-		return nil
+		return t.makeRates(down, up)
 	}
 	k.down.Set(down)
 	k.up.Set(up)
@@ -133,4 +143,26 @@ func (t *Torrent) Limits() (down, up int64) {
 		return 0, 0
 	}
 	return k.down.Get(), k.up.Get()
+}
+
+// SetHonorsSessionLimits decides whether the torrent's bytes wait for its session's limits
+// too (they do at first), as transmission's torrent-set honorsSessionLimits; it acts on
+// the running connections at once and holds across Pause and Resume.
+func (t *Torrent) SetHonorsSessionLimits(on bool) {
+	k := &t.rates
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.ignoreSession = !on
+	if k.down != nil {
+		k.down.HonorParent(on)
+		k.up.HonorParent(on)
+	}
+}
+
+// HonorsSessionLimits reports whether the torrent's bytes wait for its session's limits.
+func (t *Torrent) HonorsSessionLimits() bool {
+	k := &t.rates
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return !k.ignoreSession
 }

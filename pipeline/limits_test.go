@@ -17,13 +17,13 @@ const limitSlack = 3 * 64 << 10
 
 // TestSetLimitsWhileRunning: limits changed while a torrent downloads hold from the
 // change on, on the connections already open: the torrent's own lowered and raised, kept
-// across Pause and Resume, the session's download limit, and the seeding session's upload
-// limit. Each is measured over a window of seconds as the bytes the leecher's Stats count,
+// across Pause and Resume, the session's download limit, the torrent's alone once it no
+// longer honors the session's, and the seeding session's upload limit. Each is measured over a window of seconds as the bytes the leecher's Stats count,
 // and asserted within a band: at most the limit (5 %) plus the bursts, at least 60 % of
 // it (loopback does far more). Negative limits are refused and change nothing.
 func TestSetLimitsWhileRunning(t *testing.T) {
 	checkGoroutines(t)
-	tor := stagetest.NewTorrent(t, 97, "changing", 64<<10, 24<<20)
+	tor := stagetest.NewTorrent(t, 97, "changing", 64<<10, 32<<20)
 	seeder := newSession(t, pipeline.Config{Seed: true, Recheck: true})
 	sd, err := seeder.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithStorage(filled(t, tor)),
 		pipeline.WithPeerSource(stages.StaticPeers(nil))) // no tracker: it seeds as long as the test runs
@@ -71,6 +71,12 @@ func TestSetLimitsWhileRunning(t *testing.T) {
 	must(t, tr.SetLimits(0, 0))
 	must(t, leecher.SetLimits(mib, 0))
 	checkRate(t, "the session's 1 MiB/s", tr, 3*time.Second, mib)
+
+	must(t, tr.SetLimits(2*mib, 0))
+	if tr.SetHonorsSessionLimits(false); tr.HonorsSessionLimits() {
+		t.Fatal("HonorsSessionLimits() = true after SetHonorsSessionLimits(false)")
+	}
+	checkRate(t, "the torrent's 2 MiB/s, the session's 1 MiB/s not honored", tr, 3*time.Second, 2*mib)
 
 	must(t, leecher.SetLimits(0, 0))
 	must(t, seeder.SetLimits(0, 768<<10))

@@ -19,13 +19,16 @@ const limitBurst = 64 << 10
 
 // A Rate is a limit in bytes per second that may change while connections are held to
 // it (Set): waits under way start again at the new rate. With no limit (0) a wait is one
-// atomic load, so that an unlimited transfer costs nothing.
+// atomic load, so that an unlimited transfer costs nothing. A rate may have a parent
+// (Under) that its bytes wait for too: a torrent's rates have their session's.
 type Rate struct {
 	off     atomic.Bool  // no limit: waits return at once
 	bps     atomic.Int64 // the limit; 0: none
 	lim     *rate.Limiter
 	mu      sync.Mutex
 	changed chan struct{} // closed by Set, then replaced
+	parent  *Rate         // set by Under, before r is used
+	honor   atomic.Bool   // r's bytes wait for parent
 }
 
 // NewRate returns a Rate of bytesPerSec; 0 means no limit. A negative rate is an error.
@@ -57,6 +60,30 @@ func (r *Rate) Set(bytesPerSec int64) error {
 
 // Get is the limit in bytes per second; 0: none.
 func (r *Rate) Get() int64 { return r.bps.Load() }
+
+// Under makes parent a rate that r's bytes wait for too, while r honors it (on at first;
+// HonorParent), as a Transmission torrent's bandwidth honors its session's unless told
+// not to (tr_bandwidthHonorParentLimits). It is called before r is used, and returns r.
+func (r *Rate) Under(parent *Rate) *Rate {
+	r.parent = parent
+	r.honor.Store(parent != nil)
+	return r
+}
+
+// HonorParent decides whether r's bytes wait for its parent, from the next wait on; one
+// under way on the parent ends on its own (at most limitBurst bytes' worth).
+func (r *Rate) HonorParent(on bool) { r.honor.Store(on && r.parent != nil) }
+
+// HonorsParent reports whether r's bytes wait for a parent.
+func (r *Rate) HonorsParent() bool { return r.honor.Load() }
+
+// next is the rate r's bytes wait for after r: its parent while honored, else nil.
+func (r *Rate) next() *Rate {
+	if r.honor.Load() {
+		return r.parent
+	}
+	return nil
+}
 
 // limited reports whether r holds bytes back.
 func (r *Rate) limited() bool { return r != nil && !r.off.Load() }
@@ -90,29 +117,34 @@ func (r *Rate) wait(done <-chan struct{}, n int) {
 	}
 }
 
-// Limits are the rates a torrent's connections are held to: its own and, in a Session,
-// the session's, for what peers send us (Down) and what we send them (Up). A byte waits
-// for every rate of its direction; nil ones are skipped.
+// Limits are the rates a torrent's connections are held to, for what peers send us (Down)
+// and what we send them (Up): its own, whose parents (in a Session, the session's) are
+// waited for too. A byte waits for every rate of its direction; nil ones are skipped.
 type Limits struct {
 	Down, Up []*Rate
 }
 
-// anyLimited reports whether any of rs holds bytes back now.
+// anyLimited reports whether any of rs, or a parent they honor, holds bytes back now.
 func anyLimited(rs []*Rate) bool {
 	for _, r := range rs {
-		if r.limited() {
-			return true
+		for x := r; x != nil; x = x.next() {
+			if x.limited() {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// waitAll takes n bytes from every rate of rs, in steps of at most limitBurst.
+// waitAll takes n bytes from every rate of rs and the parents they honor, in steps of at
+// most limitBurst.
 func waitAll(done <-chan struct{}, rs []*Rate, n int) {
 	for n > 0 {
 		k := min(n, limitBurst)
 		for _, r := range rs {
-			r.wait(done, k)
+			for x := r; x != nil; x = x.next() {
+				x.wait(done, k)
+			}
 		}
 		n -= k
 	}

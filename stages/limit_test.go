@@ -195,6 +195,52 @@ func TestRateSetWakesWaiter(t *testing.T) {
 	})
 }
 
+// TestRateParent: a rate's bytes wait for its parent too, while it honors it: a torrent
+// without a limit of its own under a session's 100 KiB/s moves 1 MiB in about ten
+// seconds, one of 50 KiB/s under it in twenty; not honoring the parent, the unlimited
+// one moves it at once, and honoring it again holds it again.
+func TestRateParent(t *testing.T) {
+	const size, bps = 1 << 20, 100 << 10
+	synctest.Test(t, func(t *testing.T) {
+		session, _ := NewRate(bps)
+		free, _ := NewRate(0)
+		slow, _ := NewRate(bps / 2)
+		free.Under(session)
+		slow.Under(session)
+		took := func(r *Rate) time.Duration {
+			start := time.Now()
+			for range size / (16 << 10) {
+				waitAll(nil, []*Rate{r}, 16<<10)
+			}
+			return time.Since(start)
+		}
+		for _, tc := range []struct {
+			name   string
+			r      *Rate
+			honor  bool
+			lo, hi time.Duration
+		}{
+			{"unlimited under 100 KiB/s", free, true, 9 * time.Second, 11 * time.Second},
+			{"50 KiB/s under 100 KiB/s", slow, true, 19 * time.Second, 21 * time.Second},
+			{"unlimited, the parent not honored", free, false, 0, 0},
+			{"unlimited, the parent honored again", free, true, 9 * time.Second, 11 * time.Second},
+		} {
+			tc.r.HonorParent(tc.honor)
+			if tc.r.HonorsParent() != tc.honor {
+				t.Errorf("%s: HonorsParent = %v", tc.name, !tc.honor)
+			}
+			time.Sleep(time.Minute) // the buckets fill to their burst
+			if d := took(tc.r); d < tc.lo || d > tc.hi {
+				t.Errorf("%s: 1 MiB took %v, want %v to %v", tc.name, d, tc.lo, tc.hi)
+			}
+		}
+		orphan, _ := NewRate(0)
+		if orphan.HonorParent(true); orphan.HonorsParent() {
+			t.Error("a rate without a parent honors one")
+		}
+	})
+}
+
 // TestLimitKeepsTCPConn: the Limit stage gives a real TCP connection its rates without
 // wrapping it: what the writer flushes through is still the *net.TCPConn, so
 // net.Buffers.WriteTo takes its writev path, and the reader reads the buffer it had; a

@@ -250,6 +250,7 @@ func (d *daemon) add(sp addSpec) (*entry, bool, error) {
 		d.mu.Unlock()
 		return nil, false, err
 	}
+	t.SetHonorsSessionLimits(e.settings.HonorsSessionLimits) // its speed limits came with its Config (daemon_limits.go)
 	e.mu.Lock()
 	e.t = t
 	if !e.paused {

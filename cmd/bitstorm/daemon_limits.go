@@ -7,10 +7,11 @@ import (
 // Speed limits: session-set's speed-limit-down and -up (with their -enabled flags, or
 // alt-speed-down and -up while alt-speed-enabled, Transmission's turtle mode) limit the
 // session's torrents together, torrent-set's downloadLimit and uploadLimit (with
-// downloadLimited and uploadLimited) one torrent; a byte waits for both. They act at
-// once on running torrents (Session.SetLimits, Torrent.SetLimits) and come back from the
-// state file at a restart: the session's through SessionConfig, a torrent's through its
-// Config (torrentOptions). The RPC's unit is Transmission's kB/s, 1000 bytes a second
+// downloadLimited and uploadLimited) one torrent; a byte waits for both, unless the
+// torrent's honorsSessionLimits is false. They act at once on running torrents
+// (Session.SetLimits, Torrent.SetLimits, Torrent.SetHonorsSessionLimits) and come back
+// from the state file at a restart: the session's through SessionConfig, a torrent's
+// through its Config (torrentOptions) and add. The RPC's unit is Transmission's kB/s, 1000 bytes a second
 // (session-get's units: speed-bytes 1000), which transmission-remote 3.00 sends as typed
 // (-d 100 is 100 kB/s).
 
@@ -42,10 +43,14 @@ func (d *daemon) applySessionLimits(s transmission.SessionSettings) error {
 	return d.sess.SetLimits(sessionLimits(s))
 }
 
-// applyLimits makes s's limits e's torrent's.
+// applyLimits makes s's limits e's torrent's, and whether it honors the session's.
 func (e *entry) applyLimits(s transmission.TorrentSettings) error {
 	e.mu.Lock()
 	t := e.t
 	e.mu.Unlock()
-	return t.SetLimits(torrentLimits(s))
+	if err := t.SetLimits(torrentLimits(s)); err != nil {
+		return err
+	}
+	t.SetHonorsSessionLimits(s.HonorsSessionLimits)
+	return nil
 }

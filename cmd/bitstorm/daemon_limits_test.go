@@ -13,10 +13,11 @@ import (
 // torrent downloads from an unlimited libtorrent seeder, and the download follows at once:
 // -t 1 -d 2000 (the torrent's, in kB/s of 1000 bytes) holds it at 2 MB/s, then -d 1000
 // (the session's, below it) at 1 MB/s. After a restart on the same state both come back:
-// the session's holds the rate at 1 MB/s, and with it lifted (-D) the torrent's at 2 MB/s.
-// Each rate is the bytes torrent-get's downloadedEver counts over 8 s, within 5 % plus two
-// limiter bursts. Lifting the torrent's too (-t 1 -D), the next 2 s bring at least three
-// times what 1 MB/s would; the download then completes intact.
+// the session's holds the rate at 1 MB/s, and once the torrent does not honor it
+// (--no-honor-session) the torrent's at 2 MB/s. Each rate is the bytes torrent-get's
+// downloadedEver counts over 8 s, within 5 % plus two limiter bursts. With the torrent
+// honoring the session again and both limits lifted (-t 1 -D, -D), the next 2 s bring at
+// least three times what 1 MB/s would; the download then completes intact.
 func TestDaemonSpeedLimits(t *testing.T) {
 	swarmtest.Require(t, swarmtest.TransmissionRemote)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -45,10 +46,12 @@ func TestDaemonSpeedLimits(t *testing.T) {
 	}
 	awaitDownload(t, ctx, rpc)
 	checkDaemonRate(t, ctx, rpc, "the session's 1000, restored", 1_000_000)
-	p.mustRemote(t, ctx, "-D")
-	checkDaemonRate(t, ctx, rpc, "the torrent's 2000, restored, the session's lifted", 2_000_000)
+	p.mustRemote(t, ctx, "-t", "1", "--no-honor-session")
+	checkDaemonRate(t, ctx, rpc, "the torrent's 2000, restored, the session's not honored", 2_000_000)
 
+	p.mustRemote(t, ctx, "-t", "1", "--honor-session")
 	p.mustRemote(t, ctx, "-t", "1", "-D")
+	p.mustRemote(t, ctx, "-D")
 	start, from := time.Now(), downloadedEver(t, rpc)
 	if left := size - from; left < 6_000_000 {
 		t.Fatalf("only %d bytes left for the unlimited window: the torrent is too small for the windows", left)
@@ -57,7 +60,7 @@ func TestDaemonSpeedLimits(t *testing.T) {
 	got := downloadedEver(t, rpc) - from
 	t.Logf("limits lifted: %d bytes in %v", got, time.Since(start).Round(time.Millisecond))
 	if got < 3*1_000_000*2 {
-		t.Errorf("with -D and -t 1 -D, %d bytes in 2 s: want at least 6 MB, three times what the 1000 kB/s limit allowed", got)
+		t.Errorf("with -t 1 -D and -D, %d bytes in 2 s: want at least 6 MB, three times what the session's 1000 kB/s allowed", got)
 	}
 	p.waitRow(t, ctx, "limits.bin", complete100)
 	if err := swarmtest.ComparePayload(s.dir, dl, s.files); err != nil {
