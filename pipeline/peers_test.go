@@ -2,8 +2,11 @@ package pipeline_test
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/reugn/go-streams"
 
 	"github.com/bitstorm/bitstorm/pipeline"
 	"github.com/bitstorm/bitstorm/stages"
@@ -23,7 +26,7 @@ func TestPeers(t *testing.T) {
 	seeder.Split = 2 // it has the even pieces only: the download cannot end, and the session stays
 	seeder.Gate = gate
 	verified := make(chan int, n)
-	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(addrs(seeder)),
+	p, err := pipeline.New(tor.Meta, pipeline.WithPeerSource(originPeers{seeder.Addr(), stages.FromPEX}),
 		pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)),
 		pipeline.WithEvents(func(e stages.Event) {
 			if v, ok := e.(stages.PieceVerified); ok {
@@ -59,6 +62,9 @@ func TestPeers(t *testing.T) {
 	}
 	ps := waitPeers("interested and choked", func(ps stages.PeerSnapshot) bool { return ps.Interested && ps.Choked })
 	half := (n + 1) / 2
+	if ps.From != stages.FromPEX {
+		t.Errorf("the seeder's origin %v, want FromPEX: the source's", ps.From)
+	}
 	if ps.Addr != seeder.Addr() || ps.Client != "FK 0.0.0.1" || ps.Incoming || ps.Encrypted ||
 		ps.Have != half || ps.Progress != float64(half)/float64(n) || !ps.PeerChoked || ps.PeerInterested ||
 		ps.Downloaded != 0 || ps.Uploaded != 0 || ps.DownRate != 0 || ps.Since.IsZero() {
@@ -127,7 +133,13 @@ func TestPeersUpload(t *testing.T) {
 		t.Errorf("the seeder's view of the leecher: %+v; want incoming from 127.0.0.1, client %q, interested and unchoked, whole blocks sent at a rate, nothing received, not complete",
 			ps, stages.ClientName)
 	}
+	if ps.From != stages.FromIncoming {
+		t.Errorf("the leecher's origin at the seeder %v, want FromIncoming", ps.From)
+	}
 	lp := leecher.Peers()
+	if len(lp) == 1 && lp[0].From != stages.FromSource {
+		t.Errorf("the seeder's origin at the leecher %v, want FromSource (StaticPeers names no source)", lp[0].From)
+	}
 	if len(lp) != 1 || lp[0].Addr != seeder.addr || lp[0].Incoming || lp[0].Client != stages.ClientName || lp[0].Progress != 1 ||
 		!lp[0].Interested {
 		t.Errorf("the leecher's view of the seeder: %+v; want %v dialed, client %q, every piece, interested", lp, seeder.addr, stages.ClientName)
@@ -136,4 +148,21 @@ func TestPeersUpload(t *testing.T) {
 	store.release()
 	<-done
 	<-seeder.done
+}
+
+// originPeers is a PeerSource of one address that says where it found it, as the
+// tracker, DHT and PEX sources do.
+type originPeers struct {
+	addr netip.AddrPort
+	from stages.PeerOrigin
+}
+
+func (o originPeers) Open(ctx context.Context, _ *stages.Swarm) streams.Source {
+	out := make(chan any, 1)
+	out <- &stages.PeerAddr{Addr: o.addr, From: o.from}
+	go func() {
+		<-ctx.Done()
+		close(out)
+	}()
+	return stages.NewSource(out)
 }

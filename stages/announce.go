@@ -115,7 +115,7 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 		}
 		for _, a := range resp.Peers {
 			select {
-			case out <- &PeerAddr{Addr: a}:
+			case out <- &PeerAddr{Addr: a, From: FromTracker}:
 			case <-ctx.Done():
 			}
 		}

@@ -77,7 +77,7 @@ func (d *DHT) run(ctx context.Context, sw *Swarm, out chan<- any) {
 			}
 			seen[a] = true
 			select {
-			case out <- &PeerAddr{Addr: a}:
+			case out <- &PeerAddr{Addr: a, From: FromDHT}:
 			case <-ctx.Done():
 			}
 		})

@@ -115,6 +115,15 @@ func (d *dialer) run(in <-chan any) {
 	d.wg.Wait()
 }
 
+// add puts a source's address in the peer list, with the origin the source gave it.
+func (d *dialer) add(a *PeerAddr) {
+	from := a.From
+	if from == 0 {
+		from = FromSource
+	}
+	d.pl.Add(a.Addr, from)
+}
+
 // take adds e to the peer list, and what else in holds right now, up to a bound: a
 // tracker's reply comes in a burst, and the best peers are chosen once it is all in. It
 // returns false once in is closed. The addresses the full list dropped are reported
@@ -126,14 +135,14 @@ func (d *dialer) take(e any, in <-chan any) (open bool) {
 			d.sw.Emit(PeerListFull{Discarded: n})
 		}
 	}()
-	d.pl.Add(e.(*PeerAddr).Addr, FromSource)
+	d.add(e.(*PeerAddr))
 	for range 1024 {
 		select {
 		case e, ok := <-in:
 			if !ok {
 				return false
 			}
-			d.pl.Add(e.(*PeerAddr).Addr, FromSource)
+			d.add(e.(*PeerAddr))
 		default:
 			return true
 		}

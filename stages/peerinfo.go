@@ -16,9 +16,10 @@ import (
 type PeerSnapshot struct {
 	Addr      netip.AddrPort
 	PeerID    [20]byte
-	Client    string // the name it gave in its BEP 10 handshake ("v"), else what its peer id tells (BEP 20); "" when neither does
-	Incoming  bool   // it connected to us
-	Encrypted bool   // the stream is RC4 (MSE); an MSE handshake that settled on plaintext is not
+	Client    string     // the name it gave in its BEP 10 handshake ("v"), else what its peer id tells (BEP 20); "" when neither does
+	Incoming  bool       // it connected to us
+	From      PeerOrigin // how the peer list heard of it: every origin it has (FromTracker|FromPEX...); FromIncoming alone for a peer only known by connecting
+	Encrypted bool       // the stream is RC4 (MSE); an MSE handshake that settled on plaintext is not
 
 	Interested     bool // we are interested in the peer
 	Choked         bool // the peer chokes us
@@ -87,6 +88,14 @@ func (s *session) snapshot(now time.Time) PeerSnapshot {
 		ps.Progress = float64(ps.Have) / float64(n)
 	}
 	ps.DownRate, ps.UpRate = s.meter.rates(now, recv, sent)
+	if s.env.Peers != nil {
+		if info, ok := s.env.Peers.Peer(s.c.Addr); ok {
+			ps.From = info.From
+		}
+	}
+	if ps.Incoming { // its entry may be under its listen port by now (BEP 10 "p")
+		ps.From |= FromIncoming
+	}
 	return ps
 }
 

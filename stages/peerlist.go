@@ -12,15 +12,21 @@ import (
 )
 
 // PeerOrigin says how the peer list heard of an address; an entry keeps every origin.
-// A new kind of source (the DHT, PEX) adds its own flag.
+// A new kind of source adds its own flag, and sets it in the PeerAddr it emits.
 type PeerOrigin uint8
 
 const (
-	// FromSource is an address a PeerSource emitted (a tracker, the --peer list), which
-	// came in on Dial's input.
+	// FromSource is an address a PeerSource emitted without naming itself (the --peer
+	// list, a magnet link's x.pe), which came in on Dial's input.
 	FromSource PeerOrigin = 1 << iota
 	// FromIncoming is a peer that connected to us.
 	FromIncoming
+	// FromTracker is an address a tracker gave (Tracker).
+	FromTracker
+	// FromDHT is an address the DHT gave (DHT, BEP 5).
+	FromDHT
+	// FromPEX is an address a peer told us of (PEX, BEP 11).
+	FromPEX
 )
 
 // PeerListConfig holds the peer list's tunables; the zero value of each means its default.

@@ -40,7 +40,7 @@ func (x *PEX) Open(ctx context.Context, _ *Swarm) streams.Source {
 				return
 			case a := <-x.found:
 				select {
-				case out <- &PeerAddr{Addr: a}:
+				case out <- &PeerAddr{Addr: a, From: FromPEX}:
 				case <-ctx.Done():
 					return
 				}

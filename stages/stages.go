@@ -35,6 +35,7 @@ import (
 // PeerAddr is the address of a peer to dial.
 type PeerAddr struct {
 	Addr netip.AddrPort
+	From PeerOrigin // the source that found it; zero: FromSource
 }
 
 // Conn is a connection to a peer whose handshake is done: the info hash matched.

@@ -30,11 +30,27 @@ func rpcPeers(ps []stages.PeerSnapshot) []transmission.Peer {
 			Address: p.Addr.Addr().Unmap().String(), Port: int(p.Addr.Port()), ClientName: p.Client,
 			ClientIsChoked: p.Choked, ClientIsInterested: p.Interested,
 			PeerIsChoked: p.PeerChoked, PeerIsInterested: p.PeerInterested,
-			IsEncrypted: p.Encrypted, IsIncoming: p.Incoming, Progress: p.Progress,
+			IsEncrypted: p.Encrypted, IsIncoming: p.Incoming, From: rpcFrom(p), Progress: p.Progress,
 			RateToClient: int64(p.DownRate), RateToPeer: int64(p.UpRate),
 		}
 	}
 	return out
+}
+
+// rpcFrom is the one origin transmission gives a peer: incoming for a peer that connected
+// to us, else the first source that named it, in the order tracker, DHT, PEX.
+func rpcFrom(p stages.PeerSnapshot) transmission.From {
+	switch {
+	case p.Incoming:
+		return transmission.FromIncoming
+	case p.From&stages.FromTracker != 0:
+		return transmission.FromTracker
+	case p.From&stages.FromDHT != 0:
+		return transmission.FromDHT
+	case p.From&stages.FromPEX != 0:
+		return transmission.FromPEX
+	}
+	return transmission.FromOther
 }
 
 // peerCounts are torrent-get's counts of ps: connected, sending to us, getting from us.

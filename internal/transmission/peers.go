@@ -5,6 +5,19 @@ import (
 	"strconv"
 )
 
+// From is where a peer came from, as transmission's tr_peer_from tells it.
+type From int8
+
+// Where peers come from; FromOther is a source transmission has no name for (a peer
+// given on the command line or in a magnet link), counted nowhere.
+const (
+	FromOther From = iota
+	FromIncoming
+	FromTracker
+	FromDHT
+	FromPEX
+)
+
 // Peer is one connected peer of a torrent, as torrent-get's "peers" reports it
 // (transmission's tr_peer_stat). "Client" is us: ClientIsChoked is true when the peer
 // chokes us, PeerIsChoked when we choke the peer.
@@ -18,6 +31,7 @@ type Peer struct {
 	PeerIsInterested   bool
 	IsEncrypted        bool
 	IsIncoming         bool
+	From               From    // where we heard of it first, as transmission counts it (peersFrom, flags H and X)
 	Progress           float64 // the share of the pieces the peer has, 0 to 1
 	RateToClient       int64   // bytes/s of piece data from the peer
 	RateToPeer         int64   // bytes/s of piece data to the peer
@@ -34,8 +48,8 @@ func (p Peer) IsUploadingTo() bool { return p.PeerIsInterested && !p.PeerIsChoke
 // FlagStr is the peer's flags as transmission writes them (libtransmission/peer-mgr.c,
 // shown by transmission-remote -pi): D downloading from it, d we want to but it chokes
 // us, U uploading to it, u it wants to but we choke it, K it unchokes us and we are not
-// interested, ? we unchoke it and it is not interested, E encrypted, I incoming. (O, the
-// optimistic unchoke, H and X, peers from the DHT and PEX, and T, uTP, are not told.)
+// interested, ? we unchoke it and it is not interested, E encrypted, X from PEX, H from
+// the DHT, I incoming. (O, the optimistic unchoke, and T, uTP, are not told.)
 func (p Peer) FlagStr() string {
 	var b []byte
 	switch {
@@ -58,6 +72,12 @@ func (p Peer) FlagStr() string {
 	}
 	if p.IsEncrypted {
 		b = append(b, 'E')
+	}
+	switch p.From {
+	case FromPEX:
+		b = append(b, 'X')
+	case FromDHT:
+		b = append(b, 'H')
 	}
 	if p.IsIncoming {
 		b = append(b, 'I')
@@ -82,19 +102,16 @@ func peers(t *Torrent) any {
 	return out
 }
 
-// peersFrom counts the connected peers by where they came from. Only the peers that
-// connected to us are told apart: the others came from a tracker, the DHT or PEX, which
-// the peer list does not keep apart, and are not counted.
+// peersFrom counts the connected peers by where they came from (Peer.From); a peer from
+// a source transmission has no name for is not counted.
 func peersFrom(t *Torrent) any {
-	in := 0
+	var n [FromPEX + 1]int
 	for _, p := range t.Peers {
-		if p.IsIncoming {
-			in++
-		}
+		n[p.From]++
 	}
-	if in == 0 {
+	if n[FromIncoming]+n[FromTracker]+n[FromDHT]+n[FromPEX] == 0 {
 		return peersFromNone
 	}
-	return json.RawMessage(`{"fromCache":0,"fromDht":0,"fromIncoming":` + strconv.Itoa(in) +
-		`,"fromLpd":0,"fromLtep":0,"fromPex":0,"fromTracker":0}`)
+	return json.RawMessage(`{"fromCache":0,"fromDht":` + strconv.Itoa(n[FromDHT]) + `,"fromIncoming":` + strconv.Itoa(n[FromIncoming]) +
+		`,"fromLpd":0,"fromLtep":0,"fromPex":` + strconv.Itoa(n[FromPEX]) + `,"fromTracker":` + strconv.Itoa(n[FromTracker]) + `}`)
 }
