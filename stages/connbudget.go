@@ -15,19 +15,21 @@ var ErrSessionFull = fmt.Errorf("session's connections: %w", errFull)
 // together, as Transmission's peer-limit-global caps every torrent's peers at once while
 // each torrent keeps its own limit too. Every connection a PeerList registers (see
 // UseBudget) holds one slot of it until the connection closes, whatever closes it. When a
-// slot comes back to a spent budget, every PeerList drawing from it is woken, so that
-// their dialers try again. The zero value and nil hold no limit. Safe for concurrent use.
+// slot comes back to a spent budget, the PeerLists that found it spent are woken, so that
+// their dialers try again; the others, which wanted no slot, sleep on (a session of a
+// thousand idle torrents wakes only those that wait). Nil holds no limit. Safe for
+// concurrent use.
 type ConnBudget struct {
-	mu    sync.Mutex
-	max   int // 0: no limit
-	used  int
-	peak  int
-	lists map[*PeerList]struct{}
+	mu      sync.Mutex
+	max     int // 0: no limit
+	used    int
+	peak    int
+	waiting map[*PeerList]struct{} // found it spent since the last slot came back
 }
 
 // NewConnBudget returns a budget of n connections (0: no limit).
 func NewConnBudget(n int) *ConnBudget {
-	return &ConnBudget{max: max(n, 0), lists: make(map[*PeerList]struct{})}
+	return &ConnBudget{max: max(n, 0), waiting: make(map[*PeerList]struct{})}
 }
 
 // SetMax changes the budget to n connections (0: no limit). Connections over a lowered
@@ -82,14 +84,30 @@ func (b *ConnBudget) Spent() bool {
 	return b.max > 0 && b.used >= b.max
 }
 
-// take takes a slot, if one is free.
-func (b *ConnBudget) take() bool {
+// spentFor reports whether every slot is taken, and if so has pl woken when one comes
+// back.
+func (b *ConnBudget) spentFor(pl *PeerList) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.max > 0 && b.used >= b.max {
+		b.waiting[pl] = struct{}{}
+		return true
+	}
+	return false
+}
+
+// take takes a slot for pl, if one is free; if not, pl is woken when one comes back.
+func (b *ConnBudget) take(pl *PeerList) bool {
 	if b == nil {
 		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.max > 0 && b.used >= b.max {
+		b.waiting[pl] = struct{}{}
 		return false
 	}
 	b.used++
@@ -97,7 +115,7 @@ func (b *ConnBudget) take() bool {
 	return true
 }
 
-// give returns n slots; the lists drawing from a budget that was spent are woken.
+// give returns n slots; the lists waiting for one are woken.
 func (b *ConnBudget) give(n int) {
 	if b == nil || n == 0 {
 		return
@@ -111,21 +129,13 @@ func (b *ConnBudget) give(n int) {
 	}
 }
 
-// wakeLocked signals every list drawing from the budget. Called with b.mu held; a
-// signal never blocks.
+// wakeLocked signals the lists waiting for a slot, and forgets them: one that finds the
+// budget spent again waits again. Called with b.mu held; a signal never blocks.
 func (b *ConnBudget) wakeLocked() {
-	for pl := range b.lists {
+	for pl := range b.waiting {
 		pl.signal()
 	}
-}
-
-func (b *ConnBudget) join(pl *PeerList) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	b.lists[pl] = struct{}{}
-	b.mu.Unlock()
+	clear(b.waiting)
 }
 
 func (b *ConnBudget) leave(pl *PeerList) {
@@ -133,7 +143,7 @@ func (b *ConnBudget) leave(pl *PeerList) {
 		return
 	}
 	b.mu.Lock()
-	delete(b.lists, pl)
+	delete(b.waiting, pl)
 	b.mu.Unlock()
 }
 
@@ -144,7 +154,6 @@ func (pl *PeerList) UseBudget(b *ConnBudget) {
 	pl.mu.Lock()
 	pl.budget = b
 	pl.mu.Unlock()
-	b.join(pl)
 }
 
 // LeaveBudget ends the list's use of its budget, once its run has ended: the slots of
@@ -170,7 +179,7 @@ func (pl *PeerList) slot() error {
 	if pl.maxConns > 0 && len(pl.live) >= pl.maxConns {
 		return errFull
 	}
-	if !pl.budget.take() {
+	if !pl.budget.take(pl) {
 		return ErrSessionFull
 	}
 	return nil

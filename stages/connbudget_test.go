@@ -19,14 +19,17 @@ func woken(pl *PeerList) bool {
 // TestConnBudgetShared: two lists drawing from one budget of 2 hold at most 2 connections
 // together. A third is refused with ErrSessionFull (a no-slot error: the peer is tried
 // again later, no failure counted) while the list's own limit is far; the list reports
-// Full, so its dialer starts nothing. A close gives the slot back and wakes the other list,
-// whose peer then connects; SetMax grows and shrinks the budget at run time.
+// Full, so its dialer starts nothing. A close gives the slot back and wakes the list that
+// waited for one (not a list that wanted none), whose peer then connects; SetMax grows
+// and shrinks the budget at run time.
 func TestConnBudgetShared(t *testing.T) {
 	b := NewConnBudget(2)
 	a, _ := newTestList(t, PeerListConfig{}, "self")
 	c, clk := newTestList(t, PeerListConfig{}, "self")
+	idle, _ := newTestList(t, PeerListConfig{}, "self") // draws from b, never asks for a slot
 	a.UseBudget(b)
 	c.UseBudget(b)
+	idle.UseBudget(b)
 	a.LimitConns(50)
 	c.LimitConns(50)
 	a.Add(ap("10.0.0.1:6881"), FromSource)
@@ -60,7 +63,10 @@ func TestConnBudgetShared(t *testing.T) {
 
 	a1.Close()
 	if !woken(c) {
-		t.Error("a slot came back to a spent budget: the other list was not woken")
+		t.Error("a slot came back to a spent budget: the list waiting for one was not woken")
+	}
+	if woken(idle) {
+		t.Error("a list that wanted no slot was woken")
 	}
 	if c.Full() {
 		t.Error("Full() with a slot free")
@@ -71,9 +77,13 @@ func TestConnBudgetShared(t *testing.T) {
 		t.Errorf("InUse() = %d, want 2", got)
 	}
 
+	woken(a)
+	if !a.Full() || !c.Full() { // both find it spent: they wait
+		t.Fatal("Full() = false with the budget spent")
+	}
 	b.SetMax(3)
 	if !woken(a) || !woken(c) {
-		t.Error("a budget that grew did not wake its lists")
+		t.Error("a budget that grew did not wake the lists waiting")
 	}
 	more, _ := pipeConn(t, "10.0.0.10:50000", "more")
 	if err := a.Connected(more, false); err != nil {

@@ -163,7 +163,7 @@ func (pl *PeerList) Conns() int {
 func (pl *PeerList) Full() bool {
 	pl.mu.Lock()
 	defer pl.mu.Unlock()
-	return pl.maxConns > 0 && len(pl.live) >= pl.maxConns || pl.budget.Spent()
+	return pl.maxConns > 0 && len(pl.live) >= pl.maxConns || pl.budget.spentFor(pl)
 }
 
 // Len returns the number of addresses known.
