@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"slices"
 	"sync"
 
@@ -36,6 +37,10 @@ type queue struct {
 	active  map[*Torrent]queueKind
 	waiting []queued          // oldest first
 	now     map[*Torrent]bool // ResumeNow: admitted whatever the limits
+	// starting are torrents given a slot whose start has not been tried yet; turns are
+	// closed once a waiting or starting torrent's turn is over (Wait).
+	starting map[*Torrent]bool
+	turns    map[*Torrent]chan struct{}
 }
 
 type queued struct {
@@ -45,7 +50,7 @@ type queued struct {
 
 func newQueue(downloads, seeds int, closed func() bool) *queue {
 	return &queue{limits: [2]int{max(downloads, 0), max(seeds, 0)}, active: make(map[*Torrent]queueKind),
-		now: make(map[*Torrent]bool), closed: closed}
+		now: make(map[*Torrent]bool), starting: make(map[*Torrent]bool), turns: make(map[*Torrent]chan struct{}), closed: closed}
 }
 
 // room reports whether a torrent of kind may start now. Called with q.mu held.
@@ -104,9 +109,12 @@ func (q *queue) leave(t *Torrent) {
 	if i := q.queuedAt(t); i >= 0 {
 		q.waiting = slices.Delete(q.waiting, i, i+1)
 	}
+	if !q.starting[t] {
+		q.turnOver(t)
+	}
 	next := q.next()
 	q.mu.Unlock()
-	start(next)
+	q.start(next)
 }
 
 // done gives back t's slot, and starts the next torrents. Called without t.mu.
@@ -115,7 +123,7 @@ func (q *queue) done(t *Torrent) {
 	delete(q.active, t)
 	next := q.next()
 	q.mu.Unlock()
-	start(next)
+	q.start(next)
 }
 
 // ended is the end of t's run, which left it in state st: a seed that found no seed slot
@@ -128,7 +136,7 @@ func (q *queue) ended(t *Torrent, st State) {
 	}
 	next := q.next()
 	q.mu.Unlock()
-	start(next)
+	q.start(next)
 }
 
 // completed is t's download completing (its run's Completed event): a seed moves to the
@@ -168,7 +176,7 @@ func (q *queue) completed(t *Torrent) {
 			cancel()
 		}
 	}
-	start(next)
+	q.start(next)
 }
 
 // next takes the queued torrents that may start now out of waiting, in order, and gives
@@ -183,16 +191,56 @@ func (q *queue) next() []*Torrent {
 			return false
 		}
 		q.active[w.t] = w.kind
+		q.starting[w.t] = true
 		out = append(out, w.t)
 		return true
 	})
 	return out
 }
 
-// start runs torrents the queue gave a slot.
-func start(ts []*Torrent) {
+// start runs torrents the queue gave a slot (next marked them starting); their turns are
+// then over.
+func (q *queue) start(ts []*Torrent) {
 	for _, t := range ts {
-		t.resume(true)
+		q.startOne(t)
+	}
+}
+
+// startOne runs t, which the queue gave a slot, and ends its turn.
+func (q *queue) startOne(t *Torrent) error {
+	err := t.resume(true)
+	q.mu.Lock()
+	delete(q.starting, t)
+	if q.queuedAt(t) < 0 {
+		q.turnOver(t)
+	}
+	q.mu.Unlock()
+	return err
+}
+
+// turn is closed once t's turn in the queue is over: it started, or left the queue. It
+// is closed already when t neither waits nor is being started. Called without q.mu.
+func (q *queue) turn(t *Torrent) <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.queuedAt(t) < 0 && !q.starting[t] {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	c := q.turns[t]
+	if c == nil {
+		c = make(chan struct{})
+		q.turns[t] = c
+	}
+	return c
+}
+
+// turnOver closes t's turn. Called with q.mu held.
+func (q *queue) turnOver(t *Torrent) {
+	if c := q.turns[t]; c != nil {
+		close(c)
+		delete(q.turns, t)
 	}
 }
 
@@ -203,7 +251,7 @@ func (q *queue) setLimits(downloads, seeds int) {
 	q.limits = [2]int{max(downloads, 0), max(seeds, 0)}
 	next := q.next()
 	q.mu.Unlock()
-	start(next)
+	q.start(next)
 }
 
 // position is t's place in the queue from 0, and whether it waits as a seed; -1 when it
@@ -256,8 +304,9 @@ func (t *Torrent) ResumeNow() error {
 	if i := q.queuedAt(t); i >= 0 {
 		q.active[t] = q.waiting[i].kind
 		q.waiting = slices.Delete(q.waiting, i, i+1)
+		q.starting[t] = true
 		q.mu.Unlock()
-		return t.resume(true)
+		return q.startOne(t)
 	}
 	q.now[t] = true
 	q.mu.Unlock()
@@ -267,6 +316,31 @@ func (t *Torrent) ResumeNow() error {
 		q.mu.Unlock()
 	}()
 	return t.Resume()
+}
+
+// Wait waits until the torrent has stopped running, and returns its state then:
+// Finished, Failed, Paused (by Pause or the session's Close) or Removed; a Queued torrent
+// is waited for through its turn and its run. It returns early, with the state at that
+// moment, when ctx ends.
+func (t *Torrent) Wait(ctx context.Context) State {
+	for {
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			return t.State()
+		}
+		switch st := t.State(); st {
+		case Running, Checking: // a run, or a check, began since: wait for it
+		case Queued:
+			select {
+			case <-t.s.queue.turn(t):
+			case <-ctx.Done():
+				return Queued
+			}
+		default:
+			return st
+		}
+	}
 }
 
 // SetQueueLimits changes how many torrents may download, and seed, at once (0: no limit).

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -104,11 +105,26 @@ func TestSessionQueueDownloads(t *testing.T) {
 	if got := pipeline.Queued.String(); got != "queued" {
 		t.Errorf("Queued.String() = %q", got)
 	}
+	waited := make(chan pipeline.State, 1) // Wait on the last one: through its turn and its run
+	go func() { waited <- c.tr.Wait(context.Background()) }()
 	a.finish(t)
 	wantQueue(t, "first finished", b, c)
 	b.finish(t)
 	wantQueue(t, "second finished", c)
+	select {
+	case st := <-waited:
+		t.Fatalf("Wait returned %v while the torrent was queued, then running", st)
+	default:
+	}
 	c.finish(t)
+	select {
+	case st := <-waited:
+		if st != pipeline.Finished {
+			t.Errorf("Wait = %v, want finished", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wait did not return once the torrent finished")
+	}
 }
 
 // TestSessionQueuePauseRemove: pausing the running download starts the next queued one,
@@ -126,7 +142,17 @@ func TestSessionQueuePauseRemove(t *testing.T) {
 	}
 	wantQueue(t, "running one paused", b, c, d)
 
+	waited := make(chan pipeline.State, 1)
+	go func() { waited <- c.tr.Wait(context.Background()) }()
 	c.tr.Pause() // a queued one: it leaves the queue
+	select {
+	case st := <-waited:
+		if st != pipeline.Paused {
+			t.Errorf("Wait on a queued torrent paused = %v, want paused", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wait did not return once the queued torrent was paused")
+	}
 	if st, pos := c.tr.State(), c.tr.QueuePosition(); st != pipeline.Paused || pos != -1 {
 		t.Fatalf("paused queued torrent: %v at %d, want paused, not queued", st, pos)
 	}

@@ -31,6 +31,7 @@ func downloadCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Usage: "accept peers on this IP address only (e.g. 127.0.0.1 or ::1); default every interface"},
 			&cli.IntFlag{Name: "max-peers", Value: 50, Usage: "concurrent peer connections"},
 			&cli.IntFlag{Name: "max-conns", Value: 200, Usage: "peer connections of all the torrents together (as Transmission's peer-limit-global); each keeps to --max-peers too"},
+			&cli.IntFlag{Name: "max-active-downloads", Usage: "download at most `N` torrents at once; the others wait their turn, in order (0: no limit)"},
 			&cli.IntFlag{Name: "upload-slots", Value: 4, Usage: "peers uploaded to at once, the optimistic unchoke included (BEP 3 choking)"},
 			&cli.StringSliceFlag{Name: "peer", Usage: "dial this peer (host:port) instead of asking the trackers; repeatable"},
 			&cli.BoolFlag{Name: "no-webseeds", Usage: "do not download from the torrent's web seeds (BEP 19 url-list), used by default beside the peers"},
@@ -99,6 +100,9 @@ func setup(c *cli.Context, cfg pipeline.Config) (*settings, error) {
 	}
 	if c.Int("max-conns") < 1 {
 		return nil, fmt.Errorf("%s: --max-conns %d: must be at least 1", name, c.Int("max-conns"))
+	}
+	if c.Int("max-active-downloads") < 0 {
+		return nil, fmt.Errorf("%s: --max-active-downloads %d: must not be negative", name, c.Int("max-active-downloads"))
 	}
 	cfg.MaxPeers = min(cfg.MaxPeers, c.Int("max-conns")) // one torrent alone: the process's cap is its own
 	if c.Int("upload-slots") < 1 {

@@ -78,7 +78,8 @@ func runSession(c *cli.Context, cfg pipeline.Config) error {
 	for _, a := range args {
 		public = public || a.m == nil || !a.m.Info.Private
 	}
-	sc := pipeline.SessionConfig{ListenAddr: cfg.ListenAddr, Log: s.log, Defaults: cfg, MaxConns: c.Int("max-conns")}
+	sc := pipeline.SessionConfig{ListenAddr: cfg.ListenAddr, Log: s.log, Defaults: cfg, MaxConns: c.Int("max-conns"),
+		MaxActiveDownloads: c.Int("max-active-downloads")}
 	if sc.ListenAddr == "" {
 		sc.ListenAddr = fmt.Sprintf(":%d", cfg.Port)
 	}
@@ -145,7 +146,7 @@ func runSession(c *cli.Context, cfg pipeline.Config) error {
 	ended := make(chan int, len(torrents))
 	for i, t := range torrents {
 		go func() {
-			<-t.Done()
+			t.Wait(context.Background()) // a queued one through its turn and its run; Close ends every one
 			ended <- i
 		}()
 	}
