@@ -1,6 +1,8 @@
 package pipeline_test
 
 import (
+	"bytes"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -130,5 +132,31 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWebSeedDownloadLimit: a torrent's download limit holds for its web seeds (BEP 19)
+// as for its peers: 3 MiB from a web seed alone under 1 MiB/s take at least the limit's
+// time (less the burst, within 5 %). Only that lower bound on time is asserted, so a slow
+// machine passes too; the download is intact.
+func TestWebSeedDownloadLimit(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 98, "web-limited.bin", 64<<10, 3<<20)
+	srv := webServer(t, http.FileServer(http.Dir(webDir(t, tor, false))))
+	const limit = 1 << 20
+	start := time.Now()
+	store, _, err := webRun(t, tor, pipeline.WithPeerSource(stages.StaticPeers(nil)), pipeline.WithWebSeeds(srv.URL+"/"),
+		fastWebSeeds, withConfig(pipeline.Config{NoListen: true, DownloadLimit: limit}))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("Run() = %v, want nil", err)
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+	minTook := time.Duration(float64(len(tor.Data)-64<<10) / (limit * 1.05) * float64(time.Second))
+	t.Logf("3 MiB from a web seed under 1 MiB/s: %v (at least %v)", took.Round(time.Millisecond), minTook.Round(time.Millisecond))
+	if took < minTook {
+		t.Errorf("took %v, faster than the download limit allows (%v)", took, minTook)
 	}
 }

@@ -54,6 +54,8 @@ func (p *Pipeline) webSeedSource(ctx context.Context, env *stages.Env, blocks *b
 	}
 	cfg := p.web.cfg
 	cfg.URLs, cfg.Blocks = urls, blocks
+	lim, _ := p.limits() // made, and checked, by New
+	cfg.Down = lim.Down  // the torrent's and its session's download limits hold for web seeds too
 	src := stages.WebSeeds(ctx, env, cfg)
 	p.web.src.Store(src)
 	return src

@@ -33,6 +33,7 @@ type WebSeedConfig struct {
 	MaxBackoff   time.Duration // the longest pause (default 2m)
 	MaxFailures  int           // requests failed in a row that drop the web seed (default 5)
 	Tick         time.Duration // how often an idle web seed asks for work unprompted (default 1s)
+	Down         []*Rate       // the download limits each block waits for once read, as a peer's (Limit); nil: none
 }
 
 func (c *WebSeedConfig) defaults() {
@@ -288,6 +289,7 @@ func (w *webSeed) fetch(ctx context.Context, reqs []BlockReq) (err error) {
 		for _, r := range rest[:k] {
 			buf := w.cfg.Blocks.Get()[:r.Length]
 			if _, err = io.ReadFull(body, buf); err == nil {
+				waitAll(ctx.Done(), w.cfg.Down, r.Length) // TCP holds the server back meanwhile
 				err = w.deliver(ctx, r, buf)
 			} else {
 				w.cfg.Blocks.Put(buf)
