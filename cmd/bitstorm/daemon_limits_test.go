@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/swarmtest"
 	"github.com/bitstorm/bitstorm/internal/transmission"
 )
@@ -67,6 +69,111 @@ func TestDaemonSpeedLimits(t *testing.T) {
 		t.Error(err)
 	}
 	p.stop(t, ctx)
+}
+
+// TestDaemonUploadLimits: the daemon seeds a torrent whose data is in its download
+// directory to a libtorrent leecher, and transmission-remote's upload limits hold what it
+// sends: -u 2000 (the session's) at 2 MB/s, then -t 1 -u 1000 (the torrent's, below it)
+// at 1 MB/s, each the bytes torrent-get's uploadedEver counts over 10 s, within 5 % plus
+// two upload batches (the count moves a batch of up to 256 KiB at a time). With -t 1 -U
+// and -U the next 2 s bring at least three times what 2 MB/s would (or the rest); the
+// leecher then has the payload intact.
+func TestDaemonUploadLimits(t *testing.T) {
+	swarmtest.Require(t, swarmtest.TransmissionRemote, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	const size = 48 << 20 // ≈ 35 MB go in the two windows, the rest after the limits
+	dir := t.TempDir()
+	files := []swarmtest.FileSpec{{Path: "up.bin", Size: size}}
+	tr, err := swarmtest.StartTracker(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	if err := swarmtest.WritePayload(dir, 134, files); err != nil {
+		t.Fatal(err)
+	}
+	torrent := filepath.Join(dir, "up.bin.torrent")
+	if err := swarmtest.MakeTorrent(ctx, filepath.Join(dir, "up.bin"), torrent, tr.AnnounceURL, 16); err != nil {
+		t.Fatal(err)
+	}
+	m, err := metainfo.Load(torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Allow(ctx, m.HexHash()); err != nil {
+		t.Fatal(err)
+	}
+	p := startDaemonProc(t, ctx, buildBinary(t), "--download-dir", dir, "--state-dir", t.TempDir())
+	rpc := &rpcClient{addr: p.rpc}
+	p.mustRemote(t, ctx, "-u", "2000")
+	p.mustRemote(t, ctx, "-a", torrent)
+	p.waitRow(t, ctx, "up.bin", complete100) // the data was there: a seed after its recheck
+	if err := tr.WaitSeeders(ctx, m.HexHash(), 1); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "lt")
+	leeched := make(chan error, 1)
+	go func() {
+		_, err := swarmtest.RunLibtorrentLeecher(ctx, torrent, out)
+		leeched <- err
+	}()
+	for uploadedEver(t, rpc) < 1_000_000 {
+		sleepCtx(t, ctx, 100*time.Millisecond)
+	}
+	checkDaemonUpload(t, ctx, rpc, "the session's -u 2000", 2_000_000)
+	p.mustRemote(t, ctx, "-t", "1", "-u", "1000")
+	checkDaemonUpload(t, ctx, rpc, "the torrent's -u 1000, under the session's 2000", 1_000_000)
+
+	p.mustRemote(t, ctx, "-t", "1", "-U")
+	p.mustRemote(t, ctx, "-U")
+	start, from := time.Now(), uploadedEver(t, rpc)
+	select {
+	case err := <-leeched: // all of it in under 2 s
+		leeched <- err
+	case <-time.After(2 * time.Second):
+	}
+	got, took := uploadedEver(t, rpc)-from, time.Since(start)
+	t.Logf("limits lifted: %d bytes in %v", got, took.Round(time.Millisecond))
+	if left := size - from; got < min(left, 3*2_000_000*2) {
+		t.Errorf("with -t 1 -U and -U, %d bytes in %v: want at least 12 MB, three times what the 2000 kB/s allowed (or the %d left)", got, took, left)
+	}
+	if err := <-leeched; err != nil {
+		t.Fatalf("libtorrent leecher: %v", err)
+	}
+	if err := swarmtest.ComparePayload(dir, out, files); err != nil {
+		t.Error(err)
+	}
+	p.stop(t, ctx)
+}
+
+// checkDaemonUpload measures torrent 1's upload over 10 s, a second after a change, and
+// checks it is limit within 5 %, plus two upload batches (256 KiB each).
+func checkDaemonUpload(t *testing.T, ctx context.Context, rpc *rpcClient, what string, limit float64) {
+	t.Helper()
+	sleepCtx(t, ctx, time.Second)
+	const window = 10 * time.Second
+	start, from := time.Now(), uploadedEver(t, rpc)
+	sleepCtx(t, ctx, window)
+	got := uploadedEver(t, rpc) - from
+	took := time.Since(start)
+	rate := float64(got) / took.Seconds()
+	slack := 2 * 256 << 10 / took.Seconds()
+	t.Logf("%s: %d bytes in %v, %.0f bytes/s", what, got, took.Round(time.Millisecond), rate)
+	if lo, hi := limit*0.95-slack, limit*1.05+slack; rate < lo || rate > hi {
+		t.Errorf("%s: %.0f bytes/s, want %.0f to %.0f", what, rate, lo, hi)
+	}
+}
+
+// uploadedEver is torrent 1's uploadedEver.
+func uploadedEver(t *testing.T, rpc *rpcClient) int64 {
+	t.Helper()
+	ts := rpc.torrentGet(t, "id", "uploadedEver")
+	if len(ts) != 1 {
+		t.Fatalf("torrent-get lists %d torrents, want 1", len(ts))
+	}
+	return int64(ts[0]["uploadedEver"].(float64))
 }
 
 // awaitDownload waits until torrent 1 has downloaded a first MB in this daemon run.
