@@ -362,6 +362,23 @@ func (t *Torrent) QueuePosition() int {
 	return i
 }
 
+// SetQueuePosition moves the torrent to pos in its session's queue (0: the next to
+// start; past the end: the last), as Transmission's queue-move requests do; it reports
+// false, and moves nothing, when the torrent is not queued.
+func (t *Torrent) SetQueuePosition(pos int) bool {
+	q := t.s.queue
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := q.queuedAt(t)
+	if i < 0 {
+		return false
+	}
+	w := q.waiting[i]
+	q.waiting = slices.Delete(q.waiting, i, i+1)
+	q.waiting = slices.Insert(q.waiting, min(max(pos, 0), len(q.waiting)), w)
+	return true
+}
+
 // QueuedToSeed reports whether the torrent is Queued as a seed, complete and waiting for a
 // seed slot, rather than to download.
 func (t *Torrent) QueuedToSeed() bool {

@@ -187,6 +187,32 @@ func TestSessionQueuePauseRemove(t *testing.T) {
 	a.finish(t)
 }
 
+// TestSessionQueueMove: SetQueuePosition moves a queued torrent within the queue (past the
+// end is the last place), and the queue starts the torrents in their new order; it moves
+// nothing that is not queued.
+func TestSessionQueueMove(t *testing.T) {
+	checkGoroutines(t)
+	s := newQueueSession(t, 1, 0, pipeline.Config{})
+	a, b, c, d := addGated(t, s, 161), addGated(t, s, 162), addGated(t, s, 163), addGated(t, s, 164)
+	wantQueue(t, "added", a, b, c, d)
+	if !d.tr.SetQueuePosition(0) {
+		t.Fatal("SetQueuePosition of a queued torrent = false")
+	}
+	wantQueue(t, "last moved first", a, d, b, c)
+	if !d.tr.SetQueuePosition(99) || !c.tr.SetQueuePosition(-1) {
+		t.Fatal("SetQueuePosition out of range = false")
+	}
+	wantQueue(t, "moved past both ends", a, c, b, d)
+	if a.tr.SetQueuePosition(0) {
+		t.Error("SetQueuePosition of a running torrent = true")
+	}
+	a.finish(t)
+	wantQueue(t, "first finished", c, b, d)
+	c.finish(t)
+	b.finish(t)
+	d.finish(t)
+}
+
 // TestSessionQueueResumeNow: ResumeNow starts a queued torrent, and a paused one, at once
 // over the limit, as torrent-start-now does; the others stay queued until enough slots
 // are back.

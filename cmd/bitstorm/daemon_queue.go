@@ -80,3 +80,17 @@ func numberQueue(ts []*transmission.Torrent) {
 		}
 	}
 }
+
+// SetQueuePosition moves a queued torrent in the queue (queue-move-top, -up, -down,
+// -bottom); one that is not queued stays where it is.
+func (d *daemon) SetQueuePosition(id, pos int) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	t := e.t
+	e.mu.Unlock()
+	t.SetQueuePosition(pos)
+	return nil
+}

@@ -34,7 +34,8 @@ func newGatedTorrent(t *testing.T, seed uint64, name string) *gatedTorrent {
 // request: transmission-remote 3.00 has no queue options), of three torrents added with
 // transmission-remote the second and third are listed Queued (status 3, queuePosition 0
 // and 1) while the first downloads; -S and -s take the second out of the queue and put it
-// back at the end; torrent-start-now starts the third at once; the second starts once
+// back at the end, and queue-move-top to the front again; torrent-start-now starts the
+// third at once; the second starts once
 // both others have finished, and all complete. The queue settings and -pr's
 // peer-limit-global survive a restart, and a size of 0 for an enabled queue is refused.
 func TestDaemonQueue(t *testing.T) {
@@ -82,6 +83,10 @@ func TestDaemonQueue(t *testing.T) {
 	queue("second stopped", map[string][2]float64{"queue-third": {3, 0}})
 	p.mustRemote(t, ctx, "-t", "2", "-s")
 	queue("second started again", map[string][2]float64{"queue-third": {3, 0}, "queue-second": {3, 1}})
+	if res, _ := rpc.call(t, "queue-move-top", map[string]any{"ids": []int{2}}); res != "success" {
+		t.Fatalf("queue-move-top: %s", res)
+	}
+	queue("second moved to the top", map[string][2]float64{"queue-second": {3, 0}, "queue-third": {3, 1}})
 
 	if res, _ := rpc.call(t, "torrent-start-now", map[string]any{"ids": []int{3}}); res != "success" {
 		t.Fatalf("torrent-start-now: %s", res)

@@ -13,6 +13,8 @@ type Backend interface {
 	Start(id int) error
 	// StartNow starts the torrent at once, past the queue's limits (torrent-start-now).
 	StartNow(id int) error
+	// SetQueuePosition moves a queued torrent to pos in the queue (0: the next to start).
+	SetQueuePosition(id, pos int) error
 	Stop(id int) error
 	// Verify rechecks the torrent's data against its piece hashes.
 	Verify(id int) error

@@ -78,6 +78,13 @@ func (f *fakeBackend) StartNow(id int) error { return f.act("start-now", id) }
 func (f *fakeBackend) Stop(id int) error     { return f.act("stop", id) }
 func (f *fakeBackend) Verify(id int) error   { return f.act("verify", id) }
 
+func (f *fakeBackend) SetQueuePosition(id, pos int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.call("queue-position %d %d", id, pos)
+	return nil
+}
+
 func (f *fakeBackend) act(what string, id int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -29,6 +29,10 @@ var methods = map[string]handler{
 	"torrent-verify":    eachTorrent("torrent-verify", Backend.Verify),
 	"torrent-remove":    torrentRemove,
 	"free-space":        freeSpace,
+	"queue-move-top":    moveInQueue("queue-move-top", -1, toTop), // queue.go
+	"queue-move-up":     moveInQueue("queue-move-up", 1, toUp),
+	"queue-move-down":   moveInQueue("queue-move-down", -1, toDown),
+	"queue-move-bottom": moveInQueue("queue-move-bottom", 1, toBottom),
 }
 
 // decode reads args into v, saying which method's arguments were wrong.
