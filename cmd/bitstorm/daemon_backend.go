@@ -90,6 +90,7 @@ type entry struct {
 	rateDown, rateUp   float64
 	secsDown, secsSeed int64
 	peers              []transmission.Peer // its run's at the last tick (daemon_peers.go)
+	queued             *int                // its place in the queue at the last save (daemon_queue.go)
 }
 
 func newDaemon(f *daemonFlags, log *slog.Logger, st *daemonState) *daemon {
@@ -165,7 +166,7 @@ func (d *daemon) restore(st *daemonState) {
 	d.mu.Lock()
 	d.restoring = true
 	d.mu.Unlock()
-	for _, rec := range st.Torrents {
+	for _, rec := range restoreOrder(st.Torrents) { // daemon_queue.go
 		sp := addSpec{rec: rec}
 		var err error
 		if rec.TorrentFile != "" {

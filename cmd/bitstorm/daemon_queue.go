@@ -1,6 +1,9 @@
 package main
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/bitstorm/bitstorm/internal/transmission"
 	"github.com/bitstorm/bitstorm/pipeline"
 )
@@ -93,4 +96,39 @@ func (d *daemon) SetQueuePosition(id, pos int) error {
 	e.mu.Unlock()
 	t.SetQueuePosition(pos)
 	return nil
+}
+
+// queueRecord is e's place in the queue for the state file, nil when it is not queued.
+// The session's Close takes every torrent out of the queue (it pauses them) before the
+// daemon's last save: one paused that way, not by the user, keeps the place the save
+// before found. Called with e.mu.
+func (e *entry) queueRecord() *int {
+	if e.t == nil {
+		return nil
+	}
+	if pos := e.t.QueuePosition(); pos >= 0 {
+		e.queued = &pos
+	} else if e.paused || e.t.State() != pipeline.Paused {
+		e.queued = nil
+	}
+	return e.queued
+}
+
+// restoreOrder is the order torrents are added back in after a restart, so that the
+// queue comes back as it was: those that were not queued first, by id (the ones that ran
+// take the slots again), then the queued ones in their order in the queue.
+func restoreOrder(recs []torrentRecord) []torrentRecord {
+	out := slices.Clone(recs)
+	slices.SortStableFunc(out, func(a, b torrentRecord) int {
+		switch {
+		case a.Queue == nil && b.Queue == nil:
+			return cmp.Compare(a.ID, b.ID)
+		case a.Queue == nil:
+			return -1
+		case b.Queue == nil:
+			return 1
+		}
+		return cmp.Compare(*a.Queue, *b.Queue)
+	})
+	return out
 }

@@ -34,8 +34,8 @@ func newGatedTorrent(t *testing.T, seed uint64, name string) *gatedTorrent {
 // request: transmission-remote 3.00 has no queue options), of three torrents added with
 // transmission-remote the second and third are listed Queued (status 3, queuePosition 0
 // and 1) while the first downloads; -S and -s take the second out of the queue and put it
-// back at the end, and queue-move-top to the front again; torrent-start-now starts the
-// third at once; the second starts once
+// back at the end, where a restart keeps it, and queue-move-top to the front again;
+// torrent-start-now starts the third at once; the second starts once
 // both others have finished, and all complete. The queue settings and -pr's
 // peer-limit-global survive a restart, and a size of 0 for an enabled queue is refused.
 func TestDaemonQueue(t *testing.T) {
@@ -83,6 +83,15 @@ func TestDaemonQueue(t *testing.T) {
 	queue("second stopped", map[string][2]float64{"queue-third": {3, 0}})
 	p.mustRemote(t, ctx, "-t", "2", "-s")
 	queue("second started again", map[string][2]float64{"queue-third": {3, 0}, "queue-second": {3, 1}})
+	// A restart brings the queue back as it was: the first one runs, the others wait in
+	// their order (not by id).
+	p.stop(t, ctx)
+	p = startDaemonProc(t, ctx, bin, "--download-dir", dl, "--state-dir", state)
+	rpc = &rpcClient{addr: p.rpc}
+	queue("restarted", map[string][2]float64{"queue-third": {3, 0}, "queue-second": {3, 1}})
+	if r := p.row(t, ctx, "queue-first"); r.status == "Queued" || r.status == "Stopped" {
+		t.Fatalf("-l lists the first torrent after a restart %+v, want it running", r)
+	}
 	if res, _ := rpc.call(t, "queue-move-top", map[string]any{"ids": []int{2}}); res != "success" {
 		t.Fatalf("queue-move-top: %s", res)
 	}

@@ -49,6 +49,7 @@ type torrentRecord struct {
 	Wanted      []bool                       `json:"wanted,omitempty"`
 	Priorities  []transmission.Priority      `json:"priorities,omitempty"`
 	Settings    transmission.TorrentSettings `json:"settings"`
+	Queue       *int                         `json:"queue-position,omitempty"` // its place in the queue, when queued (daemon_queue.go)
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "daemon.json") }
@@ -159,5 +160,6 @@ func (e *entry) record() torrentRecord {
 	if !e.done.IsZero() {
 		r.Done = e.done.Unix()
 	}
+	r.Queue = e.queueRecord() // daemon_queue.go
 	return r
 }
