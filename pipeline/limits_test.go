@@ -92,6 +92,19 @@ func TestSetLimitsWhileRunning(t *testing.T) {
 	if tr.State() != pipeline.Running || sd.State() != pipeline.Running {
 		t.Fatalf("leecher %v (%v), seeder %v (%v) at the end; want both running through the windows", tr.State(), tr.Err(), sd.State(), sd.Err())
 	}
+
+	// At 1000 bytes/s a block waits 16 s: Pause ends the waits with the run, at once.
+	must(t, tr.SetLimits(1000, 0))
+	time.Sleep(time.Second) // the burst is spent, a read waits
+	paused := make(chan struct{})
+	start := time.Now()
+	go func() { tr.Pause(); close(paused) }()
+	select {
+	case <-paused:
+		t.Logf("paused in %v under 1000 bytes/s", time.Since(start).Round(time.Millisecond))
+	case <-time.After(8 * time.Second):
+		t.Fatal("Pause still waiting after 8 s: the run's reads wait out their 16 s")
+	}
 }
 
 // awaitBytes waits until tr's current run has received a block.
