@@ -152,7 +152,7 @@ func TestDaemonUploadLimits(t *testing.T) {
 // checks it is limit within 5 %, plus two upload batches (256 KiB each).
 func checkDaemonUpload(t *testing.T, ctx context.Context, rpc *rpcClient, what string, limit float64) {
 	t.Helper()
-	sleepCtx(t, ctx, time.Second)
+	awaitFlow(t, ctx, func() int64 { return uploadedEver(t, rpc) }, int64(limit/4))
 	const window = 10 * time.Second
 	start, from := time.Now(), uploadedEver(t, rpc)
 	sleepCtx(t, ctx, window)
@@ -190,7 +190,7 @@ func awaitDownload(t *testing.T, ctx context.Context, rpc *rpcClient) {
 // 64 KiB the count may be off at each end of the window.
 func checkDaemonRate(t *testing.T, ctx context.Context, rpc *rpcClient, what string, limit float64) {
 	t.Helper()
-	sleepCtx(t, ctx, time.Second)
+	awaitFlow(t, ctx, func() int64 { return downloadedEver(t, rpc) }, int64(limit/4))
 	const window = 8 * time.Second
 	start, from := time.Now(), downloadedEver(t, rpc)
 	sleepCtx(t, ctx, window)
@@ -244,5 +244,19 @@ func TestSpeedLimitSettings(t *testing.T) {
 	ts := transmission.TorrentSettings{DownloadLimit: 300, DownloadLimited: true, UploadLimit: 70}
 	if down, up := torrentLimits(ts); down != 300_000 || up != 0 {
 		t.Errorf("torrentLimits(%+v) = %d, %d; want 300000, 0", ts, down, up)
+	}
+}
+
+// awaitFlow waits until count has grown by n bytes, and then until it grows by n more:
+// the bytes flow under the new limit (a connection after a restart is up, a batch sent
+// under the old limit is counted) before a window is measured, whatever the machine's
+// speed.
+func awaitFlow(t *testing.T, ctx context.Context, count func() int64, n int64) {
+	t.Helper()
+	for range 2 {
+		from := count()
+		for count()-from < n {
+			sleepCtx(t, ctx, 50*time.Millisecond)
+		}
 	}
 }
