@@ -339,7 +339,7 @@ func torrentRemove(s *Server, args json.RawMessage) (any, error) {
 
 // unsupportedTorrentSet are torrent-set arguments refused with an error rather than
 // ignored, since the client would believe them done.
-var unsupportedTorrentSet = []string{"location", "trackerAdd", "trackerRemove", "trackerReplace", "queuePosition"}
+var unsupportedTorrentSet = []string{"location", "trackerAdd", "trackerRemove", "trackerReplace"}
 
 // torrentSet changes the settings present in args of each selected torrent, and its
 // files' selection and priorities (spec 3.2). An empty file list means every file.
@@ -366,6 +366,9 @@ func torrentSet(s *Server, args json.RawMessage) (any, error) {
 	}
 	ts, err := s.selected("torrent-set", present["ids"])
 	if err != nil {
+		return nil, err
+	}
+	if err := s.setQueuePosition(ts, present["queuePosition"]); err != nil { // queue.go
 		return nil, err
 	}
 	var errs []string

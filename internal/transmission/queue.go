@@ -57,3 +57,24 @@ func moveInQueue(method string, order int, to func(pos, n int) int) handler {
 		return nil, nil
 	}
 }
+
+// setQueuePosition is torrent-set's queuePosition, when raw holds one: each selected
+// queued torrent goes to that place in the queue, in turn.
+func (s *Server) setQueuePosition(ts []*Torrent, raw json.RawMessage) error {
+	if raw == nil {
+		return nil
+	}
+	var pos int
+	if err := json.Unmarshal(raw, &pos); err != nil || pos < 0 {
+		return fmt.Errorf("torrent-set: queuePosition %s: want a place in the queue, from 0", raw)
+	}
+	for _, t := range ts {
+		if !queued(t) {
+			continue
+		}
+		if err := s.b.SetQueuePosition(t.ID, pos); err != nil {
+			return fmt.Errorf("torrent-set: torrent %d (%s): queuePosition: %w", t.ID, t.Name, err)
+		}
+	}
+	return nil
+}
