@@ -108,6 +108,8 @@ func TestEvents(t *testing.T) {
 			}
 		case stages.Completed:
 			completed++
+		case stages.Failed:
+			t.Errorf("a Failed event (%v) from a run that completed", e.Err)
 		case stages.PeerConnected:
 			connected[e.Addr]++
 		case stages.PeerDropped:

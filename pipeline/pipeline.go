@@ -335,6 +335,14 @@ func (p *Pipeline) Stats() stages.Stats {
 // Verified pieces stay on disk whatever the outcome. For a magnet link it fetches the
 // metadata first (NewMagnet).
 func (p *Pipeline) Run(ctx context.Context) error {
+	err := p.runOnce(ctx)
+	if err != nil && ctx.Err() == nil && p.events != nil {
+		p.events(stages.Failed{Err: err})
+	}
+	return err
+}
+
+func (p *Pipeline) runOnce(ctx context.Context) error {
 	defer p.readers.runEnded()
 	if p.meta == nil {
 		return p.runMagnet(ctx)

@@ -334,16 +334,27 @@ func TestTrackerLifecycle(t *testing.T) {
 	}
 }
 
-// TestNoPeers: a run whose only peer is dead fails with ErrNoPeers.
+// TestNoPeers: a run whose only peer is dead fails with ErrNoPeers, and says so in one
+// Failed event.
 func TestNoPeers(t *testing.T) {
 	checkGoroutines(t)
 	tor := stagetest.NewTorrent(t, 9, "nopeers", 32<<10, 64<<10)
 	dead := netip.MustParseAddrPort("127.0.0.1:1")
-	err, _ := run(t, tor, 30*time.Second, pipeline.WithPeerSource(stages.StaticPeers{dead}),
+	err, rec := run(t, tor, 30*time.Second, pipeline.WithPeerSource(stages.StaticPeers{dead}),
 		pipeline.WithStorage(stagetest.NewMemStorage(tor.Meta.Info.Length)),
 		withConfig(pipeline.Config{NoPeersTimeout: 1500 * time.Millisecond}))
 	if !errors.Is(err, pipeline.ErrNoPeers) {
 		t.Fatalf("Run() = %v, want ErrNoPeers", err)
+	}
+	wantFailed(t, rec, err)
+}
+
+// wantFailed fails unless rec holds one Failed event, with err.
+func wantFailed(t *testing.T, rec *runLog, err error) {
+	t.Helper()
+	failed := eventsOf(&rec.eventLog, func(stages.Failed) bool { return true })
+	if len(failed) != 1 || failed[0].Err != err {
+		t.Errorf("Failed events %v, want one with Run's error %v", failed, err)
 	}
 }
 
@@ -352,9 +363,10 @@ func TestDiskErrorIsFatal(t *testing.T) {
 	checkGoroutines(t)
 	tor := stagetest.NewTorrent(t, 10, "diskerr", 32<<10, 256<<10)
 	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
-	err, _ := run(t, tor, 30*time.Second, pipeline.WithPeerSource(addrs(honest)),
+	err, rec := run(t, tor, 30*time.Second, pipeline.WithPeerSource(addrs(honest)),
 		pipeline.WithStorage(stagetest.NewMemStorage(1000))) // too small: every write fails
 	if err == nil || !strings.Contains(err.Error(), "disk error") {
 		t.Fatalf("Run() = %v, want a disk error", err)
 	}
+	wantFailed(t, rec, err)
 }

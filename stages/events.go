@@ -98,6 +98,11 @@ type MetadataReceived struct {
 // Completed: every piece is verified.
 type Completed struct{}
 
+// Failed: the run ends with Err, the error its Run returns (the disk full, every tracker
+// unreachable, no peer found, a bad selection...). A run that completes, or that its
+// context stops (Pause, Ctrl-C), has no Failed event.
+type Failed struct{ Err error }
+
 // WebSeedFailed: a request to a web seed failed; the web seed backs off, or is dropped
 // after WebSeedConfig.MaxFailures in a row.
 type WebSeedFailed struct {
@@ -114,6 +119,7 @@ type WebSeedDropped struct {
 }
 
 func (PeerConnected) event()    {}
+func (Failed) event()           {}
 func (PeerDropped) event()      {}
 func (PeerSnubbed) event()      {}
 func (DialFailed) event()       {}

@@ -150,6 +150,8 @@ func eventJSON(e stages.Event) (string, []kv) {
 		return "metadata_received", []kv{{"peer", e.Peer}, {"size", e.Size}}
 	case stages.Completed:
 		return "completed", nil
+	case stages.Failed:
+		return "failed", []kv{{"error", errText(e.Err)}}
 	case stages.WebSeedFailed:
 		return "web_seed_failed", []kv{{"url", e.URL}, {"error", errText(e.Err)}}
 	case stages.WebSeedDropped:
