@@ -148,20 +148,26 @@ func TestDaemonUploadLimits(t *testing.T) {
 	p.stop(t, ctx)
 }
 
-// checkDaemonUpload measures torrent 1's upload over 10 s, a second after a change, and
-// checks it is limit within 5 %, plus two upload batches (256 KiB each).
+// checkDaemonUpload measures torrent 1's upload over 10 s once it flows under the change,
+// and checks it is limit within 5 %, plus two upload batches (256 KiB each).
 func checkDaemonUpload(t *testing.T, ctx context.Context, rpc *rpcClient, what string, limit float64) {
 	t.Helper()
-	awaitFlow(t, ctx, func() int64 { return uploadedEver(t, rpc) }, int64(limit/4))
-	const window = 10 * time.Second
-	start, from := time.Now(), uploadedEver(t, rpc)
+	checkWindow(t, ctx, func() int64 { return uploadedEver(t, rpc) }, what, limit, 10*time.Second, 2*256<<10)
+}
+
+// checkWindow waits until count flows under the change (awaitFlow), then measures its
+// rate over window and checks it is limit within 5 %, plus slack bytes (what the count
+// may be off at the two ends of the window).
+func checkWindow(t *testing.T, ctx context.Context, count func() int64, what string, limit float64, window time.Duration, slack float64) {
+	t.Helper()
+	awaitFlow(t, ctx, count, int64(limit/4))
+	start, from := time.Now(), count()
 	sleepCtx(t, ctx, window)
-	got := uploadedEver(t, rpc) - from
+	got := count() - from
 	took := time.Since(start)
 	rate := float64(got) / took.Seconds()
-	slack := 2 * 256 << 10 / took.Seconds()
 	t.Logf("%s: %d bytes in %v, %.0f bytes/s", what, got, took.Round(time.Millisecond), rate)
-	if lo, hi := limit*0.95-slack, limit*1.05+slack; rate < lo || rate > hi {
+	if lo, hi := limit*0.95-slack/took.Seconds(), limit*1.05+slack/took.Seconds(); rate < lo || rate > hi {
 		t.Errorf("%s: %.0f bytes/s, want %.0f to %.0f", what, rate, lo, hi)
 	}
 }
@@ -185,23 +191,12 @@ func awaitDownload(t *testing.T, ctx context.Context, rpc *rpcClient) {
 	}
 }
 
-// checkDaemonRate measures torrent 1's rate over 8 s, a second after a change (what the
-// limiter's burst lets through at once), and checks it is limit within 5 %, plus the two
-// 64 KiB the count may be off at each end of the window.
+// checkDaemonRate measures torrent 1's download over 8 s once it flows under the change,
+// and checks it is limit within 5 %, plus the two 64 KiB the count may be off at each end
+// of the window (what the limiter's burst lets through at once).
 func checkDaemonRate(t *testing.T, ctx context.Context, rpc *rpcClient, what string, limit float64) {
 	t.Helper()
-	awaitFlow(t, ctx, func() int64 { return downloadedEver(t, rpc) }, int64(limit/4))
-	const window = 8 * time.Second
-	start, from := time.Now(), downloadedEver(t, rpc)
-	sleepCtx(t, ctx, window)
-	got := downloadedEver(t, rpc) - from
-	took := time.Since(start)
-	rate := float64(got) / took.Seconds()
-	slack := 2 * 64 << 10 / took.Seconds()
-	t.Logf("%s: %d bytes in %v, %.0f bytes/s", what, got, took.Round(time.Millisecond), rate)
-	if lo, hi := limit*0.95-slack, limit*1.05+slack; rate < lo || rate > hi {
-		t.Errorf("%s: %.0f bytes/s, want %.0f to %.0f", what, rate, lo, hi)
-	}
+	checkWindow(t, ctx, func() int64 { return downloadedEver(t, rpc) }, what, limit, 8*time.Second, 2*64<<10)
 }
 
 // downloadedEver is torrent 1's downloadedEver.
