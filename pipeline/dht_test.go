@@ -245,3 +245,42 @@ func TestDHTDeadTrackers(t *testing.T) {
 		t.Fatal("downloaded bytes differ from the payload")
 	}
 }
+
+// TestDHTTorrentNodes: a trackerless torrent whose "nodes" (BEP 5) name a DHT node that
+// knows the seeder downloads through a DHT node with no bootstrap router and no saved
+// node: the torrent's node is where its traversal starts.
+func TestDHTTorrentNodes(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 52, "dht-nodes", 32<<10, 300_001)
+	honest := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	start := func(bootstrap ...string) *dhtnode.Node {
+		n, err := dhtnode.Start(dhtnode.Config{Addr: "127.0.0.1:0", Bootstrap: append([]string{}, bootstrap...),
+			AllowPrivate: true, QueryTimeout: 5 * time.Second, NoMaintain: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	router := start()
+	announcer := start(router.Addr().String())
+	// The seeder's port, announced from 127.0.0.1: the router now lists the fake peer.
+	if _, err := announcer.Announce(ctx, tor.Meta.InfoHash, honest.Addr().Port(), func(netip.AddrPort) {}); err != nil {
+		t.Fatal(err)
+	}
+	leecher := start() // no router, no state file
+	tor.Meta.Nodes = []string{router.Addr().String()}
+	store := stagetest.NewMemStorage(tor.Meta.Info.Length)
+	p, err := pipeline.New(tor.Meta, withConfig(pipeline.Config{}), pipeline.WithDHT(leecher), pipeline.WithStorage(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run() = %v, want nil", err)
+	}
+	if !bytes.Equal(store.Bytes(), tor.Data) {
+		t.Fatal("downloaded bytes differ from the payload")
+	}
+}

@@ -3,7 +3,10 @@ package stages
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/bitstorm/bitstorm/internal/dhtnode"
@@ -37,6 +40,10 @@ type DHT struct {
 	Interval time.Duration // between traversals (default 15m)
 	Retry    time.Duration // first wait after a cold or failed traversal (default 15s)
 	Timeout  time.Duration // bound on one traversal and its announces (default 2m)
+	// Nodes are the DHT nodes a trackerless torrent names (BEP 5 "nodes", "host:port"):
+	// each is resolved and offered to the node (Swarm.DHT's AddNode, which pings it and
+	// keeps it if it answers), beside the first traversal.
+	Nodes []string
 }
 
 var _ PeerSource = (*DHT)(nil)
@@ -44,8 +51,59 @@ var _ PeerSource = (*DHT)(nil)
 // Open starts the traversals.
 func (d *DHT) Open(ctx context.Context, sw *Swarm) streams.Source {
 	out := make(chan any, 64)
+	if len(d.Nodes) > 0 && sw.DHT != nil {
+		// Addresses before the first traversal, which can then start from them; names
+		// as they resolve.
+		if names := addNodes(sw.DHT, d.Nodes); len(names) > 0 {
+			go resolveNodes(ctx, sw.DHT, names, sw.Log)
+		}
+	}
 	go d.run(ctx, sw, out)
 	return NewSource(out)
+}
+
+// nodeLookupTimeout bounds the name lookup of a torrent's DHT nodes.
+const nodeLookupTimeout = 10 * time.Second
+
+// addNodes offers to node those of a torrent's DHT nodes that are addresses, and returns
+// the others, names to resolve. A node that does not parse is skipped.
+func addNodes(node DHTContact, nodes []string) (names []string) {
+	for _, n := range nodes {
+		host, port, ok := splitNode(n)
+		if !ok {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			node.AddNode(netip.AddrPortFrom(ip, port))
+		} else {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+func splitNode(n string) (host string, port uint16, ok bool) {
+	host, portStr, err := net.SplitHostPort(n)
+	p, perr := strconv.ParseUint(portStr, 10, 16)
+	return host, uint16(p), err == nil && perr == nil && p != 0
+}
+
+// resolveNodes offers to node each address of the DHT nodes named by names; a name that
+// does not resolve is skipped.
+func resolveNodes(ctx context.Context, node DHTContact, names []string, log *slog.Logger) {
+	for _, n := range names {
+		host, port, _ := splitNode(n)
+		lctx, cancel := context.WithTimeout(ctx, nodeLookupTimeout)
+		ips, err := net.DefaultResolver.LookupNetIP(lctx, "ip", host)
+		cancel()
+		if err != nil {
+			log.Debug("dht: torrent's node not resolved", "stage", "dht", "node", n, "err", err)
+			continue
+		}
+		for _, ip := range ips {
+			node.AddNode(netip.AddrPortFrom(ip.Unmap(), port))
+		}
+	}
 }
 
 func (d *DHT) run(ctx context.Context, sw *Swarm, out chan<- any) {

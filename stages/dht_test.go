@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -160,4 +161,48 @@ func equalAddrs(a, b []netip.AddrPort) bool {
 		}
 	}
 	return true
+}
+
+// nodeRecorder is a DHTContact that records the nodes offered to it.
+type nodeRecorder struct {
+	mu    sync.Mutex
+	added []netip.AddrPort
+	done  chan struct{}
+	want  int
+}
+
+func (r *nodeRecorder) Addr() netip.AddrPort { return netip.MustParseAddrPort("127.0.0.1:6881") }
+
+func (r *nodeRecorder) AddNode(a netip.AddrPort) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.added = append(r.added, a)
+	if len(r.added) == r.want {
+		close(r.done)
+	}
+}
+
+// TestDHTTorrentNodes: a trackerless torrent's nodes (BEP 5 "nodes") are offered to the
+// DHT node when the DHT source opens: addresses as they are, a name resolved, what does
+// not parse or resolve skipped.
+func TestDHTTorrentNodes(t *testing.T) {
+	rec := &nodeRecorder{done: make(chan struct{}), want: 3}
+	sw := NewSwarm([20]byte{'n'}, [20]byte{'p'}, 6999, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
+	sw.DHT = rec
+	d := &DHT{Node: &fakeDHT{}, Nodes: []string{"10.0.0.9:6881", "no-port", "[::1]:7000", "10.0.0.10:0", "localhost:6882", "host.invalid:1"}}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	src := d.Open(ctx, sw)
+	select {
+	case <-rec.done:
+	case <-ctx.Done():
+	}
+	cancel()
+	for range src.Out() {
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.added) < 3 || rec.added[0] != netip.MustParseAddrPort("10.0.0.9:6881") || rec.added[1] != netip.MustParseAddrPort("[::1]:7000") ||
+		!rec.added[2].Addr().IsLoopback() || rec.added[2].Port() != 6882 {
+		t.Errorf("nodes offered %v, want 10.0.0.9:6881, [::1]:7000, then localhost's addresses on 6882", rec.added)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -69,6 +70,8 @@ type Node struct {
 	log          *slog.Logger
 	saved        []NodeInfo    // nodes of the state file, starting points beside the routers; read-only
 	pings        chan struct{} // bounds the pings AddNode starts
+	hintsMu      sync.Mutex
+	hints        []netip.AddrPort // AddNode's latest addresses (maxHints), starting points beside the routers
 	wg           sync.WaitGroup
 	ctx          context.Context // ends at Close
 	cancel       context.CancelFunc
@@ -179,8 +182,12 @@ func (n *Node) ID() [20]byte { return n.srv.ID() }
 // NumNodes is how many nodes the routing table holds.
 func (n *Node) NumNodes() int { return n.srv.NumNodes() }
 
+// maxHints bounds the addresses AddNode keeps as starting points.
+const maxHints = 64
+
 // startingNodes is where a traversal starts when the routing table is empty: the nodes
-// of the state file, then the bootstrap routers. The saved nodes come first, and the
+// of the state file, those AddNode was given (a trackerless torrent's "nodes", peers'
+// port messages), then the bootstrap routers. The saved nodes come first, and the
 // routers beside them, so that a stale state file costs one round of timeouts, not the
 // DHT.
 func (n *Node) startingNodes() ([]dht.Addr, error) {
@@ -188,6 +195,11 @@ func (n *Node) startingNodes() ([]dht.Addr, error) {
 	for _, ni := range n.saved {
 		out = append(out, dht.NewAddr(net.UDPAddrFromAddrPort(ni.Addr)))
 	}
+	n.hintsMu.Lock()
+	for _, a := range n.hints {
+		out = append(out, dht.NewAddr(net.UDPAddrFromAddrPort(a)))
+	}
+	n.hintsMu.Unlock()
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
 	var errs []error
@@ -203,7 +215,7 @@ func (n *Node) startingNodes() ([]dht.Addr, error) {
 		}
 	}
 	if len(out) == 0 {
-		errs = append(errs, errors.New("no saved node and no bootstrap router"))
+		errs = append(errs, errors.New("no saved node, no node given and no bootstrap router"))
 		return nil, fmt.Errorf("dht: bootstrap: %w", errors.Join(errs...))
 	}
 	return out, nil
@@ -307,14 +319,24 @@ func (n *Node) Announce(ctx context.Context, infoHash [20]byte, port uint16, fou
 	}
 }
 
-// AddNode handles the BEP 5 port message: a peer at addr runs a DHT node there. The
-// node pings it, and adds it to the routing table if it answers. It never blocks:
-// when too many pings are in flight, addr is dropped.
+// AddNode takes a DHT node's address: a peer's, from its BEP 5 port message, or one of a
+// trackerless torrent's "nodes". The node pings it, and adds it to the routing table if
+// it answers; until then, and while the table is empty, it is also where a traversal
+// starts (startingNodes), so that a traversal started at once can use it. It never
+// blocks: when too many pings are in flight, the ping is dropped.
 func (n *Node) AddNode(addr netip.AddrPort) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	if !n.allowed(addr) || n.ctx.Err() != nil {
 		return
 	}
+	n.hintsMu.Lock()
+	if !slices.Contains(n.hints, addr) {
+		if len(n.hints) == maxHints {
+			n.hints = append(n.hints[:0], n.hints[1:]...)
+		}
+		n.hints = append(n.hints, addr)
+	}
+	n.hintsMu.Unlock()
 	select {
 	case n.pings <- struct{}{}:
 	default:

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -130,6 +131,9 @@ type MetaInfo struct {
 	CreatedBy    string
 	CreationDate time.Time // zero if absent or not positive
 	URLList      []string  // BEP 19 web seeds ("url-list", a string or a list of strings)
+	// Nodes are the DHT nodes a trackerless torrent names (BEP 5 "nodes": a list of
+	// [host, port]), as "host:port"; the host may be a name.
+	Nodes []string
 	// RawInfo is the info dictionary as it appears in the file, or as peers sent it to
 	// FromInfo: the bytes InfoHash hashes, and those BEP 9 serves to peers fetching the
 	// metadata (its length is the "metadata_size" of our extended handshake). Nil in a
@@ -244,7 +248,29 @@ func parse(data []byte) (*MetaInfo, error) {
 		m.CreationDate = time.Unix(sec, 0).UTC()
 	}
 	m.URLList = parseURLList(top["url-list"])
+	m.Nodes = parseNodes(top["nodes"])
 	return m, nil
+}
+
+// parseNodes reads BEP 5 "nodes", [["127.0.0.1", 6881], ["your.router.node", 4804]], as
+// "host:port" strings. A node that is not a non-empty host and a port from 1 to 65535 is
+// skipped: the nodes only help the DHT start.
+func parseNodes(v any) []string {
+	list, _ := v.([]any)
+	var nodes []string
+	for _, n := range list {
+		pair, ok := n.([]any)
+		if !ok || len(pair) != 2 {
+			continue
+		}
+		host, _ := pair[0].(string)
+		port, ok := pair[1].(int64)
+		if host = strings.TrimSpace(host); host == "" || !ok || port < 1 || port > 65535 {
+			continue
+		}
+		nodes = append(nodes, net.JoinHostPort(host, strconv.FormatInt(port, 10)))
+	}
+	return nodes
 }
 
 // parseAnnounceList reads BEP 12 tiers: a list of lists of URLs, each trimmed of the

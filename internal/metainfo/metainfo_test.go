@@ -235,6 +235,14 @@ func TestParseAccepts(t *testing.T) {
 			check: func(mi *MetaInfo) bool { return reflect.DeepEqual(mi.URLList, []string{"http://a/", "http://b/"}) }},
 		{name: "url-list empty string", in: enc(map[string]any{"url-list": "", "info": s}),
 			check: func(mi *MetaInfo) bool { return mi.URLList == nil }},
+		{name: "nodes (BEP 5), the malformed skipped", in: enc(map[string]any{"info": s, "nodes": []any{
+			[]any{"127.0.0.1", 6881}, []any{"router.example.org", 4804}, []any{"::1", 7000},
+			[]any{"", 1}, []any{"host"}, []any{"host", 0}, []any{"host", 70000}, []any{5, 6}, "host:1"}}),
+			check: func(mi *MetaInfo) bool {
+				return reflect.DeepEqual(mi.Nodes, []string{"127.0.0.1:6881", "router.example.org:4804", "[::1]:7000"})
+			}},
+		{name: "nodes not a list", in: enc(map[string]any{"info": s, "nodes": "127.0.0.1:6881"}),
+			check: func(mi *MetaInfo) bool { return mi.Nodes == nil }},
 		{name: "announce-list tier as a bare string", in: enc(map[string]any{"announce-list": []any{"http://a/", []any{"http://b/"}}, "info": s}),
 			check: func(mi *MetaInfo) bool {
 				return reflect.DeepEqual(mi.AnnounceList, [][]string{{"http://a/"}, {"http://b/"}})
