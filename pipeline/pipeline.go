@@ -43,7 +43,8 @@ type Config struct {
 	ListenAddr     string        // address to accept peers on (default ":Port", IPv4 and IPv6); its real port is announced
 	NoListen       bool          // accept no incoming peers (leech only)
 	Seed           bool          // keep seeding after the download completes, until the context ends
-	SeedRatio      float64       // after completion, seed until uploaded/size reaches this (0: not a limit)
+	SeedRatio      float64       // after completion, seed until uploaded/wanted bytes reaches this (0: not a limit; seedlimits.go)
+	SeedIdle       time.Duration // after completion, seed until no block was sent for this long (0: not a limit)
 	SeedTime       time.Duration // after completion, seed this long (0: not a limit)
 	CacheBytes     int64         // read cache for uploads (default 32 MiB); a Session's Defaults' is for all its torrents together
 	Recheck        bool          // hash what a storage given by WithStorage holds before starting (the default files are rechecked whenever their resume record cannot be trusted)
@@ -133,6 +134,7 @@ type Pipeline struct {
 	shared     *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
 	connBudget *stages.ConnBudget                       // withConnBudget: a Session's (connlimit.go); nil: none
 	peers      stages.PeerView                          // the Request stage's sessions, for Peers (peers.go)
+	seed       *seedLimits                              // its Config's, or withSeedLimits: a Torrent's (seedlimits.go)
 }
 
 // WithPickerFor builds the piece picker once the number of pieces is known: for a magnet
@@ -306,6 +308,10 @@ func newPipeline(opts []Option) *Pipeline {
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if p.seed == nil {
+		p.seed = newSeedLimits()
+	}
+	p.seed.init(c.SeedRatio, c.SeedIdle)
 	p.port = c.Port
 	return p
 }
@@ -539,7 +545,7 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		p.watch(r.ctx, env, r.cancel, sh.clock)
+		p.watch(r, env, sh.clock)
 	}()
 	go func() {
 		defer wg.Done()
@@ -575,40 +581,45 @@ func (p *Pipeline) download(r *run, store stages.Storage, conns streams.Source, 
 	return fmt.Errorf("download interrupted: %w", context.Canceled)
 }
 
-// watch ends the run when the download completes (or, when seeding, once the seed ratio
-// or time is reached) and when no peer has been connected for NoPeersTimeout while pieces
-// are missing. It looks each tick of clock (a second; a Session's torrents share it).
-func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.CancelCauseFunc, clock *clock) {
+// watch ends the run when the download completes (or, when seeding, once a seed limit is
+// reached: seedlimits.go) and when no peer has been connected for NoPeersTimeout while
+// pieces are missing. It looks each tick of clock (a second; a Session's torrents share
+// it), and when the seed limits change.
+func (p *Pipeline) watch(r *run, env *stages.Env, clock *clock) {
 	defer clock.start()()
 	lastPeer := time.Now()
 	complete := p.sched.Complete()
-	var completedAt time.Time
+	var sd *seed // while seeding
 	for {
 		select {
-		case <-ctx.Done():
+		case <-r.ctx.Done():
 			return
 		case <-complete:
 			complete = nil
-			completedAt = time.Now()
 			p.log.Info("download complete", "name", p.meta.Info.Name)
 			env.Emit(stages.Completed{})
 			if !p.seeding() {
-				cancel(nil)
+				r.cancel(nil)
 				return
 			}
-			p.log.Info("seeding", "ratio", p.cfg.SeedRatio, "time", p.cfg.SeedTime)
+			sd = p.startSeeding(r, env, clock.period)
+		case <-p.seed.wake:
+			if sd != nil {
+				sd.arm()
+			}
 		case <-clock.C():
 			now := time.Now()
 			if complete == nil && !p.sched.IsComplete() { // more wanted since (SetFilePriority)
-				complete, completedAt = p.sched.Complete(), time.Time{}
+				complete = p.sched.Complete()
+				if sd != nil {
+					sd.stop()
+					sd = nil
+				}
 			}
 			st := p.sched.Stats()
 			switch {
-			case !completedAt.IsZero():
-				ratio := float64(st.Uploaded) / float64(max(st.Total, 1))
-				if (p.cfg.SeedRatio > 0 && ratio >= p.cfg.SeedRatio) || (p.cfg.SeedTime > 0 && now.Sub(completedAt) >= p.cfg.SeedTime) {
-					p.log.Info("seeding done", "uploaded", st.Uploaded, "ratio", ratio)
-					cancel(nil)
+			case sd != nil:
+				if sd.tick(now, st) {
 					return
 				}
 			case st.Peers > 0 || p.cfg.Seed:
@@ -619,11 +630,6 @@ func (p *Pipeline) watch(ctx context.Context, env *stages.Env, cancel context.Ca
 			}
 		}
 	}
-}
-
-// seeding reports whether the run goes on after completion.
-func (p *Pipeline) seeding() bool {
-	return p.cfg.Seed || p.cfg.SeedRatio > 0 || p.cfg.SeedTime > 0
 }
 
 // Have returns the bitfield of pieces verified so far; safe to call while Run runs.

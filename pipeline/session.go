@@ -194,7 +194,8 @@ func (s *Session) Add(src Source, paused bool, opts ...Option) (*Torrent, error)
 	if src.meta == nil && src.mag == nil {
 		return nil, errors.New("session: empty source")
 	}
-	t := &Torrent{s: s, src: src, hash: src.infoHash(), gotInfo: make(chan struct{}), opts: opts, readers: newReaderHub(true)}
+	t := &Torrent{s: s, src: src, hash: src.infoHash(), gotInfo: make(chan struct{}), opts: opts, readers: newReaderHub(true),
+		seed: newSeedLimits()}
 	if src.meta != nil {
 		t.setMeta(src.meta)
 	}
@@ -363,7 +364,8 @@ type Torrent struct {
 	state    State
 	starting bool // Resume is building a run
 
-	rates keptRates // its own rate limits, across runs (limits.go)
+	rates keptRates   // its own rate limits, across runs (limits.go)
+	seed  *seedLimits // its seed limits and earlier runs' upload (seedlimits.go)
 
 	idle             *stages.Stats // progress without a run: Verify's, or the resume record's
 	resumeAfterCheck bool          // Verify resumes the torrent when its check ends
@@ -538,6 +540,7 @@ func (t *Torrent) resume(fromQueue bool) error {
 		defer t.s.wg.Done()
 		err := p.Run(ctx)
 		ln.Close()
+		t.seed.ranUploaded(p.Stats().Uploaded)
 		t.mu.Lock()
 		switch {
 		case t.state != Running: // paused or removed meanwhile
@@ -570,7 +573,7 @@ func (t *Torrent) pipeline(m *metainfo.MetaInfo) (*Pipeline, *chanListener, erro
 	opts = append(opts, t.opts...)
 	ln := newChanListener(t.s.ln.Addr())
 	opts = append(opts, withListener(ln), withOnMeta(t.setMeta), withReaders(t.readers), t.s.identity(), withShared(t.s.shared), withTorrentLimits(t))
-	opts = append(opts, withConnBudget(t.s.conns), withQueueEvents(t))
+	opts = append(opts, withConnBudget(t.s.conns), withQueueEvents(t), withSeedLimits(t.seed))
 	var p *Pipeline
 	var err error
 	if m != nil {

@@ -98,6 +98,36 @@ type MetadataReceived struct {
 // Completed: every piece is verified.
 type Completed struct{}
 
+// SeedingDone: a complete torrent stopped seeding, having reached one of its seed limits
+// (Limit); its run then ends as a completed one does. Uploaded is the run's upload then
+// (Stats.Uploaded).
+type SeedingDone struct {
+	Limit    SeedLimit
+	Uploaded int64
+}
+
+// SeedLimit is the limit that ended a seeding.
+type SeedLimit int
+
+// The seed limits.
+const (
+	SeedRatio SeedLimit = iota + 1 // uploaded reached the seed ratio's bytes
+	SeedIdle                       // nothing was uploaded for the idle limit
+	SeedTime                       // the seed time since completion passed
+)
+
+func (l SeedLimit) String() string {
+	switch l {
+	case SeedRatio:
+		return "ratio"
+	case SeedIdle:
+		return "idle"
+	case SeedTime:
+		return "time"
+	}
+	return "unknown"
+}
+
 // Failed: the run ends with Err, the error its Run returns (the disk full, every tracker
 // unreachable, no peer found, a bad selection...). A run that completes, or that its
 // context stops (Pause, Ctrl-C), has no Failed event.
@@ -133,6 +163,7 @@ func (PeerListFull) event()     {}
 func (Resumed) event()          {}
 func (MetadataReceived) event() {}
 func (Completed) event()        {}
+func (SeedingDone) event()      {}
 func (WebSeedFailed) event()    {}
 func (WebSeedDropped) event()   {}
 

@@ -375,6 +375,11 @@ func (s *session) writer(ctx context.Context) {
 		if w.empty() {
 			continue
 		}
+		if ctx.Err() != nil {
+			// The run ended meanwhile (a seed limit reached by the last batch, say): a
+			// select with the kick ready too may have come here, and nothing more goes.
+			return
+		}
 		s.c.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		n, err := w.flush(ctx.Done(), s.c)
 		if err != nil {

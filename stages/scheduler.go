@@ -49,6 +49,7 @@ type Scheduler struct {
 	peers      atomic.Int32
 	downloaded atomic.Int64 // bytes of accepted blocks
 	uploaded   atomic.Int64 // bytes of blocks sent to peers
+	goal       uploadGoal   // SetUploadGoal (uploadgoal.go)
 	verified   atomic.Int64 // bytes of pieces verified and written
 	wasted     atomic.Int64 // bytes of pieces that failed their hash
 }
@@ -144,8 +145,9 @@ func (s *Scheduler) IsComplete() bool {
 	}
 }
 
-// Uploaded counts n bytes sent to a peer.
-func (s *Scheduler) Uploaded(n int) { s.uploaded.Add(int64(n)) }
+// Uploaded counts n bytes sent to a peer; the call that brings the count to the upload
+// goal runs its function (SetUploadGoal).
+func (s *Scheduler) Uploaded(n int) { s.goal.check(s.uploaded.Add(int64(n))) }
 
 // Has reports whether piece is verified and written.
 func (s *Scheduler) Has(piece int) bool {

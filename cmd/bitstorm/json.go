@@ -152,6 +152,8 @@ func eventJSON(e stages.Event) (string, []kv) {
 		return "completed", nil
 	case stages.Failed:
 		return "failed", []kv{{"error", errText(e.Err)}}
+	case stages.SeedingDone:
+		return "seeding_done", []kv{{"limit", e.Limit.String()}, {"uploaded", e.Uploaded}}
 	case stages.WebSeedFailed:
 		return "web_seed_failed", []kv{{"url", e.URL}, {"error", errText(e.Err)}}
 	case stages.WebSeedDropped:

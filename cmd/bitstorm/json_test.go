@@ -38,6 +38,8 @@ var jsonEventCases = []struct {
 	{stages.Resumed{Pieces: 12, FromRecord: true}, `"event":"resumed","pieces":12,"from_record":true}`},
 	{stages.MetadataReceived{Peer: jsonPeer, Size: 12345}, `"event":"metadata_received","peer":"10.0.0.1:6881","size":12345}`},
 	{stages.Completed{}, `"event":"completed"}`},
+	{stages.SeedingDone{Limit: stages.SeedRatio, Uploaded: 1 << 20}, `"event":"seeding_done","limit":"ratio","uploaded":1048576}`},
+	{stages.Failed{Err: errors.New("no peers")}, `"event":"failed","error":"no peers"}`},
 	{stages.WebSeedFailed{URL: "http://w/x", Err: errors.New("404")}, `"event":"web_seed_failed","url":"http://w/x","error":"404"}`},
 	{stages.WebSeedDropped{URL: "http://w/x", Addr: jsonPeer, Reason: errors.New("5 failures")}, `"event":"web_seed_dropped","url":"http://w/x","peer":"10.0.0.1:6881","reason":"5 failures"}`},
 }
