@@ -359,7 +359,7 @@ func (s *session) writer(ctx context.Context) {
 				return
 			}
 			if s.p.Banned() {
-				s.c.Close()
+				s.drop(errBanned) // the reason, not just the close: the reader would see a closed connection
 				return
 			}
 			if now.Sub(lastSend) >= s.cfg.KeepAlive {
