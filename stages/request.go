@@ -358,13 +358,13 @@ func (s *session) writer(ctx context.Context) {
 				s.drop(err)
 				return
 			}
-			if s.p.Banned() {
-				s.drop(errBanned) // the reason, not just the close: the reader would see a closed connection
-				return
-			}
 			if now.Sub(lastSend) >= s.cfg.KeepAlive {
 				w.ctl = wire.AppendKeepAlive(w.ctl)
 			}
+		}
+		if s.p.Banned() { // the Scheduler kicks a peer it bans
+			s.drop(errBanned) // the reason, not just the close: the reader would see a closed connection
+			return
 		}
 		w.ctl = s.plan(w.ctl)
 		more, err := s.serve(&w)

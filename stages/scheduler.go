@@ -483,6 +483,7 @@ func (s *Scheduler) PieceFailed(piece int, peers []*Peer) []*Peer {
 		if p.strikes >= 4 && !p.banned.Swap(true) {
 			s.banned.Add(p.Addr)
 			banned = append(banned, p)
+			p.Kick() // its writer drops it now, not at its next tick
 		}
 	}
 	if a := s.active[piece]; a != nil {
