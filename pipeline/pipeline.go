@@ -165,7 +165,7 @@ func New(m *metainfo.MetaInfo, opts ...Option) (*Pipeline, error) {
 	if dht {
 		p.sources = append(p.sources, &stages.DHT{Node: p.dht, Nodes: m.Nodes})
 	}
-	if len(p.sources) == 0 && len(p.webSeedURLs(m)) == 0 && !p.cfg.Seed {
+	if len(p.sources) == 0 && len(p.webSeedURLs(m)) == 0 && !p.seeding() {
 		// A seed may wait for peers to come; a download would wait for nothing.
 		return nil, errors.New("torrent has no tracker and no web seed, and no peers were given")
 	}

@@ -69,7 +69,8 @@ type entry struct {
 	dir      string
 	name     string
 	file     string // its .torrent below the state dir, once known
-	paused   bool   // stopped by the user: stays stopped across restarts
+	paused   bool   // stopped by the user or by its seed limit: stays stopped across restarts
+	finished bool   // stopped by its seed limit, not started since (daemon_seed.go)
 	added    time.Time
 	done     time.Time // when it was first complete
 	startAt  time.Time
@@ -202,7 +203,7 @@ type addSpec struct {
 func (d *daemon) add(sp addSpec) (*entry, bool, error) {
 	hash := sp.infoHash()
 	rec := sp.rec
-	e := &entry{hash: hash, link: sp.link, dir: rec.DownloadDir, name: rec.Name, file: rec.TorrentFile, paused: rec.Paused,
+	e := &entry{hash: hash, link: sp.link, dir: rec.DownloadDir, name: rec.Name, file: rec.TorrentFile, paused: rec.Paused, finished: rec.Finished,
 		added: unix(rec.Added), done: unix(rec.Done), settings: rec.Settings, wanted: rec.Wanted, prios: rec.Priorities,
 		downBase: rec.Downloaded, upBase: rec.Uploaded, lastDown: rec.Downloaded, lastUp: rec.Uploaded,
 		down0: rec.Downloaded, up0: rec.Uploaded, secsDown: rec.SecsDown, secsSeed: rec.SecsSeed}
@@ -252,6 +253,7 @@ func (d *daemon) add(sp addSpec) (*entry, bool, error) {
 		return nil, false, err
 	}
 	t.SetHonorsSessionLimits(e.settings.HonorsSessionLimits) // its speed limits came with its Config (daemon_limits.go)
+	t.AddUploaded(rec.Uploaded)                              // toward its seed ratio, which came with its Config too (daemon_seed.go)
 	e.mu.Lock()
 	e.t = t
 	if !e.paused {
@@ -307,6 +309,7 @@ func (d *daemon) torrentOptions(e *entry) []pipeline.Option {
 		cfg.MaxPeers = e.settings.PeerLimit
 	}
 	cfg.DownloadLimit, cfg.UploadLimit = torrentLimits(e.settings) // its first run's; SetTorrent changes them
+	cfg.SeedRatio, cfg.SeedIdle = seedLimits(d.Settings(), e.settings)
 	opts := []pipeline.Option{pipeline.WithConfig(cfg), pipeline.WithChoker(&stages.RateChoker{Slots: d.slots})}
 	return append(opts, fileSelectionOptions(e.wanted, e.prios)...)
 }

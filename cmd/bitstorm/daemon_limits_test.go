@@ -83,35 +83,8 @@ func TestDaemonUploadLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	const size = 48 << 20 // ≈ 35 MB go in the two windows, the rest after the limits
-	dir := t.TempDir()
-	files := []swarmtest.FileSpec{{Path: "up.bin", Size: size}}
-	tr, err := swarmtest.StartTracker(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Stop)
-	if err := swarmtest.WritePayload(dir, 134, files); err != nil {
-		t.Fatal(err)
-	}
-	torrent := filepath.Join(dir, "up.bin.torrent")
-	if err := swarmtest.MakeTorrent(ctx, filepath.Join(dir, "up.bin"), torrent, tr.AnnounceURL, 16); err != nil {
-		t.Fatal(err)
-	}
-	m, err := metainfo.Load(torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Allow(ctx, m.HexHash()); err != nil {
-		t.Fatal(err)
-	}
-	p := startDaemonProc(t, ctx, buildBinary(t), "--download-dir", dir, "--state-dir", t.TempDir())
-	rpc := &rpcClient{addr: p.rpc}
-	p.mustRemote(t, ctx, "-u", "2000")
-	p.mustRemote(t, ctx, "-a", torrent)
-	p.waitRow(t, ctx, "up.bin", complete100) // the data was there: a seed after its recheck
-	if err := tr.WaitSeeders(ctx, m.HexHash(), 1); err != nil {
-		t.Fatal(err)
-	}
+	sd := startSeedingDaemon(t, ctx, "up.bin", size, 134, []string{"-u", "2000"})
+	p, rpc, torrent, dir, files := sd.p, sd.rpc, sd.torrent, sd.dir, sd.files
 
 	out := filepath.Join(t.TempDir(), "lt")
 	leeched := make(chan error, 1)
@@ -146,6 +119,62 @@ func TestDaemonUploadLimits(t *testing.T) {
 		t.Error(err)
 	}
 	p.stop(t, ctx)
+}
+
+// seedingDaemon is a daemon that seeds one torrent, its data in the daemon's download
+// directory, to leechers that find it at an opentracker.
+type seedingDaemon struct {
+	p          *daemonProc
+	rpc        *rpcClient
+	bin, state string // to start it again on the same state
+	dir        string // the download directory, with the payload
+	torrent    string
+	files      []swarmtest.FileSpec
+}
+
+// startSeedingDaemon writes a payload of size bytes (from seed) as the file name, makes
+// its torrent announced at a new opentracker, and starts a daemon that adds it after the
+// transmission-remote commands of setup; it returns once the daemon seeds it (its data
+// rechecked) and the tracker lists it.
+func startSeedingDaemon(t *testing.T, ctx context.Context, name string, size, seed int64, setup ...[]string) *seedingDaemon {
+	t.Helper()
+	sd := &seedingDaemon{dir: t.TempDir(), state: t.TempDir(), bin: buildBinary(t), files: []swarmtest.FileSpec{{Path: name, Size: size}}}
+	tr, err := swarmtest.StartTracker(ctx, sd.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	if err := swarmtest.WritePayload(sd.dir, seed, sd.files); err != nil {
+		t.Fatal(err)
+	}
+	sd.torrent = filepath.Join(sd.dir, name+".torrent")
+	if err := swarmtest.MakeTorrent(ctx, filepath.Join(sd.dir, name), sd.torrent, tr.AnnounceURL, 16); err != nil {
+		t.Fatal(err)
+	}
+	m, err := metainfo.Load(sd.torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Allow(ctx, m.HexHash()); err != nil {
+		t.Fatal(err)
+	}
+	sd.start(t, ctx)
+	for _, args := range setup {
+		sd.p.mustRemote(t, ctx, args...)
+	}
+	sd.p.mustRemote(t, ctx, "-a", sd.torrent)
+	sd.p.waitRow(t, ctx, name, complete100) // the data was there: a seed after its recheck
+	if err := tr.WaitSeeders(ctx, m.HexHash(), 1); err != nil {
+		t.Fatal(err)
+	}
+	return sd
+}
+
+// start starts the daemon on sd's directories.
+func (sd *seedingDaemon) start(t *testing.T, ctx context.Context) {
+	t.Helper()
+	sd.p = startDaemonProc(t, ctx, sd.bin, "--download-dir", sd.dir, "--state-dir", sd.state)
+	sd.rpc = &rpcClient{addr: sd.p.rpc}
 }
 
 // checkDaemonUpload measures torrent 1's upload over 10 s once it flows under the change,

@@ -33,6 +33,7 @@ const (
 	evResumed      torrentEvent = "resumed"           // a run started with data: pieces, from_record (false: rechecked)
 	evMetadata     torrentEvent = "metadata_received" // a magnet link's info: hash
 	evCompleted    torrentEvent = "completed"         // every wanted piece verified, the first time
+	evSeedingDone  torrentEvent = "seeding_done"      // stopped by its seed limit: limit (ratio or idle), uploaded (this run's)
 	evRemoved      torrentEvent = "removed"           // data_deleted
 	evFailed       torrentEvent = "error"             // its run failed: err (Warn)
 	evDropped      torrentEvent = "dropped"           // not restored from the state file: hash, err (Error)

@@ -126,6 +126,7 @@ func (d *daemon) startWith(id int, resume func(*pipeline.Torrent) error) error {
 	e.mu.Lock()
 	e.paused = false
 	e.mu.Unlock()
+	d.restartPastRatio(e) // daemon_seed.go
 	err = e.resume(resume)
 	d.save()
 	if err == nil {
@@ -271,9 +272,9 @@ func deleteTorrentData(dir string, hash [20]byte, m *metainfo.MetaInfo) error {
 	return errors.Join(errs...)
 }
 
-// SetTorrent keeps a torrent's settings. Its speed limits act at once (daemon_limits.go);
-// the peer limit from the torrent's next start in a later daemon run; seeding limits are
-// kept, not enforced.
+// SetTorrent keeps a torrent's settings. Its speed and seed limits act at once
+// (daemon_limits.go, daemon_seed.go); the peer limit from the torrent's next start in a
+// later daemon run.
 func (d *daemon) SetTorrent(id int, s transmission.TorrentSettings) error {
 	e, err := d.byID(id)
 	if err != nil {
@@ -285,6 +286,9 @@ func (d *daemon) SetTorrent(id int, s transmission.TorrentSettings) error {
 	e.mu.Lock()
 	e.settings = s
 	e.mu.Unlock()
+	if err := e.applySeedLimits(d.Settings()); err != nil {
+		return err
+	}
 	d.save()
 	return nil
 }
@@ -316,7 +320,7 @@ func (d *daemon) Settings() transmission.SessionSettings {
 }
 
 // SetSettings keeps the session's settings; the download directory must be inside the
-// root. Speed limits act at once (daemon_limits.go).
+// root. Speed and seed limits act at once (daemon_limits.go, daemon_seed.go).
 func (d *daemon) SetSettings(s transmission.SessionSettings) error {
 	s.DownloadDir = filepath.Clean(s.DownloadDir)
 	if err := d.within(s.DownloadDir); err != nil {
@@ -329,6 +333,7 @@ func (d *daemon) SetSettings(s transmission.SessionSettings) error {
 	d.mu.Lock()
 	d.settings = s
 	d.mu.Unlock()
+	d.applySessionSeedLimits(s)
 	d.save()
 	return nil
 }

@@ -40,7 +40,8 @@ type torrentRecord struct {
 	Magnet      string                       `json:"magnet,omitempty"`
 	DownloadDir string                       `json:"download-dir"`
 	Paused      bool                         `json:"paused"`
-	Added       int64                        `json:"added"` // Unix seconds
+	Finished    bool                         `json:"finished,omitempty"` // stopped by its seed limit (daemon_seed.go)
+	Added       int64                        `json:"added"`              // Unix seconds
 	Done        int64                        `json:"done,omitempty"`
 	Downloaded  int64                        `json:"downloaded-ever"`
 	Uploaded    int64                        `json:"uploaded-ever"`
@@ -152,7 +153,7 @@ func (e *entry) record() torrentRecord {
 	}
 	down, up := e.ever(st)
 	r := torrentRecord{ID: e.id, Hash: hex.EncodeToString(e.hash[:]), Name: e.name, TorrentFile: e.file, DownloadDir: e.dir,
-		Paused: e.paused, Added: e.added.Unix(), Downloaded: down, Uploaded: up, SecsDown: e.secsDown, SecsSeed: e.secsSeed,
+		Paused: e.paused, Finished: e.finished, Added: e.added.Unix(), Downloaded: down, Uploaded: up, SecsDown: e.secsDown, SecsSeed: e.secsSeed,
 		Wanted: e.wanted, Priorities: e.prios, Settings: e.settings}
 	if e.file == "" {
 		r.Magnet = e.link

@@ -49,11 +49,14 @@ func (d *daemon) event(t *pipeline.Torrent, ev stages.Event) {
 		}
 	case stages.Resumed:
 		d.note(evResumed, e, "pieces", ev.Pieces, "from_record", ev.FromRecord)
+	case stages.SeedingDone:
+		d.note(evSeedingDone, e, "limit", ev.Limit.String(), "uploaded", ev.Uploaded)
+		d.seedingDone(e) // daemon_seed.go
 	}
 	if d.log.Enabled(context.Background(), slog.LevelDebug) {
 		// Every other event of the run, under its --json name (json.go), at Debug.
 		switch ev.(type) {
-		case stages.Completed, stages.Resumed: // noted above
+		case stages.Completed, stages.Resumed, stages.SeedingDone: // noted above
 		default:
 			name, fields := eventJSON(ev)
 			attrs := []any{"event", name, "id", e.id}

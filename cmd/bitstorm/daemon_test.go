@@ -130,6 +130,7 @@ type daemonRecord struct {
 	Name       string `json:"name"`
 	Pieces     int    `json:"pieces"`
 	FromRecord bool   `json:"from_record"`
+	Limit      string `json:"limit"`   // seeding_done's
 	Torrent    string `json:"torrent"` // a run's own records: its info hash's first digits
 }
 

@@ -52,11 +52,10 @@ func (e *entry) view() *transmission.Torrent {
 		}
 	case pipeline.Queued:
 		v.Status = queueStatus(t) // daemon_queue.go
-	case pipeline.Finished:
-		v.IsFinished = true
 	case pipeline.Failed:
 		v.Error, v.ErrorString = transmission.ErrLocal, errString(t.Err())
 	}
+	v.IsFinished = e.isFinished(state) // daemon_seed.go
 	if e.checking || state == pipeline.Checking {
 		v.Status = transmission.StatusCheck
 	}

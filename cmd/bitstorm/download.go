@@ -39,6 +39,7 @@ func downloadCommand() *cli.Command {
 			&cli.StringFlag{Name: "picker", Value: "rarest", Usage: "piece picker: rarest, sequential (streaming) or random"},
 			&cli.Float64Flag{Name: "seed-ratio", Usage: "after completing, seed until uploaded/size reaches `R`"},
 			&cli.DurationFlag{Name: "seed-time", Usage: "after completing, seed for `D` (e.g. 30m)"},
+			&cli.DurationFlag{Name: "seed-idle", Usage: "after completing, seed until no peer was sent a block for `D`"},
 			rateFlags()[0], rateFlags()[1],
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug messages"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "log only warnings and errors, no progress"},
@@ -60,7 +61,7 @@ func download(c *cli.Context) error {
 	cfg := pipeline.Config{
 		OutDir: c.String("out"), Port: uint16(c.Uint("port")), MaxPeers: c.Int("max-peers"),
 		NoPeersTimeout: c.Duration("no-peers-timeout"),
-		SeedRatio:      c.Float64("seed-ratio"), SeedTime: c.Duration("seed-time"),
+		SeedRatio:      c.Float64("seed-ratio"), SeedTime: c.Duration("seed-time"), SeedIdle: c.Duration("seed-idle"),
 	}
 	if c.NArg() > 1 {
 		return runSession(c, cfg) // session.go: every torrent in one process, on one port
@@ -108,8 +109,8 @@ func setup(c *cli.Context, cfg pipeline.Config) (*settings, error) {
 	if c.Int("upload-slots") < 1 {
 		return nil, fmt.Errorf("%s: --upload-slots %d: must be at least 1", name, c.Int("upload-slots"))
 	}
-	if c.Float64("seed-ratio") < 0 || c.Duration("seed-time") < 0 {
-		return nil, fmt.Errorf("%s: --seed-ratio and --seed-time must not be negative", name)
+	if c.Float64("seed-ratio") < 0 || c.Duration("seed-time") < 0 || c.Duration("seed-idle") < 0 {
+		return nil, fmt.Errorf("%s: --seed-ratio, --seed-time and --seed-idle must not be negative", name)
 	}
 	enc, err := stages.ParseEncryption(c.String("encryption"))
 	if err != nil {
@@ -243,8 +244,8 @@ func seedCommand() *cli.Command {
 			return run(c, pipeline.Config{
 				OutDir: c.String("data"), Port: uint16(c.Uint("port")), MaxPeers: c.Int("max-peers"),
 				NoPeersTimeout: c.Duration("no-peers-timeout"),
-				Seed:           c.Float64("seed-ratio") == 0 && c.Duration("seed-time") == 0,
-				SeedRatio:      c.Float64("seed-ratio"), SeedTime: c.Duration("seed-time"),
+				Seed:           c.Float64("seed-ratio") == 0 && c.Duration("seed-time") == 0 && c.Duration("seed-idle") == 0,
+				SeedRatio:      c.Float64("seed-ratio"), SeedTime: c.Duration("seed-time"), SeedIdle: c.Duration("seed-idle"),
 			})
 		},
 	}

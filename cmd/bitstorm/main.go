@@ -1,7 +1,7 @@
 // Command bitstorm is a BitTorrent client whose download is a staged stream processor.
 //
-//	bitstorm download [--out DIR] [--listen IP] [--port N] [--max-peers N] [--max-conns N] [--max-active-downloads N] [--upload-slots N] [--picker P] [--seed-ratio R] [--seed-time D] [--no-dht] [--dht-bootstrap HOST:PORT]... [--state-dir DIR] [--json] [--metrics ADDR] [--verbose] [--quiet] FILE.torrent|MAGNET...
-//	bitstorm seed [--data DIR] [--listen IP] [--port N] [--upload-slots N] [--seed-ratio R] [--seed-time D] [--no-dht] [--dht-bootstrap HOST:PORT]... [--state-dir DIR] [--json] [--metrics ADDR] FILE.torrent
+//	bitstorm download [--out DIR] [--listen IP] [--port N] [--max-peers N] [--max-conns N] [--max-active-downloads N] [--upload-slots N] [--picker P] [--seed-ratio R] [--seed-time D] [--seed-idle D] [--no-dht] [--dht-bootstrap HOST:PORT]... [--state-dir DIR] [--json] [--metrics ADDR] [--verbose] [--quiet] FILE.torrent|MAGNET...
+//	bitstorm seed [--data DIR] [--listen IP] [--port N] [--upload-slots N] [--seed-ratio R] [--seed-time D] [--seed-idle D] [--no-dht] [--dht-bootstrap HOST:PORT]... [--state-dir DIR] [--json] [--metrics ADDR] FILE.torrent
 //	bitstorm create [--tracker URL]... [--piece-length N] [--private] [--comment TEXT] [--web-seed URL]... PATH
 //	bitstorm verify [--data DIR] FILE.torrent
 //	bitstorm info FILE.torrent

@@ -26,7 +26,7 @@ func serveCommand() *cli.Command {
 	// The download's flags, less those of a run that ends: serve seeds until Ctrl-C.
 	flags := slices.DeleteFunc(downloadCommand().Flags, func(f cli.Flag) bool {
 		return slices.ContainsFunc(f.Names(), func(n string) bool {
-			return n == "seed-ratio" || n == "seed-time" || n == "json" || n == "metrics"
+			return n == "seed-ratio" || n == "seed-time" || n == "seed-idle" || n == "json" || n == "metrics"
 		})
 	})
 	flags = append(flags,

@@ -138,6 +138,8 @@ func sessionSet(s *Server, args json.RawMessage) (any, error) {
 		return nil, errors.New("session-set: an enabled queue's size (download-queue-size, seed-queue-size) must be at least 1")
 	case st.SeedRatioLimit < 0:
 		return nil, errors.New("session-set: seedRatioLimit must not be negative")
+	case st.IdleSeedingLimit < 0:
+		return nil, errors.New("session-set: idle-seeding-limit must not be negative")
 	}
 	if err := s.b.SetSettings(st); err != nil {
 		return nil, fmt.Errorf("session-set: %w", err)
@@ -397,6 +399,8 @@ func (s *Server) setOne(t *Torrent, args json.RawMessage, lists map[string][]int
 		return errors.New("peer-limit must not be negative")
 	case st.SeedRatioLimit < 0 || st.SeedRatioMode < 0 || st.SeedRatioMode > 2:
 		return errors.New("seedRatioLimit must not be negative, seedRatioMode must be 0, 1 or 2")
+	case st.SeedIdleLimit < 0 || st.SeedIdleMode < 0 || st.SeedIdleMode > 2:
+		return errors.New("seedIdleLimit must not be negative, seedIdleMode must be 0, 1 or 2")
 	case st.BandwidthPriority < PriorityLow || st.BandwidthPriority > PriorityHigh:
 		return errors.New("bandwidthPriority must be -1, 0 or 1")
 	}

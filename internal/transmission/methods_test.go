@@ -96,6 +96,8 @@ func TestMethods(t *testing.T) {
 			`{"arguments":{},"result":"torrent-set: location is not supported"}`, nil, nil},
 		{"torrent-set negative limit", `{"arguments":{"uploadLimit":-5,"ids":1},"method":"torrent-set"}`,
 			`{"arguments":{},"result":"torrent-set: torrent 1 (one): speed limits must not be negative"}`, nil, nil},
+		{"torrent-set bad idle mode", `{"arguments":{"seedIdleMode":3,"ids":1},"method":"torrent-set"}`,
+			`{"arguments":{},"result":"torrent-set: torrent 1 (one): seedIdleLimit must not be negative, seedIdleMode must be 0, 1 or 2"}`, nil, nil},
 
 		// torrent-add.
 		{"torrent-add metainfo", `{"arguments":{"metainfo":"` + torrentB64 + `","paused":true,"download-dir":"/dl/sub","files-unwanted":[1]},"method":"torrent-add","tag":8}`,
@@ -132,6 +134,8 @@ func TestMethods(t *testing.T) {
 			`{"arguments":{},"result":"success"}`, []string{"session {DownloadDir:/dl SpeedLimitDown:0 SpeedLimitDownEnabled:false SpeedLimitUp:0 SpeedLimitUpEnabled:false AltSpeedDown:0 AltSpeedUp:0 AltSpeedEnabled:false PeerLimitGlobal:200 PeerLimitPerTorrent:50 SeedRatioLimit:0 SeedRatioLimited:false IdleSeedingLimit:0 IdleSeedingLimitEnabled:false StartAddedTorrents:true DownloadQueueEnabled:false DownloadQueueSize:0 SeedQueueEnabled:false SeedQueueSize:0}"}, nil},
 		{"session-set queue and peer-limit-global", `{"arguments":{"download-queue-enabled":true,"download-queue-size":2,"seed-queue-enabled":true,"seed-queue-size":3,"peer-limit-global":40},"method":"session-set"}`,
 			`{"arguments":{},"result":"success"}`, []string{"session {DownloadDir:/dl SpeedLimitDown:0 SpeedLimitDownEnabled:false SpeedLimitUp:0 SpeedLimitUpEnabled:false AltSpeedDown:0 AltSpeedUp:0 AltSpeedEnabled:false PeerLimitGlobal:40 PeerLimitPerTorrent:50 SeedRatioLimit:0 SeedRatioLimited:false IdleSeedingLimit:0 IdleSeedingLimitEnabled:false StartAddedTorrents:true DownloadQueueEnabled:true DownloadQueueSize:2 SeedQueueEnabled:true SeedQueueSize:3}"}, nil},
+		{"session-set negative idle-seeding-limit", `{"arguments":{"idle-seeding-limit":-1,"idle-seeding-limit-enabled":true},"method":"session-set"}`,
+			`{"arguments":{},"result":"session-set: idle-seeding-limit must not be negative"}`, nil, nil},
 		{"session-set queue of size 0 refused", `{"arguments":{"download-queue-enabled":true},"method":"session-set"}`,
 			`{"arguments":{},"result":"session-set: an enabled queue's size (download-queue-size, seed-queue-size) must be at least 1"}`, nil, nil},
 		{"session-get queue", `{"arguments":{"fields":["download-queue-enabled","download-queue-size","seed-queue-enabled","seed-queue-size","peer-limit-global"]},"method":"session-get"}`,
