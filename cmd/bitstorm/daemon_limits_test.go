@@ -138,36 +138,49 @@ type seedingDaemon struct {
 // rechecked) and the tracker lists it.
 func startSeedingDaemon(t *testing.T, ctx context.Context, name string, size, seed int64, setup ...[]string) *seedingDaemon {
 	t.Helper()
-	sd := &seedingDaemon{dir: t.TempDir(), state: t.TempDir(), bin: buildBinary(t), files: []swarmtest.FileSpec{{Path: name, Size: size}}}
-	tr, err := swarmtest.StartTracker(ctx, sd.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Stop)
-	if err := swarmtest.WritePayload(sd.dir, seed, sd.files); err != nil {
-		t.Fatal(err)
-	}
-	sd.torrent = filepath.Join(sd.dir, name+".torrent")
-	if err := swarmtest.MakeTorrent(ctx, filepath.Join(sd.dir, name), sd.torrent, tr.AnnounceURL, 16); err != nil {
-		t.Fatal(err)
-	}
-	m, err := metainfo.Load(sd.torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tr.Allow(ctx, m.HexHash()); err != nil {
-		t.Fatal(err)
-	}
+	sd := &seedingDaemon{state: t.TempDir(), bin: buildBinary(t)}
+	var tr *swarmtest.Tracker
+	var hash string
+	sd.dir, sd.torrent, sd.files, tr, hash = trackedPayload(t, ctx, name, size, seed)
 	sd.start(t, ctx)
 	for _, args := range setup {
 		sd.p.mustRemote(t, ctx, args...)
 	}
 	sd.p.mustRemote(t, ctx, "-a", sd.torrent)
 	sd.p.waitRow(t, ctx, name, complete100) // the data was there: a seed after its recheck
-	if err := tr.WaitSeeders(ctx, m.HexHash(), 1); err != nil {
+	if err := tr.WaitSeeders(ctx, hash, 1); err != nil {
 		t.Fatal(err)
 	}
 	return sd
+}
+
+// trackedPayload writes a payload of size bytes (from seed) as the file name in a new
+// directory, and makes its torrent (64 KiB pieces), announced at a new opentracker that
+// allows it.
+func trackedPayload(t *testing.T, ctx context.Context, name string, size, seed int64) (dir, torrent string, files []swarmtest.FileSpec, tr *swarmtest.Tracker, hash string) {
+	t.Helper()
+	dir, files = t.TempDir(), []swarmtest.FileSpec{{Path: name, Size: size}}
+	tr, err := swarmtest.StartTracker(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	if err := swarmtest.WritePayload(dir, seed, files); err != nil {
+		t.Fatal(err)
+	}
+	torrent = filepath.Join(dir, name+".torrent")
+	if err := swarmtest.MakeTorrent(ctx, filepath.Join(dir, name), torrent, tr.AnnounceURL, 16); err != nil {
+		t.Fatal(err)
+	}
+	m, err := metainfo.Load(torrent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash = m.HexHash()
+	if err := tr.Allow(ctx, hash); err != nil {
+		t.Fatal(err)
+	}
+	return dir, torrent, files, tr, hash
 }
 
 // start starts the daemon on sd's directories.

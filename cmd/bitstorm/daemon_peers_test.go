@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bitstorm/bitstorm/internal/metainfo"
 	"github.com/bitstorm/bitstorm/internal/swarmtest"
 )
 
@@ -23,27 +21,10 @@ type limitedSeeder struct {
 func startLimitedSeeder(t *testing.T, ctx context.Context, name string, size int64, rate int) *limitedSeeder {
 	t.Helper()
 	swarmtest.Require(t, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
-	s := &limitedSeeder{dir: t.TempDir(), name: name, files: []swarmtest.FileSpec{{Path: name, Size: size}}}
-	tr, err := swarmtest.StartTracker(ctx, s.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Stop)
-	if err := swarmtest.WritePayload(s.dir, 133, s.files); err != nil {
-		t.Fatal(err)
-	}
-	s.torrent = filepath.Join(s.dir, name+".torrent")
-	if err := swarmtest.MakeTorrent(ctx, filepath.Join(s.dir, name), s.torrent, tr.AnnounceURL, 16); err != nil {
-		t.Fatal(err)
-	}
-	m, err := metainfo.Load(s.torrent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash := m.HexHash()
-	if err := tr.Allow(ctx, hash); err != nil {
-		t.Fatal(err)
-	}
+	s := &limitedSeeder{name: name}
+	var tr *swarmtest.Tracker
+	var hash string
+	s.dir, s.torrent, s.files, tr, hash = trackedPayload(t, ctx, name, size, 133) // daemon_limits_test.go
 	seeder, err := swarmtest.StartLibtorrentSeederLimited(ctx, s.torrent, s.dir, rate)
 	if err != nil {
 		t.Fatal(err)
