@@ -110,7 +110,9 @@ func (d *dialer) run(in <-chan any) {
 		case <-d.ctx.Done():
 		}
 	}
-	for range in {
+	if in != nil { // nil once seen closed: ranging over nil would wait forever
+		for range in {
+		}
 	}
 	d.wg.Wait()
 }
