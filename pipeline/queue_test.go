@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +310,62 @@ func TestSessionQueueSeeds(t *testing.T) {
 	}
 	if st, pos := seeding.State(), seeding.QueuePosition(); st != pipeline.Queued || pos != 0 || !seeding.QueuedToSeed() {
 		t.Errorf("resumed seed with the slot taken: %v at %d, want queued to seed at 0", st, pos)
+	}
+}
+
+// TestSessionQueueConcurrent: four goroutines pause, resume, start now and move six
+// torrents, and change the limits, at once (a fixed number of operations each, seeded);
+// then every torrent is paused and resumed in order under a limit of two. The queue is
+// whole again: two run, and the four others wait in the order they were resumed. A slot
+// leaked by a race would leave fewer running, a torrent left behind in the queue more.
+func TestSessionQueueConcurrent(t *testing.T) {
+	checkGoroutines(t)
+	s := newQueueSession(t, 2, 0, pipeline.Config{})
+	var qs []*queuedTorrent
+	for i := range 6 {
+		qs = append(qs, addGated(t, s, uint64(171+i)))
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for range 50 {
+				q := qs[rng.IntN(len(qs))]
+				switch rng.IntN(5) {
+				case 0:
+					q.tr.Pause()
+				case 1:
+					q.tr.Resume()
+				case 2:
+					q.tr.ResumeNow()
+				case 3:
+					q.tr.SetQueuePosition(rng.IntN(4))
+				case 4:
+					s.SetQueueLimits(1+rng.IntN(3), 0)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, q := range qs {
+		q.tr.Pause()
+	}
+	s.SetQueueLimits(2, 0)
+	for _, q := range qs {
+		if err := q.tr.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, q := range qs[:2] {
+		if st := q.tr.State(); st != pipeline.Running {
+			t.Errorf("torrent %d resumed first: %v, want running", i, st)
+		}
+	}
+	for i, q := range qs[2:] {
+		if st, pos := q.tr.State(), q.tr.QueuePosition(); st != pipeline.Queued || pos != i {
+			t.Errorf("torrent %d: %v at %d, want queued at %d", i+2, st, pos, i)
+		}
 	}
 }
