@@ -23,8 +23,8 @@ import (
 var ErrVerifyStorage = errors.New("verify: the torrent's storage is not BitStorm's files")
 
 // Verify rechecks the torrent's files against its piece hashes, while ctx lasts. A
-// running torrent stops for the check (its state is Checking) and goes on
-// afterwards from what the check found; a paused one stays paused, its progress (Stats)
+// running or queued torrent stops for the check (its state is Checking) and goes on
+// afterwards from what the check found (or queues again); a paused one stays paused, its progress (Stats)
 // now what its files hold. The result is saved as the resume record: bytes that went bad
 // on disk are fetched again, and bytes put there by hand are trusted. Pause or Remove
 // during the check ends it (the record is then left as it was), as does ctx.
@@ -50,11 +50,12 @@ func (t *Torrent) Verify(ctx context.Context) error {
 		<-done // one check at a time: this one's result is the caller's
 		return nil
 	}
-	wasActive := t.state == Running
+	wasActive := t.state == Running || t.state == Queued
 	t.state = Checking // the run's end now leaves the state alone, and Resume waits for us
 	t.resumeAfterCheck = wasActive
 	cancelRun, runDone := t.cancel, t.done
 	t.mu.Unlock()
+	t.s.queue.leave(t) // its slot, or its place in the queue: it asks again after the check
 	if cancelRun != nil {
 		cancelRun()
 		<-runDone // the run saves its record as it ends; ours replaces it

@@ -198,3 +198,44 @@ func TestTorrentVerifyBadInput(t *testing.T) {
 		t.Errorf("after an interrupted Verify: %v, want paused", st)
 	}
 }
+
+// TestTorrentVerifyQueued: Verify of a torrent queued behind a running download checks
+// its files and puts it back in the queue, where it waits its turn with what the check
+// found; the running torrent keeps its slot. Once that one finishes, the checked torrent
+// runs and fetches only the piece that went bad.
+func TestTorrentVerifyQueued(t *testing.T) {
+	checkGoroutines(t)
+	s := newQueueSession(t, 1, 0, pipeline.Config{})
+	a := addGated(t, s, 121)
+	tor := stagetest.NewTorrent(t, 122, "verify-queued", 16<<10, 100_000)
+	dir := t.TempDir()
+	writePayload(t, dir, tor)
+	intact := corruptPiece(t, dir, tor, 2)
+	seeder := stagetest.NewFakePeer(t, tor, stagetest.Honest)
+	b, err := s.Add(pipeline.FromMetaInfo(tor.Meta), false, pipeline.WithConfig(pipeline.Config{OutDir: dir, NoPex: true}),
+		pipeline.WithPeerSource(addrs(seeder)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.State(); st != pipeline.Queued {
+		t.Fatalf("the second download is %v, want queued", st)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := b.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, pos := b.State(), b.QueuePosition(); st != pipeline.Queued || pos != 0 {
+		t.Fatalf("after Verify: %v at position %d, want queued at 0", st, pos)
+	}
+	wantPieces(t, "queued after Verify", b.Stats(), intact)
+	if st := a.tr.State(); st != pipeline.Running {
+		t.Fatalf("the running download is %v after the other's Verify, want running", st)
+	}
+	a.finish(t)
+	waiter{60 * time.Second}.finished(t, b)
+	checkPayloadFiles(t, dir, tor)
+	if got := b.Stats().Downloaded; got != tor.Meta.Info.PieceSize(2) {
+		t.Errorf("downloaded %d bytes, want only piece 2's %d", got, tor.Meta.Info.PieceSize(2))
+	}
+}
