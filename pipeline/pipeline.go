@@ -589,7 +589,7 @@ func (p *Pipeline) watch(r *run, env *stages.Env, clock *clock) {
 	defer clock.start()()
 	lastPeer := time.Now()
 	complete := p.sched.Complete()
-	var sd *seed // while seeding
+	var sd *seedRun // while seeding
 	for {
 		select {
 		case <-r.ctx.Done():

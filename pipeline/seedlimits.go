@@ -118,10 +118,10 @@ func (p *Pipeline) seeding() bool {
 	return p.cfg.Seed || ratio > 0 || idle > 0 || p.cfg.SeedTime > 0
 }
 
-// seed is a run's seeding, from its completion to a limit or the run's end. Its ratio
+// seedRun is a run's seeding, from its completion to a limit or the run's end. Its ratio
 // goal is the Scheduler's upload goal; idle and the seed time are looked at on the
 // watch loop's ticks.
-type seed struct {
+type seedRun struct {
 	p      *Pipeline
 	r      *run
 	env    *stages.Env
@@ -133,8 +133,8 @@ type seed struct {
 }
 
 // startSeeding begins the run's seeding, at its completion.
-func (p *Pipeline) startSeeding(r *run, env *stages.Env, period time.Duration) *seed {
-	sd := &seed{p: p, r: r, env: env, since: time.Now(), period: period, lastUp: p.sched.Stats().Uploaded}
+func (p *Pipeline) startSeeding(r *run, env *stages.Env, period time.Duration) *seedRun {
+	sd := &seedRun{p: p, r: r, env: env, since: time.Now(), period: period, lastUp: p.sched.Stats().Uploaded}
 	ratio, idle, _ := p.seed.get()
 	p.log.Info("seeding", "ratio", ratio, "idle", idle, "time", p.cfg.SeedTime)
 	sd.arm()
@@ -143,7 +143,7 @@ func (p *Pipeline) startSeeding(r *run, env *stages.Env, period time.Duration) *
 
 // arm sets the Scheduler's upload goal from the ratio limit as it is now, or ends the
 // seeding when the ratio is reached already.
-func (sd *seed) arm() {
+func (sd *seedRun) arm() {
 	ratio, _, before := sd.p.seed.get()
 	if ratio <= 0 {
 		sd.p.sched.SetUploadGoal(0, nil)
@@ -159,11 +159,11 @@ func (sd *seed) arm() {
 }
 
 // stop clears the goal: the torrent wants more pieces, and downloads again.
-func (sd *seed) stop() { sd.p.sched.SetUploadGoal(0, nil) }
+func (sd *seedRun) stop() { sd.p.sched.SetUploadGoal(0, nil) }
 
 // tick looks at the idle limit and the seed time, once a tick of the clock; it reports
 // whether the seeding ended.
-func (sd *seed) tick(now time.Time, st stages.Stats) bool {
+func (sd *seedRun) tick(now time.Time, st stages.Stats) bool {
 	if st.Uploaded != sd.lastUp {
 		sd.lastUp, sd.quiet = st.Uploaded, 0
 	} else {
@@ -183,7 +183,7 @@ func (sd *seed) tick(now time.Time, st stages.Stats) bool {
 
 // end ends the seeding, and the run, once: from the watch loop, or from the peer writer
 // whose batch reached the ratio.
-func (sd *seed) end(limit stages.SeedLimit) {
+func (sd *seedRun) end(limit stages.SeedLimit) {
 	sd.once.Do(func() {
 		up := sd.p.sched.Stats().Uploaded
 		sd.p.log.Info("seeding done", "limit", limit, "uploaded", up)
