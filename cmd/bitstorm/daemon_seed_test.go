@@ -18,7 +18,9 @@ import (
 // (stopped), and the log has its seeding_done record. After a restart it is still
 // Finished, not started again. -t 1 -s then starts it as transmission 3.00 does a torrent
 // past its ratio: its ratio limit is dropped (seedRatioMode 2) and it seeds on. With -t 1
-// -srd (the session's) and -gsr 0.25, already reached, it stops again at once.
+// -srd (the session's) and -gsr 0.25, reached by the uploads before the restart, it stops
+// again at once, the upload held to 1 kB/s meanwhile so that the new run cannot reach it
+// alone.
 func TestDaemonSeedLimits(t *testing.T) {
 	swarmtest.Require(t, swarmtest.TransmissionRemote, swarmtest.Opentracker, swarmtest.Mktorrent, swarmtest.Libtorrent)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -58,6 +60,9 @@ func TestDaemonSeedLimits(t *testing.T) {
 		t.Errorf("uploadedEver %d after the restart, want %d", got, up)
 	}
 
+	// From here on the upload is held to 1 kB/s: what the next run sends cannot reach a
+	// ratio by itself, and at most the batch under way goes after a limit is reached.
+	sd.p.mustRemote(t, ctx, "-t", "1", "-u", "1")
 	sd.p.mustRemote(t, ctx, "-t", "1", "-s")
 	ts := sd.rpc.torrentGet(t, "seedRatioMode", "status", "isFinished")
 	if ts[0]["seedRatioMode"] != 2.0 || ts[0]["isFinished"] != false {
@@ -65,10 +70,15 @@ func TestDaemonSeedLimits(t *testing.T) {
 	}
 	sd.p.waitRow(t, ctx, "ratio.bin", func(r listRow) bool { return r.status == "Seeding" || r.status == "Idle" })
 
+	// The session's ratio, 0.25, is reached by what was uploaded before the restart,
+	// which the torrent's new run counts: -srd stops it again at once.
 	sd.p.mustRemote(t, ctx, "-gsr", "0.25")
+	before := uploadedEver(t, sd.rpc)
 	sd.p.mustRemote(t, ctx, "-t", "1", "-srd")
 	sd.p.waitRow(t, ctx, "ratio.bin", func(r listRow) bool { return r.status == "Finished" })
-	finishedUpload(t, sd.rpc, "at the session's ratio")
+	if after := finishedUpload(t, sd.rpc, "at the session's ratio"); after-before > 256<<10 {
+		t.Errorf("uploadedEver grew from %d to %d under the session's ratio, reached already: want at most one batch more", before, after)
+	}
 	sd.p.stop(t, ctx)
 }
 
