@@ -234,7 +234,11 @@ func ExampleTorrent_NewReader() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	r, err := t.NewReader(0) // file 0, as `bitstorm info` numbers them from 1
+	f, err := t.File(0) // the first file (`bitstorm info` numbers them from 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := f.NewReader() // or t.NewReader(0)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,5 +238,44 @@ func TestTorrentVerifyQueued(t *testing.T) {
 	checkPayloadFiles(t, dir, tor)
 	if got := b.Stats().Downloaded; got != tor.Meta.Info.PieceSize(2) {
 		t.Errorf("downloaded %d bytes, want only piece 2's %d", got, tor.Meta.Info.PieceSize(2))
+	}
+}
+
+// TestTorrentFile: Torrent.File gives a file's place in the torrent and sets and reads its
+// priority, as SetFilePriority and FilePriorities do; out of range and before the
+// metadata it says what is wrong.
+func TestTorrentFile(t *testing.T) {
+	checkGoroutines(t)
+	tor := stagetest.NewTorrent(t, 95, "files", 16<<10, 40_000, 30_000, 20_000)
+	s := newSession(t, pipeline.Config{OutDir: t.TempDir()})
+	tr, err := s.Add(pipeline.FromMetaInfo(tor.Meta), true, pipeline.WithPeerSource(stages.StaticPeers{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := tr.File(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := tor.Meta.Info.Files[1]; f.Index() != 1 || f.Length != want.Length || f.Offset != want.Offset || f.Path[len(f.Path)-1] != want.Path[len(want.Path)-1] {
+		t.Errorf("File(1) = %+v, want the torrent's second file %+v", f.File, want)
+	}
+	if err := f.SetPriority(pipeline.FileSkip); err != nil {
+		t.Fatal(err)
+	}
+	if fp, err := f.Priority(); err != nil || fp != pipeline.FileSkip {
+		t.Errorf("Priority() = %v, %v; want skip", fp, err)
+	}
+	if prios, err := tr.FilePriorities(); err != nil || prios[1] != pipeline.FileSkip || prios[0] != pipeline.FileNormal {
+		t.Errorf("FilePriorities() = %v, %v; want file 1 skipped only", prios, err)
+	}
+	if _, err := tr.File(3); err == nil || !strings.Contains(err.Error(), "out of range (3 files)") {
+		t.Errorf("File(3) = %v, want out of range", err)
+	}
+	mt, err := s.Add(pipeline.FromMagnet("magnet:?xt=urn:btih:1123456789abcdef0123456789abcdef01234567&x.pe=127.0.0.1:1"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mt.File(0); !errors.Is(err, pipeline.ErrNoInfo) {
+		t.Errorf("File(0) before the metadata = %v, want ErrNoInfo", err)
 	}
 }
