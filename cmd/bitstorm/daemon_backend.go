@@ -337,6 +337,13 @@ func (d *daemon) awaitInfo(e *entry, t *pipeline.Torrent) {
 	d.save()
 }
 
+// torrent is e's Torrent, set under e.mu when the entry's torrent joins the session.
+func (e *entry) torrent() *pipeline.Torrent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.t
+}
+
 // loadHave is the bitfield of m's resume record in dir, or an empty one.
 func loadHave(dir string, m *metainfo.MetaInfo) wire.Bitfield {
 	rec, err := resume.Load(resume.Path(dir, m.InfoHash), &m.Info, m.InfoHash)

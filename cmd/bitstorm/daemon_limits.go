@@ -45,9 +45,7 @@ func (d *daemon) applySessionLimits(s transmission.SessionSettings) error {
 
 // applyLimits makes s's limits e's torrent's, and whether it honors the session's.
 func (e *entry) applyLimits(s transmission.TorrentSettings) error {
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
+	t := e.torrent()
 	if err := t.SetLimits(torrentLimits(s)); err != nil {
 		return err
 	}

@@ -91,9 +91,7 @@ func (d *daemon) SetQueuePosition(id, pos int) error {
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
+	t := e.torrent()
 	t.SetQueuePosition(pos)
 	return nil
 }

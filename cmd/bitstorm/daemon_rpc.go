@@ -299,9 +299,7 @@ func (d *daemon) SetFiles(id int, wanted []bool, prios []transmission.Priority) 
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
+	t := e.torrent()
 	if err := applyFileSelection(t, wanted, prios); err != nil {
 		return err
 	}
