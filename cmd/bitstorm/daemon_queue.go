@@ -85,14 +85,16 @@ func numberQueue(ts []*transmission.Torrent) {
 }
 
 // SetQueuePosition moves a queued torrent in the queue (queue-move-top, -up, -down,
-// -bottom); one that is not queued stays where it is.
+// -bottom); one that is not queued stays where it is. A move is saved at once, so that
+// the order survives a kill as well as a stop.
 func (d *daemon) SetQueuePosition(id, pos int) error {
 	e, err := d.byID(id)
 	if err != nil {
 		return err
 	}
-	t := e.torrent()
-	t.SetQueuePosition(pos)
+	if e.torrent().SetQueuePosition(pos) {
+		d.save()
+	}
 	return nil
 }
 

@@ -96,6 +96,11 @@ func TestDaemonQueue(t *testing.T) {
 		t.Fatalf("queue-move-top: %s", res)
 	}
 	queue("second moved to the top", map[string][2]float64{"queue-second": {3, 0}, "queue-third": {3, 1}})
+	// The move is saved at once: a kill right after it keeps it.
+	p.kill(t, ctx)
+	p = startDaemonProc(t, ctx, bin, "--download-dir", dl, "--state-dir", state)
+	rpc = &rpcClient{addr: p.rpc}
+	queue("killed after the move", map[string][2]float64{"queue-second": {3, 0}, "queue-third": {3, 1}})
 
 	if res, _ := rpc.call(t, "torrent-start-now", map[string]any{"ids": []int{3}}); res != "success" {
 		t.Fatalf("torrent-start-now: %s", res)

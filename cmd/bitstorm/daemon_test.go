@@ -120,6 +120,18 @@ func (p *daemonProc) stop(t *testing.T, ctx context.Context) {
 	}
 }
 
+// kill sends SIGKILL and waits for the daemon to be gone: nothing of its own shutdown runs.
+func (p *daemonProc) kill(t *testing.T, ctx context.Context) {
+	t.Helper()
+	p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+		p.exited <- nil
+	case <-ctx.Done():
+		t.Fatal("daemon still running after SIGKILL")
+	}
+}
+
 // daemonRecord is one record of the daemon's JSON log: the fields tests read (the
 // torrents' lifecycle records: daemon_log.go).
 type daemonRecord struct {
