@@ -18,3 +18,23 @@ func (t *Torrent) Peers() []stages.PeerSnapshot {
 	}
 	return p.Peers()
 }
+
+// Reannounce asks the run's trackers for peers now rather than at their interval
+// (Transmission's torrent-reannounce); false when it does not run.
+func (p *Pipeline) Reannounce() bool {
+	sw := p.swarm.Load()
+	if sw == nil {
+		return false
+	}
+	sw.Reannounce()
+	return true
+}
+
+// Reannounce asks the torrent's trackers for peers now (Pipeline.Reannounce); false when
+// it does not run.
+func (t *Torrent) Reannounce() bool {
+	t.mu.Lock()
+	p := t.p
+	t.mu.Unlock()
+	return p != nil && p.Reannounce()
+}

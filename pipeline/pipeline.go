@@ -19,6 +19,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reugn/go-streams"
@@ -134,6 +135,7 @@ type Pipeline struct {
 	shared     *shared                                  // withShared: a Session's (shared.go); nil: the run makes its own
 	connBudget *stages.ConnBudget                       // withConnBudget: a Session's (connlimit.go); nil: none
 	peers      stages.PeerView                          // the Request stage's sessions, for Peers (peers.go)
+	swarm      atomic.Pointer[stages.Swarm]             // the current run's, for Reannounce (peers.go); nil between runs
 	seed       *seedLimits                              // its Config's, or withSeedLimits: a Torrent's (seedlimits.go)
 }
 
@@ -341,6 +343,7 @@ func (p *Pipeline) Stats() stages.Stats {
 // Verified pieces stay on disk whatever the outcome. For a magnet link it fetches the
 // metadata first (NewMagnet).
 func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.swarm.Store(nil)
 	err := p.runOnce(ctx)
 	if err != nil && ctx.Err() == nil && p.events != nil {
 		p.events(stages.Failed{Err: err})
@@ -504,6 +507,7 @@ func (p *Pipeline) startRun(ctx context.Context, infoHash [20]byte) *run {
 	r.sw.Events = p.events
 	r.sw.Encryption = p.cfg.Encryption
 	r.sw.Peers.UseBudget(p.connBudget)
+	p.swarm.Store(r.sw)
 	if c, ok := p.dht.(stages.DHTContact); ok && (p.meta == nil || !p.meta.Info.Private) {
 		r.sw.DHT = c
 	}

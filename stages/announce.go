@@ -19,7 +19,7 @@ var ErrTrackerUnreachable = errors.New("tracker unreachable")
 
 // Tracker is the PeerSource of HTTP (BEP 3) and UDP (BEP 15) trackers, mixed freely,
 // tried tier by tier (BEP 12). It announces started, then re-announces on the tracker's
-// interval, sends completed when the Scheduler completes and stopped when the run ends,
+// interval (or at once, on Swarm.Reannounce), sends completed when the Scheduler completes and stopped when the run ends,
 // and retries with exponential backoff while no tracker answers. Trackers of other
 // schemes are skipped. Out: *PeerAddr, every address of every reply: the swarm's
 // PeerList deduplicates them, and so takes back a peer it had forgotten when a tracker
@@ -84,6 +84,11 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 			event = tracker.EventCompleted
 			timer.Reset(0)
 			continue
+		case <-env.reannounced():
+			if !answered && failures > 0 {
+				continue // retrying already, on its own backoff
+			}
+			timer.Stop()
 		case <-timer.C:
 		}
 		actx, cancel := ctx, context.CancelFunc(func() {})

@@ -278,3 +278,39 @@ func TestTrackerIntervalJitter(t *testing.T) {
 		}
 	})
 }
+
+// TestTrackerReannounce: Swarm.Reannounce has the Tracker source announce at once, not
+// at the tracker's hour.
+func TestTrackerReannounce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var at []time.Time
+		var events []string
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			at = append(at, time.Now())
+			events = append(events, r.URL.Query().Get("event"))
+			mu.Unlock()
+			body := "d8:intervali3600e5:peers0:e"
+			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+		})}
+		sw := NewSwarm(testHash, [20]byte{'r'}, 7004, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
+		ctx, cancel := context.WithCancel(t.Context())
+		src := (&Tracker{Tiers: [][]string{{"http://tracker.test/announce"}}, Client: client}).Open(ctx, sw)
+		synctest.Wait() // started
+		time.Sleep(time.Minute)
+		sw.Reannounce()
+		synctest.Wait()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		cancel()
+		for range src.Out() {
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// started at 0, the reannounce at 1 min, stopped at 2 min: nothing at the hour.
+		if len(at) != 3 || at[1].Sub(at[0]) != time.Minute || events[0] != "started" || events[1] != "" || events[2] != "stopped" {
+			t.Errorf("announces %v with events %q, want started, one re-announce a minute later, then stopped", at, events)
+		}
+	})
+}

@@ -32,6 +32,7 @@ type Swarm struct {
 	Encryption Encryption
 
 	dialKinds dialKinds // what handshake worked with each peer (EncryptPrefer)
+	announce  chan struct{} // Reannounce's wake-up of the Tracker source
 
 	sched    atomic.Pointer[Scheduler]
 	complete chan struct{}
@@ -45,8 +46,21 @@ func NewSwarm(infoHash, peerID [20]byte, port uint16, log *slog.Logger, fail fun
 	}
 	bans := NewBans()
 	return &Swarm{InfoHash: infoHash, PeerID: peerID, Port: port, Log: log, Fail: fail,
-		Bans: bans, Peers: NewPeerList(PeerListConfig{}, bans, peerID, log), complete: make(chan struct{})}
+		Bans: bans, Peers: NewPeerList(PeerListConfig{}, bans, peerID, log), complete: make(chan struct{}),
+		announce: make(chan struct{}, 1)}
 }
+
+// Reannounce asks the swarm's trackers for peers now rather than at their interval
+// (Transmission's torrent-reannounce). It never blocks; asks made while one waits are one.
+func (sw *Swarm) Reannounce() {
+	select {
+	case sw.announce <- struct{}{}:
+	default:
+	}
+}
+
+// reannounced is where the Tracker source hears Reannounce.
+func (sw *Swarm) reannounced() <-chan struct{} { return sw.announce }
 
 // Attach gives the swarm the Scheduler of its piece graph, once the metadata is known:
 // from then on Stats, Complete and IsComplete report its progress.

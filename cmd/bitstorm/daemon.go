@@ -216,6 +216,8 @@ func runDaemon(c *cli.Context) error {
 	select {
 	case <-c.Context.Done():
 		log.Info("stopping: signal received")
+	case <-d.closeReq:
+		log.Info("stopping: session-close over the RPC")
 	case err = <-served:
 		err = fmt.Errorf("daemon: rpc: %w", err)
 		log.Error("stopping: the RPC server failed", "err", err)

@@ -40,6 +40,8 @@ type daemon struct {
 	ctx      context.Context // ends when the daemon stops: the goroutines of wg return
 	stop     context.CancelFunc
 	wg       sync.WaitGroup // the sampler, awaitInfo, rechecks, saves after an event
+	closeReq chan struct{}  // closed by session-close (Close): the daemon stops as on SIGTERM
+	closeOne sync.Once
 
 	mu       sync.Mutex
 	entries  []*entry // in id order
@@ -96,7 +98,7 @@ type entry struct {
 
 func newDaemon(f *daemonFlags, log *slog.Logger, st *daemonState) *daemon {
 	d := &daemon{log: log, cfg: f.cfg, slots: f.slots, root: f.root, stateDir: f.stateDir, began: time.Now(),
-		byHash: map[[20]byte]*entry{}, nextID: 1, settings: st.Session, cum: st.Cumulative}
+		byHash: map[[20]byte]*entry{}, nextID: 1, settings: st.Session, cum: st.Cumulative, closeReq: make(chan struct{})}
 	d.cfg.PeerID = pipeline.NewPeerID()
 	if d.settings.DownloadDir == "" || d.within(d.settings.DownloadDir) != nil {
 		d.settings.DownloadDir = f.root

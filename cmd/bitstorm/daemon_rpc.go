@@ -374,3 +374,20 @@ func (d *daemon) FreeSpace(path string) (int64, int64, error) {
 	}
 	return freeSpace(path)
 }
+
+// Reannounce asks a running torrent's trackers for peers now; a torrent that does not
+// run has nobody to ask.
+func (d *daemon) Reannounce(id int) error {
+	e, err := d.byID(id)
+	if err != nil {
+		return err
+	}
+	if !e.torrent().Reannounce() {
+		return errors.New("it is not running")
+	}
+	return nil
+}
+
+// Close stops the daemon as SIGTERM does (session-close): the RPC answers the request
+// first, as its server shuts down gracefully.
+func (d *daemon) Close() { d.closeOne.Do(func() { close(d.closeReq) }) }

@@ -18,6 +18,11 @@ type Backend interface {
 	Stop(id int) error
 	// Verify rechecks the torrent's data against its piece hashes.
 	Verify(id int) error
+	// Reannounce asks the torrent's trackers for peers now (torrent-reannounce).
+	Reannounce(id int) error
+	// Close asks the session to end as a stop signal would (session-close): requests
+	// under way are answered, the torrents stop and save their records, the daemon exits.
+	Close()
 	Remove(id int, deleteData bool) error
 	// SetTorrent replaces the torrent's settings with s.
 	SetTorrent(id int, s TorrentSettings) error

@@ -73,10 +73,17 @@ func (f *fakeBackend) Add(a AddArgs) (*Torrent, bool, error) {
 	return t, false, nil
 }
 
-func (f *fakeBackend) Start(id int) error    { return f.act("start", id) }
-func (f *fakeBackend) StartNow(id int) error { return f.act("start-now", id) }
-func (f *fakeBackend) Stop(id int) error     { return f.act("stop", id) }
-func (f *fakeBackend) Verify(id int) error   { return f.act("verify", id) }
+func (f *fakeBackend) Start(id int) error      { return f.act("start", id) }
+func (f *fakeBackend) StartNow(id int) error   { return f.act("start-now", id) }
+func (f *fakeBackend) Stop(id int) error       { return f.act("stop", id) }
+func (f *fakeBackend) Verify(id int) error     { return f.act("verify", id) }
+func (f *fakeBackend) Reannounce(id int) error { return f.act("reannounce", id) }
+
+func (f *fakeBackend) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.call("close")
+}
 
 func (f *fakeBackend) SetQueuePosition(id, pos int) error {
 	f.mu.Lock()

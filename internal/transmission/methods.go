@@ -17,22 +17,25 @@ type handler func(s *Server, args json.RawMessage) (any, error)
 
 // methods is the method table (libtransmission/rpcimpl.cc's methods[]).
 var methods = map[string]handler{
-	"session-get":       sessionGet,
-	"session-set":       sessionSet,
-	"session-stats":     sessionStats,
-	"torrent-add":       torrentAdd,
-	"torrent-get":       torrentGet,
-	"torrent-set":       torrentSet,
-	"torrent-start":     eachTorrent("torrent-start", Backend.Start),
-	"torrent-start-now": eachTorrent("torrent-start-now", Backend.StartNow),
-	"torrent-stop":      eachTorrent("torrent-stop", Backend.Stop),
-	"torrent-verify":    eachTorrent("torrent-verify", Backend.Verify),
-	"torrent-remove":    torrentRemove,
-	"free-space":        freeSpace,
-	"queue-move-top":    moveInQueue("queue-move-top", -1, toTop), // queue.go
-	"queue-move-up":     moveInQueue("queue-move-up", 1, toUp),
-	"queue-move-down":   moveInQueue("queue-move-down", -1, toDown),
-	"queue-move-bottom": moveInQueue("queue-move-bottom", 1, toBottom),
+	"session-get":        sessionGet,
+	"session-set":        sessionSet,
+	"session-stats":      sessionStats,
+	"torrent-add":        torrentAdd,
+	"torrent-get":        torrentGet,
+	"torrent-set":        torrentSet,
+	"torrent-start":      eachTorrent("torrent-start", Backend.Start),
+	"torrent-start-now":  eachTorrent("torrent-start-now", Backend.StartNow),
+	"torrent-stop":       eachTorrent("torrent-stop", Backend.Stop),
+	"torrent-verify":     eachTorrent("torrent-verify", Backend.Verify),
+	"torrent-reannounce": eachTorrent("torrent-reannounce", Backend.Reannounce),
+	"session-close":      sessionClose,
+	"port-test":          portTest,
+	"torrent-remove":     torrentRemove,
+	"free-space":         freeSpace,
+	"queue-move-top":     moveInQueue("queue-move-top", -1, toTop), // queue.go
+	"queue-move-up":      moveInQueue("queue-move-up", 1, toUp),
+	"queue-move-down":    moveInQueue("queue-move-down", -1, toDown),
+	"queue-move-bottom":  moveInQueue("queue-move-bottom", 1, toBottom),
 }
 
 // decode reads args into v, saying which method's arguments were wrong.
@@ -466,4 +469,17 @@ func freeSpace(s *Server, args json.RawMessage) (any, error) {
 		return nil, fmt.Errorf("free-space: %w", err)
 	}
 	return map[string]any{"path": a.Path, "size-bytes": free, "total_size": total}, nil
+}
+
+// sessionClose ends the session (RPC spec 4.7): the answer goes first, then the daemon
+// stops as on SIGTERM.
+func sessionClose(s *Server, _ json.RawMessage) (any, error) {
+	s.b.Close()
+	return nil, nil
+}
+
+// portTest (RPC spec 4.4) would ask an outside service whether the peer port is open
+// from the internet; BitStorm calls no outside service, and says so.
+func portTest(*Server, json.RawMessage) (any, error) {
+	return nil, errors.New("port-test: BitStorm asks no outside service whether its peer port is reachable")
 }
