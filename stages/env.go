@@ -31,7 +31,7 @@ type Swarm struct {
 	// Encryption is the MSE policy of Dial and Listen (encrypt.go); the zero value is off.
 	Encryption Encryption
 
-	dialKinds dialKinds // what handshake worked with each peer (EncryptPrefer)
+	dialKinds dialKinds     // what handshake worked with each peer (EncryptPrefer)
 	announce  chan struct{} // Reannounce's wake-up of the Tracker source
 
 	sched    atomic.Pointer[Scheduler]
