@@ -132,7 +132,10 @@ func (t *Tracker) run(ctx context.Context, env *Swarm, out chan<- any) {
 		// tenth more than the tracker asks keeps them from announcing in step.
 		interval += rand.N(interval/10 + 1)
 		log.Info("announced", "peers", len(resp.Peers), "next", interval)
-		env.Emit(TrackerReply{Peers: len(resp.Peers)})
+		// After the peers: a test that serves once the reply has reached the dialer waits
+		// for this.
+		env.Emit(TrackerReply{URL: resp.url, Tier: resp.tier, Peers: len(resp.Peers), Seeders: resp.Complete,
+			Leechers: resp.Incomplete, Interval: interval})
 		timer.Reset(interval)
 	}
 }
@@ -188,12 +191,19 @@ func shuffleTiers(tiers [][]string) [][]string {
 	return tiers
 }
 
+// answer is a tracker's reply, and which tracker gave it.
+type answer struct {
+	*tracker.Response
+	url  string
+	tier int
+}
+
 // announceTiers tries the trackers tier by tier, and within a tier in order, each for at
 // most Timeout; a tracker that answers moves to the front of its tier. BEP 12: "all URLs
 // in each tier must be checked before the client goes on to the next tier", and "if a
 // connection with a tracker is successful, it will be moved to the front of the tier."
 // Each tracker that fails is reported (TrackerFailed).
-func (t *Tracker) announceTiers(ctx context.Context, env *Swarm, c *tracker.Client, tiers [][]string, req tracker.Request) (*tracker.Response, error) {
+func (t *Tracker) announceTiers(ctx context.Context, env *Swarm, c *tracker.Client, tiers [][]string, req tracker.Request) (*answer, error) {
 	var errs []error
 	for ti, tier := range tiers {
 		for i, u := range tier {
@@ -203,7 +213,7 @@ func (t *Tracker) announceTiers(ctx context.Context, env *Swarm, c *tracker.Clie
 			if err == nil {
 				copy(tier[1:i+1], tier[:i])
 				tier[0] = u
-				return resp, nil
+				return &answer{Response: resp, url: u, tier: ti}, nil
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

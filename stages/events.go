@@ -1,6 +1,9 @@
 package stages
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Event is something that happened in a torrent's run, typed, for whoever embeds the
 // pipeline and for tests, which assert on events rather than on log wording. Events are
@@ -58,9 +61,15 @@ type PieceVerified struct{ Piece int }
 // PieceFailed: a piece failed its hash and is fetched again.
 type PieceFailed struct{ Piece int }
 
-// TrackerReply: a tracker answered an announce.
+// TrackerReply: a tracker answered an announce (not the farewell ones at the run's end),
+// and its peers have gone to the dialer.
 type TrackerReply struct {
-	Peers int // addresses in the reply
+	URL      string
+	Tier     int           // its tier (BEP 12), from 0
+	Peers    int           // addresses in the reply
+	Seeders  int           // "complete", as the tracker counts them (0 when it says nothing)
+	Leechers int           // "incomplete"
+	Interval time.Duration // until its next regular announce
 }
 
 // TrackerFailed: an announce to one tracker failed (no answer within Tracker.Timeout, an

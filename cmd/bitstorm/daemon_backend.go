@@ -92,8 +92,9 @@ type entry struct {
 	down0, up0         int64 // ever, when the daemon started
 	rateDown, rateUp   float64
 	secsDown, secsSeed int64
-	peers              []transmission.Peer // its run's at the last tick (daemon_peers.go)
-	queued             *int                // its place in the queue at the last save (daemon_queue.go)
+	peers              []transmission.Peer                 // its run's at the last tick (daemon_peers.go)
+	trackers           map[string]transmission.TrackerStat // each tracker's last announce, by URL (daemon_stats.go)
+	queued             *int                                // its place in the queue at the last save (daemon_queue.go)
 }
 
 func newDaemon(f *daemonFlags, log *slog.Logger, st *daemonState) *daemon {

@@ -47,6 +47,12 @@ func (d *daemon) event(t *pipeline.Torrent, ev stages.Event) {
 			d.note(evCompleted, e)
 			d.goWait(d.save)
 		}
+	case stages.TrackerReply:
+		now := time.Now()
+		e.setTracker(ev.URL, transmission.TrackerStat{LastAnnounce: now, Succeeded: true, Result: "Success", PeerCount: ev.Peers,
+			NextAnnounce: now.Add(ev.Interval), Seeders: ev.Seeders, Leechers: ev.Leechers})
+	case stages.TrackerFailed:
+		e.setTracker(ev.URL, transmission.TrackerStat{LastAnnounce: time.Now(), Result: errText(ev.Err)})
 	case stages.Resumed:
 		d.note(evResumed, e, "pieces", ev.Pieces, "from_record", ev.FromRecord)
 	case stages.SeedingDone:
@@ -148,4 +154,14 @@ func (d *daemon) current(entries []*entry) transmission.StatsBlock {
 		e.mu.Unlock()
 	}
 	return b
+}
+
+// setTracker keeps st as what the tracker at url last answered.
+func (e *entry) setTracker(url string, st transmission.TrackerStat) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.trackers == nil {
+		e.trackers = make(map[string]transmission.TrackerStat)
+	}
+	e.trackers[url] = st
 }

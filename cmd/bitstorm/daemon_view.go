@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"maps"
 	"slices"
 	"strings"
 
@@ -37,6 +38,7 @@ func (e *entry) view() *transmission.Torrent {
 	// The peers at the last tick (daemon_peers.go); transmission-remote -l says
 	// Downloading, Seeding, Up & Down or Idle from their counts.
 	v.Peers = e.peers
+	v.TrackerStats = maps.Clone(e.trackers)
 	v.PeersConnected, v.PeersSendingToUs, v.PeersGettingFromUs = peerCounts(e.peers)
 	if e.link != "" {
 		v.MagnetLink = e.link

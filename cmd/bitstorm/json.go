@@ -139,7 +139,7 @@ func eventJSON(e stages.Event) (string, []kv) {
 	case stages.PieceFailed:
 		return "piece_failed", []kv{{"piece", e.Piece}}
 	case stages.TrackerReply:
-		return "tracker_reply", []kv{{"peers", e.Peers}}
+		return "tracker_reply", []kv{{"url", e.URL}, {"tier", e.Tier}, {"peers", e.Peers}, {"seeders", e.Seeders}, {"leechers", e.Leechers}}
 	case stages.TrackerFailed:
 		return "tracker_failed", []kv{{"url", e.URL}, {"tier", e.Tier}, {"error", errText(e.Err)}}
 	case stages.PeerListFull:

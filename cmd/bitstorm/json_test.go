@@ -32,7 +32,7 @@ var jsonEventCases = []struct {
 	{stages.PeerBanned{Addr: jsonPeer, Reason: "corrupt piece 3"}, `"event":"peer_banned","peer":"10.0.0.1:6881","reason":"corrupt piece 3"}`},
 	{stages.PieceVerified{Piece: 7}, `"event":"piece_verified","piece":7}`},
 	{stages.PieceFailed{Piece: 0}, `"event":"piece_failed","piece":0}`},
-	{stages.TrackerReply{Peers: 50}, `"event":"tracker_reply","peers":50}`},
+	{stages.TrackerReply{URL: "http://t/announce", Tier: 0, Peers: 50, Seeders: 7, Leechers: 3, Interval: time.Hour}, `"event":"tracker_reply","url":"http://t/announce","tier":0,"peers":50,"seeders":7,"leechers":3}`},
 	{stages.TrackerFailed{URL: "udp://t:6969/announce", Tier: 1, Err: errors.New("no reply")}, `"event":"tracker_failed","url":"udp://t:6969/announce","tier":1,"error":"no reply"}`},
 	{stages.PeerListFull{Discarded: 300}, `"event":"peer_list_full","discarded":300}`},
 	{stages.Resumed{Pieces: 12, FromRecord: true}, `"event":"resumed","pieces":12,"from_record":true}`},

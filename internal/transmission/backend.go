@@ -1,5 +1,7 @@
 package transmission
 
+import "time"
+
 // Backend is what the RPC server controls: a BitTorrent session, implemented by the
 // daemon over its own client. The server resolves ids, applies the protocol's defaults and
 // merges partial changes; the Backend owns policy (which directories may be used) and
@@ -108,6 +110,7 @@ type Torrent struct {
 	PeersSendingToUs   int // peers that may send us pieces now (Peer.IsDownloadingFrom)
 	PeersGettingFromUs int // peers we may send pieces now (Peer.IsUploadingTo)
 	Peers              []Peer
+	TrackerStats       map[string]TrackerStat // by announce URL: what its announces answered (trackerStats)
 
 	DownloadDir        string
 	AddedDate          int64
@@ -221,4 +224,14 @@ type StatsBlock struct {
 	FilesAdded      int64 `json:"filesAdded"`
 	SessionCount    int64 `json:"sessionCount"`
 	SecondsActive   int64 `json:"secondsActive"`
+}
+
+// TrackerStat is what one tracker's announces answered, for torrent-get's trackerStats.
+type TrackerStat struct {
+	LastAnnounce      time.Time // zero: never
+	Succeeded         bool
+	Result            string // "Success", or why it failed
+	PeerCount         int    // addresses in the last answer
+	NextAnnounce      time.Time
+	Seeders, Leechers int
 }

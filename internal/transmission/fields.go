@@ -162,7 +162,7 @@ func trackerStats(t *Torrent) any {
 			if p, err := url.Parse(u); err == nil {
 				host = p.Scheme + "://" + p.Host
 			}
-			out = append(out, map[string]any{
+			ts := map[string]any{
 				"announce": u, "scrape": scrapeURL(u), "host": host, "id": len(out), "tier": tier,
 				"isBackup": false, "announceState": 0, "scrapeState": 0,
 				"hasAnnounced": false, "hasScraped": false, "lastAnnounceSucceeded": false, "lastScrapeSucceeded": false,
@@ -170,7 +170,21 @@ func trackerStats(t *Torrent) any {
 				"lastAnnouncePeerCount": 0, "lastAnnounceStartTime": 0, "lastAnnounceTime": 0, "lastScrapeStartTime": 0,
 				"lastScrapeTime": 0, "nextAnnounceTime": 0, "nextScrapeTime": 0,
 				"seederCount": -1, "leecherCount": -1, "downloadCount": -1,
-			})
+			}
+			if st, ok := t.TrackerStats[u]; ok && !st.LastAnnounce.IsZero() {
+				ts["hasAnnounced"], ts["lastAnnounceSucceeded"], ts["lastAnnounceResult"] = true, st.Succeeded, st.Result
+				ts["lastAnnounceTime"], ts["lastAnnounceStartTime"] = st.LastAnnounce.Unix(), st.LastAnnounce.Unix()
+				if st.Succeeded {
+					ts["lastAnnouncePeerCount"], ts["seederCount"], ts["leecherCount"] = st.PeerCount, st.Seeders, st.Leechers
+				}
+				if !st.NextAnnounce.IsZero() {
+					ts["nextAnnounceTime"] = st.NextAnnounce.Unix()
+					if t.Status != StatusStopped {
+						ts["announceState"] = 1 // waiting for its next announce (tr_tracker_state)
+					}
+				}
+			}
+			out = append(out, ts)
 		}
 	}
 	return out
