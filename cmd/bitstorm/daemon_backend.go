@@ -82,6 +82,7 @@ type entry struct {
 	prios    []transmission.Priority
 	have     wire.Bitfield // pieces known verified: the resume record, then PieceVerified events
 	checking bool          // a recheck of a stopped torrent runs
+	moving   bool          // a torrent-set-location runs (daemon_location.go)
 	failed   bool          // its failure was logged
 
 	// Counters: those of earlier runs (base) plus the current run's, unless stale (a run is
@@ -284,15 +285,20 @@ func (d *daemon) addToSession(e *entry, sp addSpec) (*pipeline.Torrent, error) {
 			return nil, fmt.Errorf("keeping the .torrent: %w", err)
 		}
 	}
-	src := pipeline.FromMagnet(sp.link)
-	if sp.m != nil {
-		src = pipeline.FromMetaInfo(sp.m)
-	}
-	t, err := d.sess.Add(src, e.paused, d.torrentOptions(e)...)
+	t, err := d.sess.Add(source(sp.m, sp.link), e.paused, d.torrentOptions(e)...)
 	if err != nil && sp.raw != nil {
 		os.Remove(filepath.Join(d.stateDir, e.file))
 	}
 	return t, err
+}
+
+// source is a torrent to add to the session: from m when its metadata is known, else
+// from its magnet link.
+func source(m *metainfo.MetaInfo, link string) pipeline.Source {
+	if m != nil {
+		return pipeline.FromMetaInfo(m)
+	}
+	return pipeline.FromMagnet(link)
 }
 
 func (sp addSpec) infoHash() [20]byte {

@@ -35,6 +35,7 @@ const (
 	evCompleted    torrentEvent = "completed"         // every wanted piece verified, the first time
 	evSeedingDone  torrentEvent = "seeding_done"      // stopped by its seed limit: limit (ratio or idle), uploaded (this run's)
 	evRemoved      torrentEvent = "removed"           // data_deleted
+	evMoved        torrentEvent = "location_set"      // torrent-set-location: from, dir, moved (false: looked for there)
 	evFailed       torrentEvent = "error"             // its run failed: err (Warn)
 	evDropped      torrentEvent = "dropped"           // not restored from the state file: hash, err (Error)
 )

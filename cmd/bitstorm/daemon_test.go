@@ -183,16 +183,23 @@ func (p *daemonProc) torrentRecords(t *testing.T, ev torrentEvent) []daemonRecor
 // looking again at each write to it.
 func (p *daemonProc) waitRecord(t *testing.T, ctx context.Context, ev torrentEvent, id int) daemonRecord {
 	t.Helper()
+	return p.waitRecordAfter(t, ctx, ev, id, 0)
+}
+
+// waitRecordAfter is waitRecord past the first after records of event ev (of any torrent).
+func (p *daemonProc) waitRecordAfter(t *testing.T, ctx context.Context, ev torrentEvent, id, after int) daemonRecord {
+	t.Helper()
 	for {
 		changed := p.log.Changed() // before reading: a write after it closes changed
-		for _, r := range p.torrentRecords(t, ev) {
+		recs := p.torrentRecords(t, ev)
+		for _, r := range recs[min(after, len(recs)):] {
 			if r.ID == id {
 				return r
 			}
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no %q record of torrent %d", ev, id)
+			t.Fatalf("no %q record of torrent %d past the first %d", ev, id, after)
 		case <-changed:
 		}
 	}

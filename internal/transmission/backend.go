@@ -28,6 +28,10 @@ type Backend interface {
 	Remove(id int, deleteData bool) error
 	// SetTorrent replaces the torrent's settings with s.
 	SetTorrent(id int, s TorrentSettings) error
+	// SetLocation gives the torrent the download directory location (torrent-set-location):
+	// with move its data moves there from the old one, without it the data is looked for
+	// there (the torrent rechecks what it finds).
+	SetLocation(id int, location string, move bool) error
 	// SetFiles sets which of the torrent's files are wanted and their priorities, one
 	// entry per file.
 	SetFiles(id int, wanted []bool, priorities []Priority) error

@@ -122,6 +122,21 @@ func (f *fakeBackend) SetTorrent(id int, s TorrentSettings) error {
 	return nil
 }
 
+func (f *fakeBackend) SetLocation(id int, location string, move bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, err := f.find(id)
+	if err != nil {
+		return err
+	}
+	if location != "/dl" && !strings.HasPrefix(location, "/dl/") {
+		return fmt.Errorf("%q: outside /dl", location)
+	}
+	f.call("location %d %s %v", id, location, move)
+	t.DownloadDir = location
+	return nil
+}
+
 func (f *fakeBackend) SetFiles(id int, wanted []bool, prios []Priority) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -17,25 +17,26 @@ type handler func(s *Server, args json.RawMessage) (any, error)
 
 // methods is the method table (libtransmission/rpcimpl.cc's methods[]).
 var methods = map[string]handler{
-	"session-get":        sessionGet,
-	"session-set":        sessionSet,
-	"session-stats":      sessionStats,
-	"torrent-add":        torrentAdd,
-	"torrent-get":        torrentGet,
-	"torrent-set":        torrentSet,
-	"torrent-start":      eachTorrent("torrent-start", Backend.Start),
-	"torrent-start-now":  eachTorrent("torrent-start-now", Backend.StartNow),
-	"torrent-stop":       eachTorrent("torrent-stop", Backend.Stop),
-	"torrent-verify":     eachTorrent("torrent-verify", Backend.Verify),
-	"torrent-reannounce": eachTorrent("torrent-reannounce", Backend.Reannounce),
-	"session-close":      sessionClose,
-	"port-test":          portTest,
-	"torrent-remove":     torrentRemove,
-	"free-space":         freeSpace,
-	"queue-move-top":     moveInQueue("queue-move-top", -1, toTop), // queue.go
-	"queue-move-up":      moveInQueue("queue-move-up", 1, toUp),
-	"queue-move-down":    moveInQueue("queue-move-down", -1, toDown),
-	"queue-move-bottom":  moveInQueue("queue-move-bottom", 1, toBottom),
+	"session-get":          sessionGet,
+	"session-set":          sessionSet,
+	"session-stats":        sessionStats,
+	"torrent-add":          torrentAdd,
+	"torrent-get":          torrentGet,
+	"torrent-set":          torrentSet,
+	"torrent-start":        eachTorrent("torrent-start", Backend.Start),
+	"torrent-start-now":    eachTorrent("torrent-start-now", Backend.StartNow),
+	"torrent-stop":         eachTorrent("torrent-stop", Backend.Stop),
+	"torrent-verify":       eachTorrent("torrent-verify", Backend.Verify),
+	"torrent-reannounce":   eachTorrent("torrent-reannounce", Backend.Reannounce),
+	"session-close":        sessionClose,
+	"port-test":            portTest,
+	"torrent-remove":       torrentRemove,
+	"torrent-set-location": torrentSetLocation,
+	"free-space":           freeSpace,
+	"queue-move-top":       moveInQueue("queue-move-top", -1, toTop), // queue.go
+	"queue-move-up":        moveInQueue("queue-move-up", 1, toUp),
+	"queue-move-down":      moveInQueue("queue-move-down", -1, toDown),
+	"queue-move-bottom":    moveInQueue("queue-move-bottom", 1, toBottom),
 }
 
 // decode reads args into v, saying which method's arguments were wrong.
@@ -340,6 +341,26 @@ func torrentRemove(s *Server, args json.RawMessage) (any, error) {
 		return nil, fmt.Errorf("torrent-remove: %s", strings.Join(errs, "; "))
 	}
 	return nil, nil
+}
+
+// torrentSetLocation gives the selected torrents a new download directory (spec 3.6):
+// "location" is required; "move" true moves the data there, false (the default) means
+// the data is there already.
+func torrentSetLocation(s *Server, args json.RawMessage) (any, error) {
+	var a struct {
+		IDs      json.RawMessage `json:"ids"`
+		Location *string         `json:"location"`
+		Move     bool            `json:"move"`
+	}
+	if err := decode("torrent-set-location", args, &a); err != nil {
+		return nil, err
+	}
+	if a.Location == nil || *a.Location == "" {
+		return nil, errors.New("torrent-set-location: no location given")
+	}
+	return eachTorrent("torrent-set-location", func(b Backend, id int) error {
+		return b.SetLocation(id, *a.Location, a.Move)
+	})(s, args)
 }
 
 // unsupportedTorrentSet are torrent-set arguments refused with an error rather than

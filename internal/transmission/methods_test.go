@@ -87,6 +87,18 @@ func TestMethods(t *testing.T) {
 		{"torrent-remove keep data", `{"arguments":{"delete-local-data":false,"ids":1},"method":"torrent-remove"}`, `{"arguments":{},"result":"success"}`,
 			[]string{"remove 1 false"}, nil},
 
+		// torrent-set-location: transmission-remote -t N --move DIR (move true), --find DIR (move false).
+		{"torrent-set-location move", `{"arguments":{"ids":[1],"location":"/dl/new","move":true},"method":"torrent-set-location","tag":5}`,
+			`{"arguments":{},"result":"success","tag":5}`, []string{"location 1 /dl/new true"}, nil},
+		{"torrent-set-location find", `{"arguments":{"ids":[1,2],"location":"/dl/found","move":false},"method":"torrent-set-location"}`,
+			`{"arguments":{},"result":"success"}`, []string{"location 1 /dl/found false", "location 2 /dl/found false"}, nil},
+		{"torrent-set-location move defaults to false", `{"arguments":{"ids":2,"location":"/dl/x"},"method":"torrent-set-location"}`,
+			`{"arguments":{},"result":"success"}`, []string{"location 2 /dl/x false"}, nil},
+		{"torrent-set-location without location", `{"arguments":{"ids":[1],"move":true},"method":"torrent-set-location"}`,
+			`{"arguments":{},"result":"torrent-set-location: no location given"}`, nil, nil},
+		{"torrent-set-location refused, reason named", `{"arguments":{"ids":[1],"location":"/etc","move":true},"method":"torrent-set-location"}`,
+			`{"arguments":{},"result":"torrent-set-location: torrent 1 (one): \"/etc\": outside /dl"}`, nil, nil},
+
 		// torrent-set: limits (kept), files (wanted, priorities; [] is every file).
 		{"torrent-set limits", `{"arguments":{"downloadLimit":100,"downloadLimited":true,"ids":1},"method":"torrent-set"}`, `{"arguments":{},"result":"success"}`,
 			[]string{"set 1 {DownloadLimit:100 DownloadLimited:true UploadLimit:0 UploadLimited:false PeerLimit:50 SeedRatioLimit:0 SeedRatioMode:0 SeedIdleLimit:0 SeedIdleMode:0 BandwidthPriority:0 HonorsSessionLimits:true Labels:[]}"}, nil},
