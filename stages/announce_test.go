@@ -19,6 +19,7 @@ import (
 
 	"github.com/bitstorm/bitstorm/internal/tracker"
 	"github.com/bitstorm/bitstorm/internal/trackerd"
+	"github.com/reugn/go-streams"
 )
 
 // serveUDPTracker serves td over UDP only, on 127.0.0.1, until the test ends, and returns
@@ -237,31 +238,48 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// scriptedTracker is an HTTP tracker without a network, for testing/synctest: it answers
+// every announce with body and records when each came and its event.
+type scriptedTracker struct {
+	body   string
+	mu     sync.Mutex
+	at     []time.Time
+	events []string
+}
+
+func (st *scriptedTracker) client() *http.Client {
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		st.mu.Lock()
+		st.at = append(st.at, time.Now())
+		st.events = append(st.events, r.URL.Query().Get("event"))
+		st.mu.Unlock()
+		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(st.body)), ContentLength: int64(len(st.body)), Request: r}, nil
+	})}
+}
+
+// open runs a Tracker source of st for a swarm until ctx ends.
+func (st *scriptedTracker) open(ctx context.Context) (*Swarm, streams.Source) {
+	sw := NewSwarm(testHash, [20]byte{'s'}, 7003, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
+	return sw, (&Tracker{Tiers: [][]string{{"http://tracker.test/announce"}}, Client: st.client()}).Open(ctx, sw)
+}
+
 // TestTrackerIntervalJitter runs the Tracker source for a fake hour against a tracker
 // asking for an announce every 100 s: each re-announce comes at least 100 s and at most
 // 110 s after the one before, and not all at the same spacing, so that torrents started
 // together drift apart.
 func TestTrackerIntervalJitter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		var at []time.Time
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			mu.Lock()
-			at = append(at, time.Now())
-			mu.Unlock()
-			body := "d8:intervali100e5:peers0:e"
-			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
-		})}
-		sw := NewSwarm(testHash, [20]byte{'j'}, 7003, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
+		tr := &scriptedTracker{body: "d8:intervali100e5:peers0:e"}
 		ctx, cancel := context.WithCancel(t.Context())
-		src := (&Tracker{Tiers: [][]string{{"http://tracker.test/announce"}}, Client: client}).Open(ctx, sw)
+		_, src := tr.open(ctx)
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		cancel()
 		for range src.Out() {
 		}
-		mu.Lock()
-		defer mu.Unlock()
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		at := tr.at
 		if len(at) < 30 {
 			t.Fatalf("%d announces in an hour at 100 s intervals, want at least 30", len(at))
 		}
@@ -283,20 +301,9 @@ func TestTrackerIntervalJitter(t *testing.T) {
 // at the tracker's hour.
 func TestTrackerReannounce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		var at []time.Time
-		var events []string
-		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			mu.Lock()
-			at = append(at, time.Now())
-			events = append(events, r.URL.Query().Get("event"))
-			mu.Unlock()
-			body := "d8:intervali3600e5:peers0:e"
-			return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
-		})}
-		sw := NewSwarm(testHash, [20]byte{'r'}, 7004, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
+		tr := &scriptedTracker{body: "d8:intervali3600e5:peers0:e"}
 		ctx, cancel := context.WithCancel(t.Context())
-		src := (&Tracker{Tiers: [][]string{{"http://tracker.test/announce"}}, Client: client}).Open(ctx, sw)
+		sw, src := tr.open(ctx)
 		synctest.Wait() // started
 		time.Sleep(time.Minute)
 		sw.Reannounce()
@@ -306,8 +313,9 @@ func TestTrackerReannounce(t *testing.T) {
 		cancel()
 		for range src.Out() {
 		}
-		mu.Lock()
-		defer mu.Unlock()
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		at, events := tr.at, tr.events
 		// started at 0, the reannounce at 1 min, stopped at 2 min: nothing at the hour.
 		if len(at) != 3 || at[1].Sub(at[0]) != time.Minute || events[0] != "started" || events[1] != "" || events[2] != "stopped" {
 			t.Errorf("announces %v with events %q, want started, one re-announce a minute later, then stopped", at, events)
