@@ -110,9 +110,15 @@ func TestTorrentVerifyPaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	waiter{60 * time.Second}.finished(t, tr2)
+	wantRefetched(t, tr2, dir, tor, 3)
+}
+
+// wantRefetched fails unless dir holds tor's payload and tr downloaded piece alone.
+func wantRefetched(t *testing.T, tr *pipeline.Torrent, dir string, tor *stagetest.Torrent, piece int) {
+	t.Helper()
 	checkPayloadFiles(t, dir, tor)
-	if got := tr2.Stats().Downloaded; got != tor.Meta.Info.PieceSize(3) {
-		t.Errorf("downloaded %d bytes, want only piece 3's %d", got, tor.Meta.Info.PieceSize(3))
+	if got, want := tr.Stats().Downloaded, tor.Meta.Info.PieceSize(piece); got != want {
+		t.Errorf("downloaded %d bytes, want only piece %d's %d", got, piece, want)
 	}
 }
 
@@ -156,11 +162,8 @@ func TestTorrentVerifyRunning(t *testing.T) {
 		t.Fatalf("after Verify of a running torrent: %v, want running", st)
 	}
 	wait("the run after Verify")
-	checkPayloadFiles(t, dir, tor)
 	wantPieces(t, "seeding after Verify", tr.Stats(), tor.Meta.Info.NumPieces())
-	if got := tr.Stats().Downloaded; got != tor.Meta.Info.PieceSize(5) {
-		t.Errorf("downloaded %d bytes, want only piece 5's %d", got, tor.Meta.Info.PieceSize(5))
-	}
+	wantRefetched(t, tr, dir, tor, 5)
 }
 
 // TestTorrentVerifyBadInput: Verify refuses a torrent whose storage is the caller's, and
@@ -235,10 +238,7 @@ func TestTorrentVerifyQueued(t *testing.T) {
 	}
 	a.finish(t)
 	waiter{60 * time.Second}.finished(t, b)
-	checkPayloadFiles(t, dir, tor)
-	if got := b.Stats().Downloaded; got != tor.Meta.Info.PieceSize(2) {
-		t.Errorf("downloaded %d bytes, want only piece 2's %d", got, tor.Meta.Info.PieceSize(2))
-	}
+	wantRefetched(t, b, dir, tor, 2)
 }
 
 // TestTorrentFile: Torrent.File gives a file's place in the torrent and sets and reads its
