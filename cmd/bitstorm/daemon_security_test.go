@@ -210,9 +210,11 @@ func TestDaemonRPCSecurity(t *testing.T) {
 // .added, a file that is no torrent is left alone; torrent-verify of a stopped torrent
 // whose data is on disk shows it complete.
 func TestDaemonWatchAndVerify(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	root, watch := t.TempDir(), t.TempDir()
-	addr := startDaemonApp(t, "--download-dir", root, "--state-dir", t.TempDir(), "--watch-dir", watch)
-	c := &rpcClient{addr: addr}
+	p := startDaemonProc(t, ctx, buildBinary(t), "--download-dir", root, "--state-dir", t.TempDir(), "--watch-dir", watch)
+	c := &rpcClient{addr: p.rpc}
 	if res, _ := c.call(t, "session-set", map[string]any{"start-added-torrents": false}); res != "success" {
 		t.Fatalf("session-set: %s", res)
 	}
@@ -221,18 +223,10 @@ func TestDaemonWatchAndVerify(t *testing.T) {
 	os.WriteFile(filepath.Join(watch, "bad.torrent"), []byte("not bencode"), 0o644)
 	os.WriteFile(filepath.Join(watch, "watched.torrent"), tor.Raw, 0o644)
 
-	deadline := time.Now().Add(30 * time.Second)
-	var got []map[string]any
-	for {
-		got = c.torrentGet(t, "id", "hashString", "status", "percentDone", "name")
-		_, err := os.Stat(filepath.Join(watch, "watched.torrent.added"))
-		if len(got) == 1 && err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("watch dir: torrents %v, watched.torrent.added: %v", got, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	p.waitRecord(t, ctx, evAdded, 1) // the file is renamed .added first
+	got := c.torrentGet(t, "id", "hashString", "status", "percentDone", "name")
+	if _, err := os.Stat(filepath.Join(watch, "watched.torrent.added")); len(got) != 1 || err != nil {
+		t.Fatalf("watch dir: torrents %v, watched.torrent.added: %v", got, err)
 	}
 	if got[0]["hashString"] != tor.Meta.HexHash() || got[0]["status"] != 0.0 || got[0]["percentDone"] != 0.0 {
 		t.Fatalf("added from the watch dir: %v, want %s stopped (start-added-torrents false) at 0", got[0], tor.Meta.HexHash())
@@ -244,16 +238,14 @@ func TestDaemonWatchAndVerify(t *testing.T) {
 	if res, _ := c.call(t, "torrent-verify", map[string]any{"ids": []int{1}}); res != "success" {
 		t.Fatalf("torrent-verify: %s", res)
 	}
-	for {
-		got = c.torrentGet(t, "status", "percentDone", "leftUntilDone")
-		if got[0]["status"] == 0.0 && got[0]["percentDone"] == 1.0 && got[0]["leftUntilDone"] == 0.0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after torrent-verify: %v, want stopped and complete", got)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if r := p.waitRecord(t, ctx, evVerified, 1); r.Pieces != tor.Meta.Info.NumPieces() {
+		t.Fatalf("verified record %+v, want every piece of %d", r, tor.Meta.Info.NumPieces())
 	}
+	got = c.torrentGet(t, "status", "percentDone", "leftUntilDone")
+	if got[0]["status"] != 0.0 || got[0]["percentDone"] != 1.0 || got[0]["leftUntilDone"] != 0.0 {
+		t.Fatalf("after torrent-verify: %v, want stopped and complete", got)
+	}
+	p.stop(t, ctx)
 }
 
 // writeFiles writes tor's payload below dir as a download would lay it out.

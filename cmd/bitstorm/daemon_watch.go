@@ -62,6 +62,8 @@ func (d *daemon) watch(ctx context.Context, dir string) {
 				failed[name] = v
 				continue
 			}
+			// Renamed before the added record, so that a reader of the log finds it done.
+			renamed := os.Rename(path, path+".added")
 			if !dup {
 				d.mu.Lock()
 				d.added++
@@ -69,8 +71,8 @@ func (d *daemon) watch(ctx context.Context, dir string) {
 				d.note(evAdded, e, "hash", hex.EncodeToString(e.hash[:]), "dir", e.dir, "paused", sp.rec.Paused, "from", path)
 				d.save()
 			}
-			if err := os.Rename(path, path+".added"); err != nil {
-				d.log.Warn("watch dir: cannot rename to .added", "file", path, "err", err)
+			if renamed != nil {
+				d.log.Warn("watch dir: cannot rename to .added", "file", path, "err", renamed)
 				failed[name] = v
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,9 @@ func TestSeedIdleFlag(t *testing.T) {
 	if err != nil {
 		t.Fatalf("seed --seed-idle 1s: %v (context: %v)\n%s", err, ctx.Err(), out)
 	}
-	if !strings.Contains(string(out), `"event":"seeding_done","limit":"idle","uploaded":0}`) {
+	if !slices.ContainsFunc(parseJSONLines(t, out), func(e jsonEvent) bool {
+		return e.Event == "seeding_done" && e.Limit == "idle" && e.Uploaded != nil && *e.Uploaded == 0
+	}) {
 		t.Errorf("seed --seed-idle 1s printed\n%s\nwant a seeding_done event for the idle limit, nothing uploaded", out)
 	}
 	msg, err := exec.CommandContext(ctx, bin, "seed", "--seed-idle", "-1s", torrent).CombinedOutput()

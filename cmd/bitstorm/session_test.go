@@ -47,13 +47,15 @@ func seedSession(t *testing.T, tors ...*stagetest.Torrent) netip.AddrPort {
 
 // jsonEvent is one line of download --json.
 type jsonEvent struct {
-	Time    time.Time `json:"time"`
-	Torrent string    `json:"torrent"`
-	Event   string    `json:"event"`
-	Piece   *int      `json:"piece"`
-	Name    string    `json:"name"`
-	Bytes   int64     `json:"bytes"`
-	Error   string    `json:"error"`
+	Time     time.Time `json:"time"`
+	Torrent  string    `json:"torrent"`
+	Event    string    `json:"event"`
+	Piece    *int      `json:"piece"`
+	Name     string    `json:"name"`
+	Bytes    int64     `json:"bytes"`
+	Error    string    `json:"error"`
+	Limit    string    `json:"limit"`    // seeding_done
+	Uploaded *int64    `json:"uploaded"` // seeding_done
 }
 
 // parseJSONLines parses --json's stdout, failing on any line that is not an object
